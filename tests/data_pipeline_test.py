@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mtl_keras.data.pipeline import (
+    align_word_tags,
+    evaluation_stream,
+    sampling_weights,
+    training_stream,
+)
+from mtl_keras.errors import InputError
+from mtl_keras.preprocessing import make_preprocessor
+from mtl_keras.tasks import resolve_tasks
+from tests.conftest import TINY_VOCAB, make_tiny_tokenizer
+
+
+def words(ids):
+    return [TINY_VOCAB[i] for i in ids]
+
+
+def test_first_word_piece_carries_the_tag():
+    tokenizer = make_tiny_tokenizer()
+    ids, tags, weights = align_word_tags(
+        tf.constant(["The", "foxs", "jumps"]), tf.constant([0, 5, 0]), tokenizer, 10
+    )
+    assert words(ids.numpy()[:6]) == ["[CLS]", "the", "fox", "##s", "jumps", "[SEP]"]
+    assert ids.numpy()[6:].tolist() == [0] * 4
+    assert tags.numpy().tolist() == [0, 0, 5, 5, 0, 0, 0, 0, 0, 0]
+    assert weights.numpy().tolist() == [0, 1, 1, 0, 1, 0, 0, 0, 0, 0]
+
+
+def test_alignment_truncates_and_keeps_sep():
+    tokenizer = make_tiny_tokenizer()
+    ids, tags, weights = align_word_tags(
+        tf.constant(["the"] * 10), tf.constant([1] * 10), tokenizer, 5
+    )
+    assert words(ids.numpy()) == ["[CLS]", "the", "the", "the", "[SEP]"]
+    assert weights.numpy().tolist() == [0, 1, 1, 1, 0]
+
+
+@pytest.mark.parametrize(
+    "strategy, expected",
+    [("proportional", [0.9, 0.1]), ("round_robin", [0.5, 0.5]), ("temperature", [0.75, 0.25])],
+)
+def test_sampling_weights(strategy, expected):
+    np.testing.assert_allclose(sampling_weights([900, 100], strategy, 2.0), expected)
+
+
+def test_unknown_sampling_is_refused():
+    with pytest.raises(InputError, match="proportional, round_robin, temperature"):
+        sampling_weights([1, 2], "random")
+
+
+def test_every_example_has_exactly_one_weighted_head(tiny_data_dir):
+    tasks = resolve_tasks("topic,sentiment,ner")
+    pre = make_preprocessor(make_tiny_tokenizer(), 16)
+    stream, steps, sizes = training_stream(tasks, pre, batch_size=4, max_length=16,
+                                           data_dir=tiny_data_dir, seed=1)  # fmt: skip
+    assert steps == sum(sizes.values()) // 4
+    for x, y, w in stream.take(6):
+        length = x["token_ids"].shape[1]
+        assert length == int(tf.reduce_max(tf.reduce_sum(x["padding_mask"], 1)))
+        assert y["ner"].shape == w["ner"].shape == (4, length)
+        has = np.stack([w["topic"].numpy() > 0, w["sentiment"].numpy() > 0,
+                        w["ner"].numpy().sum(1) > 0], axis=1)  # fmt: skip
+        assert has.sum(axis=1).tolist() == [1, 1, 1, 1]
+
+
+def test_order_is_fixed_by_seed(tiny_data_dir):
+    tasks = resolve_tasks("topic,sentiment")
+    pre = make_preprocessor(make_tiny_tokenizer(), 16)
+
+    def first_batches(seed):
+        stream, _, _ = training_stream(tasks, pre, 4, 16, data_dir=tiny_data_dir, seed=seed)
+        return [x["token_ids"].numpy().tolist() for x, _, _ in stream.take(3)]
+
+    assert first_batches(3) == first_batches(3)
+
+
+def test_round_robin_alternates_tasks(tiny_data_dir):
+    tasks = resolve_tasks("topic,sentiment")
+    pre = make_preprocessor(make_tiny_tokenizer(), 16)
+    stream, _, _ = training_stream(tasks, pre, 2, 16, "round_robin", data_dir=tiny_data_dir)
+    for _, _, w in stream.take(5):
+        assert w["topic"].numpy().tolist() == [1.0, 0.0]
+        assert w["sentiment"].numpy().tolist() == [0.0, 1.0]
+
+
+def test_proportional_sampling_follows_sizes(tiny_data_dir):
+    tasks = resolve_tasks("topic,sentiment")
+    pre = make_preprocessor(make_tiny_tokenizer(), 16)
+    stream, _, sizes = training_stream(tasks, pre, 10, 16, data_dir=tiny_data_dir, seed=0)
+    counts = np.zeros(2)
+    for _, _, w in stream.take(200):
+        counts += [w["topic"].numpy().sum(), w["sentiment"].numpy().sum()]
+    expected = sampling_weights([sizes["topic"], sizes["sentiment"]])
+    np.testing.assert_allclose(counts / counts.sum(), expected, atol=0.03)
+
+
+def test_evaluation_stream_covers_each_split_once(tiny_data_dir):
+    tasks = resolve_tasks("topic,ner")
+    pre = make_preprocessor(make_tiny_tokenizer(), 16)
+    batches = list(evaluation_stream(tasks, "train", pre, 3, 16, tiny_data_dir))
+    topic = sum(w["topic"].numpy().sum() for _, _, w in batches)
+    ner_rows = sum((w["ner"].numpy().sum(1) > 0).sum() for _, _, w in batches)
+    _, _, sizes = training_stream(tasks, pre, 1, 16, data_dir=tiny_data_dir)
+    assert (topic, ner_rows) == (sizes["topic"], sizes["ner"])
