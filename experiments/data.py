@@ -49,8 +49,10 @@ def main(argv=None):
         builder = get_builder(name, data_dir)
         problems = builder.info.metadata.get("problems", {})
         print(f"{name}: prepared in {builder.data_dir}")
-        print(f"  source rows: {builder.info.metadata.get('source_examples')}, "
-              f"set aside: {problems or 'none'}")  # fmt: skip
+        print(
+            f"  source rows: {builder.info.metadata.get('source_examples')}, "
+            f"set aside: {problems or 'none'}"
+        )
     if args.command == "prepare":
         return
     tokenizer = presets.load_tokenizer(presets.default_preset_dir())

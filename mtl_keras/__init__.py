@@ -5,9 +5,29 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from mtl_keras.backbone import TunableBertBackbone  # noqa: E402
 from mtl_keras.encoder import SentenceEncoder, embedding_model  # noqa: E402
 from mtl_keras.errors import UserError  # noqa: E402
+from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers  # noqa: E402
+from mtl_keras.metrics import EntityF1, MacroF1  # noqa: E402
+from mtl_keras.model import build_model, compile_model  # noqa: E402
 from mtl_keras.pooling import MeanPooling  # noqa: E402
+from mtl_keras.scenarios import SCENARIOS  # noqa: E402
+from mtl_keras.tasks import TASKS  # noqa: E402
 
-__all__ = ["MeanPooling", "SentenceEncoder", "UserError", "embedding_model"]
+__all__ = [
+    "SCENARIOS",
+    "TASKS",
+    "EntityF1",
+    "LayerwiseLR",
+    "MacroF1",
+    "MeanPooling",
+    "SentenceEncoder",
+    "TunableBertBackbone",
+    "UserError",
+    "build_model",
+    "compile_model",
+    "embedding_model",
+    "layer_decay_multipliers",
+]
 __version__ = "0.1.0"

@@ -54,15 +54,18 @@ def test_unknown_sampling_is_refused():
 def test_every_example_has_exactly_one_weighted_head(tiny_data_dir):
     tasks = resolve_tasks("topic,sentiment,ner")
     pre = make_preprocessor(make_tiny_tokenizer(), 16)
-    stream, steps, sizes = training_stream(tasks, pre, batch_size=4, max_length=16,
-                                           data_dir=tiny_data_dir, seed=1)  # fmt: skip
+    stream, steps, sizes = training_stream(
+        tasks, pre, batch_size=4, max_length=16, data_dir=tiny_data_dir, seed=1
+    )
     assert steps == sum(sizes.values()) // 4
     for x, y, w in stream.take(6):
         length = x["token_ids"].shape[1]
         assert length == int(tf.reduce_max(tf.reduce_sum(x["padding_mask"], 1)))
         assert y["ner"].shape == w["ner"].shape == (4, length)
-        has = np.stack([w["topic"].numpy() > 0, w["sentiment"].numpy() > 0,
-                        w["ner"].numpy().sum(1) > 0], axis=1)  # fmt: skip
+        has = np.stack(
+            [w["topic"].numpy() > 0, w["sentiment"].numpy() > 0, w["ner"].numpy().sum(1) > 0],
+            axis=1,
+        )
         assert has.sum(axis=1).tolist() == [1, 1, 1, 1]
 
 
@@ -100,8 +103,10 @@ def test_proportional_sampling_follows_sizes(tiny_data_dir):
 def test_evaluation_stream_covers_each_split_once(tiny_data_dir):
     tasks = resolve_tasks("topic,ner")
     pre = make_preprocessor(make_tiny_tokenizer(), 16)
-    batches = list(evaluation_stream(tasks, "train", pre, 3, 16, tiny_data_dir))
+    data, size = evaluation_stream(tasks, "train", pre, 3, 16, tiny_data_dir)
+    batches = list(data)
     topic = sum(w["topic"].numpy().sum() for _, _, w in batches)
     ner_rows = sum((w["ner"].numpy().sum(1) > 0).sum() for _, _, w in batches)
     _, _, sizes = training_stream(tasks, pre, 1, 16, data_dir=tiny_data_dir)
     assert (topic, ner_rows) == (sizes["topic"], sizes["ner"])
+    assert size == sizes["topic"] + sizes["ner"]

@@ -1,0 +1,59 @@
+"""A keras-hub BERT backbone whose freezing and LoRA survive `.keras` save and reload."""
+
+import keras
+import keras_hub
+
+
+@keras.saving.register_keras_serializable(package="mtl_keras")
+class TunableBertBackbone(keras_hub.models.BertBackbone):
+    """`BertBackbone` that records which of its layers are frozen and its LoRA rank.
+
+    keras-hub rebuilds a backbone from its architecture arguments only, so per-layer
+    `trainable` flags and `enable_lora` are lost on reload: the optimizer state then no
+    longer lines up with the trainable variables (and LoRA weights have nowhere to go).
+    This subclass adds both to its config and re-applies them when rebuilt.
+
+    Args:
+        frozen_layers: names of direct sub-layers to freeze (e.g. `pooled_dense`,
+            `token_embedding`, `transformer_layer_0`).
+        lora_rank: if set, `enable_lora(lora_rank)` (keras-hub's LoRA on query/value).
+        inference_mode: always run without dropout, even inside `fit`. For a frozen
+            backbone: `trainable=False` does not switch dropout off, and a functional
+            model passes its own `training` flag to every layer, overriding a
+            `training=False` given when the graph was built.
+        **kwargs: `BertBackbone` arguments.
+    """
+
+    def __init__(self, *args, frozen_layers=(), lora_rank=None, inference_mode=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inference_mode = inference_mode
+        if lora_rank:
+            self.enable_lora(lora_rank)
+        for name in frozen_layers:
+            self.get_layer(name).trainable = False
+
+    @classmethod
+    def from_backbone(cls, backbone):
+        """Copy a plain `BertBackbone` (same config and weights) into this class."""
+        if isinstance(backbone, cls):
+            return backbone
+        clone = cls.from_config(backbone.get_config())
+        clone.set_weights(backbone.get_weights())
+        return clone
+
+    def call(self, inputs, training=None, mask=None):
+        return super().call(inputs, training=False if self.inference_mode else training, mask=mask)
+
+    @property
+    def lora_rank(self):
+        return getattr(self, "_lora_rank", None)
+
+    def frozen_layers(self):
+        return [layer.name for layer in self.layers if layer.weights and not layer.trainable]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "frozen_layers": self.frozen_layers(),
+            "lora_rank": self.lora_rank,
+        }

@@ -1,0 +1,101 @@
+"""Metrics for sparse labels and logits: macro-F1 per sentence head, entity F1 for NER."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="mtl_keras")
+class MacroF1(keras.metrics.F1Score):
+    """Keras' `F1Score(average="macro")` fed with integer labels and logits.
+
+    The stock metric wants one-hot targets and probabilities; our heads emit logits and
+    our datasets carry class ids, so this converts and delegates.
+    """
+
+    def __init__(self, num_classes, name="macro_f1", **kwargs):
+        kwargs.pop("average", None)
+        super().__init__(average="macro", name=name, **kwargs)
+        self.num_classes = num_classes
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.one_hot(ops.cast(ops.reshape(y_true, [-1]), "int32"), self.num_classes)
+        probabilities = ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes)
+        if sample_weight is not None:
+            sample_weight = ops.reshape(sample_weight, [-1])
+        super().update_state(y_true, probabilities, sample_weight)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("average", None)
+        return {**config, "num_classes": self.num_classes}
+
+
+def entity_spans(tags, names):
+    """(start, end, type) spans of a BIO tag-id sequence, conlleval style.
+
+    A span starts at B-X, or at I-X that does not continue an X span, and runs while
+    I-X follows.
+    """
+    spans, start, kind = [], None, None
+    for i, tag in enumerate([names[t] for t in tags] + ["O"]):
+        prefix, _, tag_type = tag.partition("-")
+        continues = prefix == "I" and tag_type == kind
+        if start is not None and not continues:
+            spans.append((start, i, kind))
+            start, kind = None, None
+        if prefix == "B" or (prefix == "I" and not continues):
+            start, kind = i, tag_type
+    return set(spans)
+
+
+def entity_counts(y_true, y_pred, weight, names):
+    """True positives, predicted and gold entity counts over weighted (word) positions."""
+    counts = np.zeros(3, np.float32)
+    for true_row, pred_row, weight_row in zip(y_true, y_pred, weight, strict=True):
+        keep = weight_row > 0
+        gold = entity_spans(true_row[keep].tolist(), names)
+        found = entity_spans(pred_row[keep].tolist(), names)
+        counts += [len(gold & found), len(found), len(gold)]
+    return counts
+
+
+@keras.saving.register_keras_serializable(package="mtl_keras")
+class EntityF1(keras.metrics.Metric):
+    """Entity-level F1 (exact span and type) over words, as in CoNLL/WNUT evaluation.
+
+    Only positions with weight > 0 count: the first word piece of each word. Span
+    decoding is sequential, so it runs as a numpy function inside the graph (TF backend).
+    """
+
+    def __init__(self, tag_names, name="entity_f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.tag_names = list(tag_names)
+        self.counts = self.add_variable(shape=(3,), initializer="zeros", name="counts")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.argmax(y_pred, axis=-1)
+        if sample_weight is None:
+            sample_weight = ops.ones_like(y_true, dtype="float32")
+        counts = tf.numpy_function(
+            lambda t, p, w: entity_counts(t, p, w, self.tag_names),
+            [
+                ops.cast(y_true, "int32"),
+                ops.cast(y_pred, "int32"),
+                ops.cast(sample_weight, "float32"),
+            ],
+            tf.float32,
+            stateful=False,
+        )
+        self.counts.assign_add(ops.reshape(counts, (3,)))
+
+    def result(self):
+        tp, predicted, gold = self.counts[0], self.counts[1], self.counts[2]
+        return ops.divide_no_nan(2.0 * tp, predicted + gold)
+
+    def reset_state(self):
+        self.counts.assign(ops.zeros((3,)))
+
+    def get_config(self):
+        return {**super().get_config(), "tag_names": self.tag_names}

@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from experiments import run
+from experiments.cli import run_main
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--scenario", "nope"], "unknown scenario 'nope'; choose from: full, frozen_all,"),
+        (["--tasks", "topic,pos"], "unknown task 'pos'; choose from: topic, sentiment, ner"),
+        (["--scenario", "frozen_head_b", "--tasks", "topic"], "needs at least 2 tasks"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--loss-weights", "topic=heavy"], "is not task=number"),
+        (["--preset", "/no/such/dir"], "not a local keras-hub preset"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        run_main(run.main, [*argv, "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_mirrored_on_two_logical_cpus_end_to_end(tiny_preset, tiny_data_dir, tmp_path):
+    out = tmp_path / "mirrored"
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.run",
+        "--scenario",
+        "full",
+        "--distribution",
+        "mirrored",
+        "--logical-cpus",
+        "2",
+        "--preset",
+        str(tiny_preset),
+        "--data-dir",
+        str(tiny_data_dir),
+        "--max-length",
+        "16",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--verbose",
+        "0",
+        "--output-dir",
+        str(out),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["replicas"] == 2 and metrics["optimizer_iterations"] > 0
+    assert (out / "model.keras").is_file()
