@@ -3,8 +3,8 @@
     python -m experiments.run --scenario frozen_head_a
     python -m experiments.run --scenario llrd --tasks topic,sentiment,ner --epochs 3
 
-Writes into --output-dir (default runs/<scenario>-<timestamp>): model.keras, metrics.json,
-history.csv, logs/ (TensorBoard) and curves.png.
+Writes into --output-dir (default runs/<scenario>-<timestamp>): model.keras, tokenizer/,
+metrics.json, history.csv, logs/ (TensorBoard) and curves.png.
 """
 
 import argparse
@@ -22,6 +22,7 @@ from mtl_keras.data.pipeline import SAMPLING, evaluation_stream, training_stream
 from mtl_keras.errors import InputError
 from mtl_keras.model import backbone_of, build_model, compile_model
 from mtl_keras.preprocessing import check_max_length, make_preprocessor
+from mtl_keras.saving import TOKENIZER_DIR, save_tokenizer
 from mtl_keras.scenarios import SCENARIOS, get_scenario, set_frozen, training_stages
 from mtl_keras.tasks import DEFAULT_TASKS, TASKS, resolve_tasks
 from mtl_keras.training import (
@@ -287,12 +288,14 @@ def main(argv=None):
         set_frozen(model, tasks, first_freeze, args.frozen_layers)
         compile_model(model, tasks, optimizer, loss_weights)
     save_model(model, output / "model.keras")
+    save_tokenizer(tokenizer, output / TOKENIZER_DIR)
     write_history_csv(output / "history.csv", history)
     if history:
         plot_curves(output / "curves.png", history, tasks)
     write_json(output / "metrics.json", metrics)
     print_table(metrics, tasks)
-    print(f"\nresults in {output}/ (model.keras, metrics.json, history.csv, logs/, curves.png)")
+    artefacts = "model.keras, tokenizer/, metrics.json, history.csv, logs/, curves.png"
+    print(f"\nresults in {output}/ ({artefacts})")
     return metrics
 
 

@@ -8,6 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import mtl_keras  # noqa: E402, F401
@@ -112,3 +113,45 @@ def tiny_data_dir(tmp_path_factory):
     for name, source in sources.items():
         get_builder(name, root / "prepared", source=source)
     return root / "prepared"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_preset, tiny_data_dir, tmp_path_factory):
+    """A finished tiny `experiments.run` with all three heads: its output folder."""
+    from experiments import run
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    run.main(
+        [
+            "--scenario",
+            "full",
+            "--tasks",
+            "topic,sentiment,ner",
+            "--preset",
+            str(tiny_preset),
+            "--data-dir",
+            str(tiny_data_dir),
+            "--output-dir",
+            str(out),
+            "--max-length",
+            "16",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "1",
+            "--verbose",
+            "0",
+            "--learning-rate",
+            "1e-3",
+        ]
+    )
+    return out
+
+
+def tiny_inputs():
+    """Fixed BERT inputs for the tiny vocabulary: two sentences, one padded."""
+    return {
+        "token_ids": np.array([[2, 5, 8, 9, 3], [2, 6, 3, 0, 0]], "int32"),
+        "padding_mask": np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], "int32"),
+        "segment_ids": np.zeros((2, 5), "int32"),
+    }

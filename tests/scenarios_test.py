@@ -24,8 +24,12 @@ GROUPS = (
 
 
 def group_of(path):
-    if path.split("/")[0] in ("token_embedding", "position_embedding", "segment_embedding",
-                              "embeddings_layer_norm"):  # fmt: skip
+    if path.split("/")[0] in (
+        "token_embedding",
+        "position_embedding",
+        "segment_embedding",
+        "embeddings_layer_norm",
+    ):
         return "embeddings"
     return path.split("/")[0]
 
@@ -40,9 +44,29 @@ def weights_by_group(model):
 
 
 def run_scenario(tiny_preset, tiny_data_dir, out, scenario, *extra):
-    argv = ["--scenario", scenario, "--preset", str(tiny_preset), "--data-dir", str(tiny_data_dir),
-            "--output-dir", str(out), "--max-length", "16", "--batch-size", "4", "--epochs", "2",
-            "--seed", "7", "--verbose", "0", "--frozen-layers", "1", *extra]  # fmt: skip
+    argv = [
+        "--scenario",
+        scenario,
+        "--preset",
+        str(tiny_preset),
+        "--data-dir",
+        str(tiny_data_dir),
+        "--output-dir",
+        str(out),
+        "--max-length",
+        "16",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "2",
+        "--seed",
+        "7",
+        "--verbose",
+        "0",
+        "--frozen-layers",
+        "1",
+        *extra,
+    ]
     return run.main(argv)
 
 
@@ -161,8 +185,11 @@ def test_llrd_model_reloads_with_optimizer_and_keeps_training(runs, tiny_data_di
     assert isinstance(model.optimizer, LayerwiseLR)
     assert int(model.optimizer.iterations.numpy()) == metrics["optimizer_iterations"] > 0
     assert model.optimizer.multipliers["^transformer_layer_1/"] == pytest.approx(0.8)
-    x = {"token_ids": np.array([[2, 5, 6, 3]]), "padding_mask": np.ones((1, 4), "int32"),
-         "segment_ids": np.zeros((1, 4), "int32")}  # fmt: skip
+    x = {
+        "token_ids": np.array([[2, 5, 6, 3]]),
+        "padding_mask": np.ones((1, 4), "int32"),
+        "segment_ids": np.zeros((1, 4), "int32"),
+    }
     y = {"topic": np.array([1]), "sentiment": np.array([0]), "embedding": np.zeros(1)}
     before = model.get_layer("topic").kernel.numpy().copy()
     model.fit(x, y, epochs=1, verbose=0)
@@ -172,8 +199,11 @@ def test_llrd_model_reloads_with_optimizer_and_keeps_training(runs, tiny_data_di
 
 def test_frozen_backbone_runs_in_inference_mode():
     tasks = resolve_tasks("topic")
-    x = {"token_ids": np.array([[2, 5, 6, 7, 3]]), "padding_mask": np.ones((1, 5), "int32"),
-         "segment_ids": np.zeros((1, 5), "int32")}  # fmt: skip
+    x = {
+        "token_ids": np.array([[2, 5, 6, 7, 3]]),
+        "padding_mask": np.ones((1, 5), "int32"),
+        "segment_ids": np.zeros((1, 5), "int32"),
+    }
     frozen = build_model(make_tiny_backbone(), tasks, backbone_inference=True)
     a, b = (frozen(x, training=True)["embedding"].numpy() for _ in range(2))
     np.testing.assert_array_equal(a, b)

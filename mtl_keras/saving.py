@@ -1,0 +1,50 @@
+"""Loading saved models safely, and keeping the tokenizer beside them."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import keras
+import keras_hub  # noqa: F401  (registers keras-hub classes for deserialization)
+
+from mtl_keras import presets
+from mtl_keras.errors import InputError
+
+TOKENIZER_DIR = "tokenizer"
+
+
+def load_model(path, compile=True):
+    """`keras.models.load_model` in safe mode, with one-line errors naming the file.
+
+    Safe mode refuses to run arbitrary code (lambdas) stored in a `.keras` file, so a
+    model file from someone else cannot execute code on load.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model file '{path}' does not exist: pass the model.keras a run wrote.")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise InputError(f"model file '{path}' is not a .keras archive (truncated or corrupt?).")
+    try:
+        return keras.models.load_model(path, compile=compile, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - any failure here means an unusable file
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"model file '{path}' could not be loaded ({first[:200]}).") from error
+
+
+def save_tokenizer(tokenizer, directory):
+    """Write the tokenizer (config + vocabulary) into `directory`."""
+    tokenizer.save_to_preset(str(directory))
+    return Path(directory)
+
+
+def load_tokenizer(directory):
+    """A tokenizer from `save_tokenizer`'s directory, or from any local preset folder."""
+    directory = Path(directory)
+    config = directory / "tokenizer.json"
+    if (directory / "config.json").is_file():
+        return presets.load_tokenizer(directory)
+    if not config.is_file():
+        raise InputError(f"no tokenizer in '{directory}' (no tokenizer.json or config.json).")
+    tokenizer = keras.saving.deserialize_keras_object(json.loads(config.read_text()))
+    tokenizer.load_preset_assets(str(directory))
+    return tokenizer
