@@ -22,7 +22,7 @@ from mtl_keras.data.pipeline import SAMPLING, evaluation_stream, training_stream
 from mtl_keras.errors import InputError
 from mtl_keras.model import backbone_of, build_model, compile_model
 from mtl_keras.preprocessing import check_max_length, make_preprocessor
-from mtl_keras.saving import TOKENIZER_DIR, save_tokenizer
+from mtl_keras.saving import TOKENIZER_DIR, load_model, save_tokenizer
 from mtl_keras.scenarios import SCENARIOS, get_scenario, set_frozen, training_stages
 from mtl_keras.tasks import DEFAULT_TASKS, TASKS, resolve_tasks
 from mtl_keras.training import (
@@ -74,6 +74,8 @@ def parse_args(argv):
         help="split the CPU into N logical devices (for mirrored)",
     )
     p.add_argument("--verbose", default="auto", help="Keras fit verbosity: auto, 0, 1 or 2")
+    p.add_argument("--init-from", help="a model.keras whose same-named layers start this run")
+    p.add_argument("--no-save-model", action="store_true", help="skip model.keras (studies)")
     g = p.add_argument_group("scenario knobs")
     g.add_argument(
         "--frozen-layers", type=int, default=3, help="frozen_lower: lower k transformer layers"
@@ -162,6 +164,23 @@ def print_table(metrics, tasks):
             )
 
 
+def init_from(model, path):
+    """Copy weights from a saved model into the layers of `model` with the same name."""
+    source = {layer.name: layer for layer in load_model(path, compile=False).layers}
+    copied = []
+    for layer in model.layers:
+        match = source.get(layer.name)
+        if layer.weights and match is not None:
+            shapes = [tuple(w.shape) for w in layer.weights]
+            if shapes != [tuple(w.shape) for w in match.weights]:
+                raise InputError(
+                    f"layer {layer.name!r} in {path} has other shapes; cannot start from it."
+                )
+            layer.set_weights(match.get_weights())
+            copied.append(layer.name)
+    return copied
+
+
 def main(argv=None):
     args = parse_args(argv)
     tasks = resolve_tasks(args.tasks)
@@ -207,6 +226,10 @@ def main(argv=None):
     with strategy.scope():
         keras.utils.set_random_seed(args.seed)
         model = build_model(pretrained, tasks, args.dropout, scenario.inference_backbone)
+        if args.init_from:
+            print(
+                f"initialised from {args.init_from}: {', '.join(init_from(model, args.init_from))}"
+            )
         if scenario.lora:
             backbone_of(model).enable_lora(args.lora_rank)
         optimizer = make_optimizer(
@@ -287,8 +310,9 @@ def main(argv=None):
     with strategy.scope():
         set_frozen(model, tasks, first_freeze, args.frozen_layers)
         compile_model(model, tasks, optimizer, loss_weights)
-    save_model(model, output / "model.keras")
-    save_tokenizer(tokenizer, output / TOKENIZER_DIR)
+    if not args.no_save_model:
+        save_model(model, output / "model.keras")
+        save_tokenizer(tokenizer, output / TOKENIZER_DIR)
     write_history_csv(output / "history.csv", history)
     if history:
         plot_curves(output / "curves.png", history, tasks)

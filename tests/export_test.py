@@ -158,7 +158,9 @@ def test_exported_pretrained_embedding_matches_sentence_transformers(tmp_path):
     from tests.minilm_parity_test import REFERENCE
 
     preset = presets.default_preset_dir()
-    model = build_model(presets.load_backbone(preset), resolve_tasks("topic"), backbone_inference=True)
+    model = build_model(
+        presets.load_backbone(preset), resolve_tasks("topic"), backbone_inference=True
+    )
     out = export_for_serving(model, presets.load_tokenizer(preset), tmp_path / "mtl" / "1", 128)
     cases = [c for c in REFERENCE["cases"] if c["max_length"] == 128]
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
