@@ -9,6 +9,7 @@ metrics.json, history.csv, logs/ (TensorBoard) and curves.png.
 
 import argparse
 import datetime
+import shutil
 import time
 from pathlib import Path
 
@@ -17,9 +18,16 @@ import tensorflow as tf
 
 from experiments.cli import run_main
 from mtl_keras import presets
+from mtl_keras.callbacks import (
+    CHECKPOINT_DIR,
+    WEIGHTS,
+    DivergenceGuard,
+    EpochCheckpoint,
+    read_progress,
+)
 from mtl_keras.data.loading import resolve_data_dir
 from mtl_keras.data.pipeline import SAMPLING, evaluation_stream, training_stream
-from mtl_keras.errors import InputError
+from mtl_keras.errors import InputError, TrainingDiverged
 from mtl_keras.model import backbone_of, build_model, compile_model
 from mtl_keras.preprocessing import check_max_length, make_preprocessor
 from mtl_keras.saving import TOKENIZER_DIR, load_model, save_tokenizer
@@ -190,6 +198,8 @@ def main(argv=None):
     learning_rate = args.learning_rate or scenario.learning_rate
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     output = Path(args.output_dir or f"runs/{scenario.name}-{stamp}")
+    if (output / "metrics.json").is_file():
+        raise InputError(f"'{output}' holds a finished run; choose another --output-dir.")
     args.data_dir = resolve_data_dir(args.data_dir)
     started = time.perf_counter()
 
@@ -248,13 +258,34 @@ def main(argv=None):
         if not stages:  # frozen_all: compile for evaluation only
             compile_model(model, tasks, optimizer, loss_weights)
 
-    timer = EpochTimer()
+    # Resume after a crash: the checkpoint holds weights, optimizer state and history.
+    checkpoint_dir = output / CHECKPOINT_DIR
+    progress = read_progress(checkpoint_dir)
+    history, timer, guard = [], EpochTimer(), DivergenceGuard()
+    start_epoch = 0
+    if progress:
+        with strategy.scope():  # compiled first, so the optimizer state loads too
+            compile_model(model, tasks, optimizer, loss_weights)
+            model.load_weights(checkpoint_dir / WEIGHTS)
+        history, timer.times = progress["history"], progress["epoch_seconds"]
+        start_epoch = progress["epoch"] + 1
+        print(f"resuming from the checkpoint after epoch {start_epoch} in {checkpoint_dir}")
+
+    def record(epoch, logs):
+        history.append({"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
+
     callbacks = [
         timer,
-        keras.callbacks.TerminateOnNaN(),
+        guard,
+        keras.callbacks.LambdaCallback(on_epoch_end=record),
+        EpochCheckpoint(
+            checkpoint_dir,
+            guard,
+            lambda e, logs: {"history": history, "epoch_seconds": timer.times},
+        ),
         keras.callbacks.TensorBoard(log_dir=str(output / "logs")),
     ]
-    history, stage_log = [], []
+    stage_log = []
     for first, end, frozen, lower in stages:
         with strategy.scope():
             set_frozen(model, tasks, frozen, lower)
@@ -268,23 +299,30 @@ def main(argv=None):
                 "trainable_params": counts["trainable"],
             }
         )
+        if end <= start_epoch:
+            continue  # finished before the interruption
         if len(stages) > 1:
             print(
                 f"stage: epochs {first + 1}-{end}, frozen {list(frozen)} (lower {lower}), "
                 f"{counts['trainable']:,} trainable parameters"
             )
-        fit = model.fit(
+        model.fit(
             train,
             validation_data=validation,
-            initial_epoch=first,
+            initial_epoch=max(first, start_epoch),
             epochs=end,
             steps_per_epoch=steps,
             callbacks=callbacks,
             verbose=args.verbose,
             shuffle=False,
         )
-        for index, epoch in enumerate(fit.epoch):
-            history.append({"epoch": epoch, **{k: float(v[index]) for k, v in fit.history.items()}})
+        if guard.diverged_at:
+            epoch, batch = guard.diverged_at
+            kept = f"the last good epoch is in {checkpoint_dir}" if history else "no epoch finished"
+            raise TrainingDiverged(
+                f"training diverged (loss not finite) at epoch {epoch}, batch {batch}; {kept}; "
+                "lower --learning-rate and rerun (a rerun resumes from that checkpoint)."
+            )
 
     metrics = {
         "scenario": scenario.name,
@@ -317,6 +355,7 @@ def main(argv=None):
     if history:
         plot_curves(output / "curves.png", history, tasks)
     write_json(output / "metrics.json", metrics)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the run is complete
     print_table(metrics, tasks)
     artefacts = "model.keras, tokenizer/, metrics.json, history.csv, logs/, curves.png"
     print(f"\nresults in {output}/ ({artefacts})")

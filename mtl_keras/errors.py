@@ -26,3 +26,7 @@ class MissingPackageError(UserError, ImportError):
             f"run `pip install --no-deps {package}=={version}` (or `make setup`)."
         )
         self.package = package
+
+
+class TrainingDiverged(UserError, RuntimeError):
+    """The loss stopped being finite; the last good checkpoint is kept."""

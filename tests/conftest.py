@@ -155,3 +155,16 @@ def tiny_inputs():
         "padding_mask": np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], "int32"),
         "segment_ids": np.zeros((2, 5), "int32"),
     }
+
+
+BAD_INPUT_RESULTS = []  # (surface, case, passed): the bad-input corpus, summarised at the end
+
+
+def pytest_terminal_summary(terminalreporter):
+    if BAD_INPUT_RESULTS:
+        passed = sum(ok for _, _, ok in BAD_INPUT_RESULTS)
+        surfaces = sorted({s for s, _, _ in BAD_INPUT_RESULTS})
+        terminalreporter.write_line(
+            f"bad-input corpus: {passed}/{len(BAD_INPUT_RESULTS)} cases passed across "
+            f"{len(surfaces)} surfaces ({', '.join(surfaces)})"
+        )

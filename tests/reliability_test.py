@@ -1,0 +1,147 @@
+"""Interrupted training, divergence, determinism and no network, end to end on tiny runs."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from experiments import run
+from experiments.cli import run_main
+from mtl_keras.callbacks import PROGRESS, WEIGHTS, DivergenceGuard, EpochCheckpoint
+
+
+def tiny_argv(tiny_preset, tiny_data_dir, out, *extra):
+    return [
+        "--preset",
+        str(tiny_preset),
+        "--data-dir",
+        str(tiny_data_dir),
+        "--output-dir",
+        str(out),
+        "--max-length",
+        "16",
+        "--batch-size",
+        "4",
+        "--verbose",
+        "0",
+        "--seed",
+        "3",
+        "--learning-rate",
+        "1e-3",
+        *extra,
+    ]
+
+
+def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.run",
+        *tiny_argv(tiny_preset, tiny_data_dir, out, "--epochs", "120"),
+    ]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = out / "checkpoint" / PROGRESS
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if progress.is_file() and json.loads(progress.read_text())["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "metrics.json").exists() and not (out / "model.keras").exists()
+    killed_after = json.loads(progress.read_text())["epoch"] + 1
+
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming from the checkpoint after epoch {killed_after}" in result.stdout
+    epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / "history.csv"))]
+    assert epochs == list(range(120))  # every epoch exactly once
+    for name in ("model.keras", "metrics.json", "curves.png", "tokenizer/tokenizer.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "checkpoint").exists()  # removed once the run completed
+    assert len(json.loads((out / "metrics.json").read_text())["epoch_seconds"]) == 120
+
+
+def test_divergence_stops_with_a_clear_message(tiny_preset, tiny_data_dir, tmp_path, capsys):
+    out = tmp_path / "diverged"
+    with pytest.raises(SystemExit) as info:
+        run_main(
+            run.main,
+            tiny_argv(
+                tiny_preset,
+                tiny_data_dir,
+                out,
+                "--epochs",
+                "3",
+                "--learning-rate",
+                "1e38",
+                "--scenario",
+                "frozen_backbone",
+            ),
+        )
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "training diverged" in err and "\n" not in err
+    assert not (out / "model.keras").exists() and not (out / "metrics.json").exists()
+
+
+def test_checkpoint_is_not_overwritten_after_divergence(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    guard = DivergenceGuard()
+    checkpoint = EpochCheckpoint(tmp_path, guard, lambda epoch, logs: {"history": []})
+    for callback in (guard, checkpoint):
+        callback.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    saved = (tmp_path / WEIGHTS).read_bytes()
+    guard.on_epoch_begin(1)
+    guard.on_train_batch_end(4, {"loss": float("nan")})
+    model.layers[0].kernel.assign(np.full((2, 1), np.nan, "float32"))
+    checkpoint.on_epoch_end(1, {"loss": float("nan")})
+    assert guard.diverged_at == (2, 5) and model.stop_training
+    assert (tmp_path / WEIGHTS).read_bytes() == saved
+    assert json.loads((tmp_path / PROGRESS).read_text())["epoch"] == 0
+
+
+def test_same_seed_same_metrics(tiny_preset, tiny_data_dir, tmp_path):
+    results = [
+        run.main(tiny_argv(tiny_preset, tiny_data_dir, tmp_path / name, "--epochs", "2"))
+        for name in ("a", "b")
+    ]
+    for split in ("validation", "test"):
+        for task, values in results[0][split].items():
+            for key, value in values.items():
+                assert results[1][split][task][key] == pytest.approx(value, abs=1e-6), (
+                    split,
+                    task,
+                    key,
+                )
+    first = keras.models.load_model(tmp_path / "a" / "model.keras").get_weights()
+    second = keras.models.load_model(tmp_path / "b" / "model.keras").get_weights()
+    assert max(float(np.abs(x - y).max()) for x, y in zip(first, second, strict=True)) <= 1e-6
+
+
+def test_run_end_to_end_with_outbound_connections_blocked(tiny_preset, tiny_data_dir, tmp_path):
+    out = tmp_path / "offline"
+    argv = tiny_argv(tiny_preset, tiny_data_dir, out, "--epochs", "1")
+    script = textwrap.dedent(f"""
+        import runpy, socket, sys
+        def refuse(*args, **kwargs):
+            raise OSError("network blocked by the test")
+        socket.socket.connect = socket.socket.connect_ex = refuse
+        socket.create_connection = socket.getaddrinfo = refuse
+        sys.argv = ["experiments.run", *{argv!r}]
+        runpy.run_module("experiments.run", run_name="__main__")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "metrics.json").is_file() and (out / "model.keras").is_file()
