@@ -28,7 +28,7 @@ from mtl_keras.callbacks import (
 from mtl_keras.data.loading import resolve_data_dir
 from mtl_keras.data.pipeline import SAMPLING, evaluation_stream, training_stream
 from mtl_keras.errors import InputError, TrainingDiverged
-from mtl_keras.model import backbone_of, build_model, compile_model
+from mtl_keras.model import EMBEDDING, backbone_of, build_model, compile_model, heads_model
 from mtl_keras.preprocessing import check_max_length, make_preprocessor
 from mtl_keras.saving import TOKENIZER_DIR, load_model, save_tokenizer
 from mtl_keras.scenarios import SCENARIOS, get_scenario, set_frozen, training_stages
@@ -84,6 +84,11 @@ def parse_args(argv):
     p.add_argument("--verbose", default="auto", help="Keras fit verbosity: auto, 0, 1 or 2")
     p.add_argument("--init-from", help="a model.keras whose same-named layers start this run")
     p.add_argument("--no-save-model", action="store_true", help="skip model.keras (studies)")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run the frozen backbone every step instead of caching its embeddings",
+    )
     g = p.add_argument_group("scenario knobs")
     g.add_argument(
         "--frozen-layers", type=int, default=3, help="frozen_lower: lower k transformer layers"
@@ -138,9 +143,11 @@ class EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def evaluation_data(tasks, split, preprocessor, args, replicas, only=None):
-    return evaluation_stream(tasks, split, preprocessor, args.batch_size, args.max_length,
-                             args.data_dir, args.max_eval_examples, only, replicas)  # fmt: skip
+def evaluation_data(tasks, split, preprocessor, args, replicas, only=None, embed=None):
+    return evaluation_stream(
+        tasks, split, preprocessor, args.batch_size, args.max_length, args.data_dir,
+        args.max_eval_examples, only, replicas, embed,
+    )  # fmt: skip
 
 
 def evaluate(model, tasks, split, preprocessor, args, replicas):
@@ -209,23 +216,9 @@ def main(argv=None):
     pretrained = presets.load_backbone(preset)
     check_max_length(args.max_length, pretrained)
     preprocessor = make_preprocessor(tokenizer, args.max_length)
-    train, steps, sizes = training_stream(
-        tasks,
-        preprocessor,
-        args.batch_size,
-        args.max_length,
-        args.sampling,
-        args.temperature,
-        args.max_train_examples,
-        args.seed,
-        args.data_dir,
-    )
     mirrored = args.distribution == "mirrored"
     strategy = tf.distribute.MirroredStrategy() if mirrored else tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
-    validation, _ = evaluation_data(tasks, "validation", preprocessor, args, replicas)
-    print(f"scenario {scenario.name}: {scenario.summary}")
-    print(f"training examples per task: {sizes}; {steps} steps of {args.batch_size} per epoch")
 
     # The model under the scenario. The seed fixes the heads' initial weights, so runs
     # of different scenarios with the same seed start from identical weights.
@@ -237,9 +230,8 @@ def main(argv=None):
         keras.utils.set_random_seed(args.seed)
         model = build_model(pretrained, tasks, args.dropout, scenario.inference_backbone)
         if args.init_from:
-            print(
-                f"initialised from {args.init_from}: {', '.join(init_from(model, args.init_from))}"
-            )
+            copied = ", ".join(init_from(model, args.init_from))
+            print(f"initialised from {args.init_from}: {copied}")
         if scenario.lora:
             backbone_of(model).enable_lora(args.lora_rank)
         optimizer = make_optimizer(
@@ -255,8 +247,44 @@ def main(argv=None):
         first_freeze = () if scenario.gradual else scenario.freeze
         set_frozen(model, tasks, first_freeze, args.frozen_layers)
         optimizer.build(model.trainable_variables)
-        if not stages:  # frozen_all: compile for evaluation only
-            compile_model(model, tasks, optimizer, loss_weights)
+        compile_model(model, tasks, optimizer, loss_weights)
+
+    # A frozen backbone in inference mode gives every example the same embedding in every
+    # epoch: compute it once and train the heads on the cache (sentence heads only).
+    cache = (
+        scenario.inference_backbone
+        and stages
+        and not mirrored
+        and not args.no_cache
+        and all(task.kind == "sentence" for task in tasks)
+    )
+    embed, fit_model = None, model
+    if cache:
+        embedder = keras.Model(model.inputs, model.get_layer(EMBEDDING).output)
+        embed = lambda x: embedder(x, training=False)  # noqa: E731
+        fit_model = heads_model(model, tasks)
+        compile_model(fit_model, tasks, optimizer, loss_weights)
+    cache_started = time.perf_counter()
+    train, steps, sizes = training_stream(
+        tasks,
+        preprocessor,
+        args.batch_size,
+        args.max_length,
+        args.sampling,
+        args.temperature,
+        args.max_train_examples,
+        args.seed,
+        args.data_dir,
+        embed,
+    )
+    validation, _ = evaluation_data(tasks, "validation", preprocessor, args, replicas, embed=embed)
+    cache_seconds = time.perf_counter() - cache_started if cache else 0.0
+    print(f"scenario {scenario.name}: {scenario.summary}")
+    print(f"training examples per task: {sizes}; {steps} steps of {args.batch_size} per epoch")
+    if cache:
+        print(
+            f"frozen backbone: embeddings cached in {cache_seconds:.1f}s; the heads train on them"
+        )
 
     # Resume after a crash: the checkpoint holds weights, optimizer state and history.
     checkpoint_dir = output / CHECKPOINT_DIR
@@ -264,8 +292,7 @@ def main(argv=None):
     history, timer, guard = [], EpochTimer(), DivergenceGuard()
     start_epoch = 0
     if progress:
-        with strategy.scope():  # compiled first, so the optimizer state loads too
-            compile_model(model, tasks, optimizer, loss_weights)
+        with strategy.scope():  # the model is compiled, so the optimizer state loads too
             model.load_weights(checkpoint_dir / WEIGHTS)
         history, timer.times = progress["history"], progress["epoch_seconds"]
         start_epoch = progress["epoch"] + 1
@@ -282,6 +309,7 @@ def main(argv=None):
             checkpoint_dir,
             guard,
             lambda e, logs: {"history": history, "epoch_seconds": timer.times},
+            target=model,
         ),
         keras.callbacks.TensorBoard(log_dir=str(output / "logs")),
     ]
@@ -290,6 +318,8 @@ def main(argv=None):
         with strategy.scope():
             set_frozen(model, tasks, frozen, lower)
             compile_model(model, tasks, optimizer, loss_weights)
+            if fit_model is not model:
+                compile_model(fit_model, tasks, optimizer, loss_weights)
         counts = param_counts(model)
         stage_log.append(
             {
@@ -306,7 +336,7 @@ def main(argv=None):
                 f"stage: epochs {first + 1}-{end}, frozen {list(frozen)} (lower {lower}), "
                 f"{counts['trainable']:,} trainable parameters"
             )
-        model.fit(
+        fit_model.fit(
             train,
             validation_data=validation,
             initial_epoch=max(first, start_epoch),
@@ -333,6 +363,7 @@ def main(argv=None):
         "stages": stage_log,
         "train_examples": sizes,
         "epoch_seconds": timer.times,
+        "embedding_cache_seconds": cache_seconds if cache else None,
         "optimizer_iterations": int(optimizer.iterations.numpy()),
         "replicas": replicas,
         "wall_seconds": time.perf_counter() - started,

@@ -39,11 +39,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
     checkpoint whole. Nothing is saved after a diverged epoch.
     """
 
-    def __init__(self, directory, guard, progress_fn):
+    def __init__(self, directory, guard, progress_fn, target=None):
         super().__init__()
         self.directory = Path(directory)
         self.guard = guard
         self.progress_fn = progress_fn
+        self.target = target  # the model to save, when `fit` runs on a part of it
 
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.diverged_at is not None:
@@ -51,7 +52,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         weights = self.directory / WEIGHTS
         staging = self.directory / f".staging.{WEIGHTS}"
-        self.model.save_weights(staging)
+        (self.target or self.model).save_weights(staging)
         os.replace(staging, weights)
         progress = {"epoch": epoch, **self.progress_fn(epoch, logs or {})}
         tmp = self.directory / f".{PROGRESS}"

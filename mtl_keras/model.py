@@ -43,6 +43,21 @@ def build_model(backbone, tasks, dropout=0.1, backbone_inference=False, name="mu
     return keras.Model(inputs, outputs, name=name)
 
 
+def heads_model(model, tasks):
+    """The sentence heads of `model` as a model of their own, fed with embeddings.
+
+    The layers are shared, so training this trains `model`'s heads: what a frozen
+    backbone needs once its embeddings are cached (`data.pipeline.embedding_cache`).
+    """
+    width = model.get_layer(EMBEDDING).output.shape[-1]
+    embedding = keras.Input(shape=(width,), name=EMBEDDING)
+    outputs = {}
+    for task in tasks:
+        hidden = model.get_layer(f"{task.name}_dropout")(embedding)
+        outputs[task.name] = model.get_layer(task.name)(hidden)
+    return keras.Model(embedding, outputs, name=f"{model.name}_heads")
+
+
 def task_metrics(task):
     """Accuracy (per word for token heads), macro-F1 or entity F1, and cross-entropy.
 

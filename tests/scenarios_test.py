@@ -210,3 +210,17 @@ def test_frozen_backbone_runs_in_inference_mode():
     dropping = build_model(make_tiny_backbone(), tasks)
     c, d = (dropping(x, training=True)["embedding"].numpy() for _ in range(2))
     assert not np.array_equal(c, d)  # the check above can fail: dropout is really on here
+
+
+def test_frozen_backbone_cache_matches_running_the_backbone(tiny_preset, tiny_data_dir, tmp_path):
+    cached = run_scenario(tiny_preset, tiny_data_dir, tmp_path / "cached", "frozen_backbone")
+    direct = run_scenario(
+        tiny_preset, tiny_data_dir, tmp_path / "direct", "frozen_backbone", "--no-cache"
+    )
+    assert (
+        cached["embedding_cache_seconds"] is not None and direct["embedding_cache_seconds"] is None
+    )
+    for task in ("topic", "sentiment"):
+        for key in ("accuracy", "xent"):
+            assert cached["test"][task][key] == pytest.approx(direct["test"][task][key], abs=1e-4)
+    assert cached["optimizer_iterations"] == direct["optimizer_iterations"]

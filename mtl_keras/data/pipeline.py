@@ -128,12 +128,34 @@ def materialize(dataset, chunk=4096):
     return tf.data.Dataset.from_tensor_slices(joined), sum(len(p[0]["token_ids"]) for p in parts)
 
 
-def task_split(task, tasks, split, preprocessor, max_length, data_dir=None, max_examples=None):
-    """One task's split, encoded for all heads (unbatched, in memory), and its size."""
+def task_split(task, tasks, split, preprocessor, max_length, data_dir=None, max_examples=None,
+               embed=None):  # fmt: skip
+    """One task's split, encoded for all heads (unbatched, in memory), and its size.
+
+    With `embed` (a function of a batch of BERT inputs), each example's inputs are
+    replaced by their embedding, computed once here (see `embedding_cache`).
+    """
     dataset = load(task.dataset, split, data_dir)
     if max_examples:
         dataset = dataset.take(max_examples)
-    return materialize(encode_examples(dataset, task, tasks, preprocessor, max_length))
+    dataset, size = materialize(encode_examples(dataset, task, tasks, preprocessor, max_length))
+    if embed is not None and size:
+        dataset = embedding_cache(dataset, embed)
+    return dataset, size
+
+
+def embedding_cache(dataset, embed, batch_size=64):
+    """(inputs, y, w) examples -> (embed(inputs), y, w), computed once, kept in memory.
+
+    For a frozen backbone in inference mode the pooled embedding of an example never
+    changes, so the heads can train on it directly: no backbone pass per epoch.
+    """
+    vectors, targets = [], []
+    for x, y, w in dataset.batch(batch_size):
+        vectors.append(np.asarray(embed(trim_padding(x))))
+        targets.append(tf.nest.map_structure(np.asarray, (y, w)))
+    y, w = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *targets)
+    return tf.data.Dataset.from_tensor_slices((np.concatenate(vectors), y, w))
 
 
 def training_stream(
@@ -146,16 +168,18 @@ def training_stream(
     max_examples=None,
     seed=0,
     data_dir=None,
+    embed=None,
 ):
     """Mixed multi-task training batches; returns (dataset, steps_per_epoch, sizes).
 
     One epoch draws as many examples as the (capped) training sets hold together, from
-    each task with `sampling_weights`; the order is fixed by `seed`.
+    each task with `sampling_weights`; the order is fixed by `seed`. With `embed`, the
+    batches hold cached embeddings instead of BERT inputs (see `embedding_cache`).
     """
     parts, sizes = [], []
     for index, task in enumerate(tasks):
         encoded, size = task_split(
-            task, tasks, "train", preprocessor, max_length, data_dir, max_examples
+            task, tasks, "train", preprocessor, max_length, data_dir, max_examples, embed
         )
         if size == 0:
             raise InputError(f"task {task.name!r} has no training examples.")
@@ -168,11 +192,10 @@ def training_stream(
     else:
         mixed = tf.data.Dataset.sample_from_datasets(parts, weights.tolist(), seed=seed)
     steps = max(1, sum(sizes) // batch_size)
-    stream = (
-        mixed.batch(batch_size, drop_remainder=True)
-        .map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    stream = mixed.batch(batch_size, drop_remainder=True)
+    if embed is None:
+        stream = stream.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    stream = stream.prefetch(tf.data.AUTOTUNE)
     return stream, steps, dict(zip([t.name for t in tasks], sizes, strict=True))
 
 
@@ -200,7 +223,7 @@ def pad_batch_to_multiple(multiple):
 
 
 def evaluation_stream(tasks, split, preprocessor, batch_size=32, max_length=128, data_dir=None,
-                      max_examples=None, only=None, replicas=1):  # fmt: skip
+                      max_examples=None, only=None, replicas=1, embed=None):  # fmt: skip
     """Every example of `split` for each task in turn (or only task `only`), batched.
 
     Returns (dataset, number of examples); the dataset is None when there are none.
