@@ -212,15 +212,43 @@ def test_frozen_backbone_runs_in_inference_mode():
     assert not np.array_equal(c, d)  # the check above can fail: dropout is really on here
 
 
-def test_frozen_backbone_cache_matches_running_the_backbone(tiny_preset, tiny_data_dir, tmp_path):
-    cached = run_scenario(tiny_preset, tiny_data_dir, tmp_path / "cached", "frozen_backbone")
+@pytest.fixture(scope="module")
+def data_with_validation(tmp_path_factory):
+    """Tiny sources grown until every split has topic and sentiment examples."""
+    from mtl_keras.data import get_builder
+    from tests.conftest import write_tiny_sources
+
+    root = tmp_path_factory.mktemp("grown")
+    sources = write_tiny_sources(root / "sources")
+    words = "the quick brown fox jumps over lazy dog market sport team film".split()
+    with open(sources["tweet_sentiment"], "a") as handle:
+        for i in range(60):
+            handle.write(
+                f"{['negative', 'neutral', 'positive'][i % 3]},0.9,{words[i % 12]} {words[(i * 7) % 12]} {i}\n"
+            )
+    for i in range(40):
+        (sources["bbc_news"] / "tech" / f"x{i:03d}.txt").write_text(f"T{i}\n\nnew phone chip {i} .")
+    for name, source in sources.items():
+        get_builder(name, root / "prepared", source=source)
+    return root / "prepared"
+
+
+def test_frozen_backbone_cache_matches_running_the_backbone(
+    tiny_preset, data_with_validation, tmp_path
+):
+    cached = run_scenario(tiny_preset, data_with_validation, tmp_path / "cached", "frozen_backbone")
     direct = run_scenario(
-        tiny_preset, tiny_data_dir, tmp_path / "direct", "frozen_backbone", "--no-cache"
+        tiny_preset, data_with_validation, tmp_path / "direct", "frozen_backbone", "--no-cache"
     )
     assert (
         cached["embedding_cache_seconds"] is not None and direct["embedding_cache_seconds"] is None
     )
-    for task in ("topic", "sentiment"):
-        for key in ("accuracy", "xent"):
-            assert cached["test"][task][key] == pytest.approx(direct["test"][task][key], abs=1e-4)
+    assert (
+        cached["validation"]["sentiment"]["examples"] > 0
+        and cached["validation"]["topic"]["examples"] > 0
+    )
+    for split in ("validation", "test"):
+        for task in ("topic", "sentiment"):
+            for key in ("accuracy", "xent"):
+                assert cached[split][task][key] == pytest.approx(direct[split][task][key], abs=1e-4)
     assert cached["optimizer_iterations"] == direct["optimizer_iterations"]

@@ -234,13 +234,15 @@ def evaluation_stream(tasks, split, preprocessor, batch_size=32, max_length=128,
         if only is not None and task.name != only:
             continue
         encoded, size = task_split(
-            task, tasks, split, preprocessor, max_length, data_dir, max_examples
+            task, tasks, split, preprocessor, max_length, data_dir, max_examples, embed
         )
         dataset = encoded if dataset is None else dataset.concatenate(encoded)
         total += size
     if not total:
         return None, 0
-    batches = dataset.batch(batch_size).map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = dataset.batch(batch_size)
+    if embed is None:
+        batches = batches.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
     if replicas > 1:
         batches = batches.map(pad_batch_to_multiple(replicas))
     return batches.prefetch(tf.data.AUTOTUNE), total

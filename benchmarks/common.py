@@ -1,0 +1,90 @@
+"""Shared by the benchmarks: the real sentences, timing, memory, and writing results."""
+
+import json
+import platform
+import resource
+import statistics
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def real_sentences(n=2000, data_dir=None):
+    """n/2 BBC first paragraphs and n/2 tweets (train splits): a natural length mix."""
+    from mtl_keras.data import load
+
+    half = n // 2
+    bbc = [
+        e["text"].decode()
+        for e in load("bbc_news", "train", data_dir).take(half).as_numpy_iterator()
+    ]
+    tweets = [
+        e["text"].decode()
+        for e in load("tweet_sentiment", "train", data_dir).take(n - len(bbc)).as_numpy_iterator()
+    ]
+    return bbc + tweets
+
+
+def repeat_timing(fn, repeats=5):
+    """Seconds of each of `repeats` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def rate_summary(count, times):
+    """Items per second: best (from the fastest call) and median."""
+    return {
+        "best": count / min(times),
+        "median": count / statistics.median(times),
+        "seconds": times,
+    }
+
+
+def peak_rss_mb():
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def environment():
+    packages = [
+        "tensorflow",
+        "keras",
+        "keras-hub",
+        "torch",
+        "sentence-transformers",
+        "transformers",
+    ]
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    import os
+
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor() or "unknown",
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def write_result(name, result):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "environment": environment(), **result}
+    path.write_text(json.dumps(payload, indent=2, default=lambda o: float(np.asarray(o))) + "\n")
+    print(f"wrote {path}")
+    return path

@@ -1,0 +1,73 @@
+"""The serving path: the exported SavedModel's signature, from raw strings.
+
+Exports the pretrained encoder with a topic head (untrained; speed does not depend on
+it), reloads the SavedModel as TF Serving would, then measures throughput at batch 32 on
+2,000 real sentences and single-sentence latency (p50/p95).
+"""
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+
+from benchmarks.common import peak_rss_mb, rate_summary, real_sentences, repeat_timing, write_result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=2000)
+    parser.add_argument("--latency-calls", type=int, default=300)
+    args = parser.parse_args(argv)
+    sentences = real_sentences(args.sentences)
+
+    import tensorflow as tf
+
+    from mtl_keras import presets
+    from mtl_keras.export import export_for_serving
+    from mtl_keras.model import build_model
+    from mtl_keras.tasks import resolve_tasks
+
+    preset = presets.default_preset_dir()
+    model = build_model(
+        presets.load_backbone(preset), resolve_tasks("topic"), backbone_inference=True
+    )
+    folder = export_for_serving(
+        model, presets.load_tokenizer(preset), f"{tempfile.mkdtemp()}/mtl/1", 128
+    )
+    serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+
+    batches = [tf.constant(sentences[i : i + 32]) for i in range(0, len(sentences), 32)]
+    throughput = rate_summary(
+        len(sentences), repeat_timing(lambda: [serve(text=b) for b in batches], 3)
+    )
+    print(f"serving signature, batch 32: {throughput['median']:.1f} sentences/s (median)")
+
+    rng = np.random.default_rng(0)
+    latencies = []
+    for index in rng.integers(0, len(sentences), args.latency_calls + 10):
+        start = time.perf_counter()
+        serve(text=tf.constant([sentences[index]]))
+        latencies.append(time.perf_counter() - start)
+    latencies = np.array(latencies[10:]) * 1000  # first calls warm up
+    p50, p95 = np.percentile(latencies, [50, 95])
+    print(f"single sentence: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    write_result(
+        "serving",
+        {
+            "sentences": len(sentences),
+            "batch_size": 32,
+            "max_length": 128,
+            "throughput_batch_32": throughput,
+            "single_sentence_latency_ms": {
+                "p50": float(np.percentile(latencies, 50)),
+                "p95": float(np.percentile(latencies, 95)),
+                "calls": len(latencies),
+            },
+            "peak_rss_mb": peak_rss_mb(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

