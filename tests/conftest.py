@@ -115,36 +115,21 @@ def tiny_data_dir(tmp_path_factory):
     return root / "prepared"
 
 
+def tiny_run_argv(preset, data_dir, out, *extra):
+    """`experiments.run` arguments for a tiny run: tiny BERT, tiny data, short sequences."""
+    common = "--max-length 16 --batch-size 4 --verbose 0 --learning-rate 1e-3".split()
+    paths = ["--preset", str(preset), "--data-dir", str(data_dir), "--output-dir", str(out)]
+    return [*paths, *common, *extra]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tiny_preset, tiny_data_dir, tmp_path_factory):
     """A finished tiny `experiments.run` with all three heads: its output folder."""
     from experiments import run
 
     out = tmp_path_factory.mktemp("tiny_run")
-    run.main(
-        [
-            "--scenario",
-            "full",
-            "--tasks",
-            "topic,sentiment,ner",
-            "--preset",
-            str(tiny_preset),
-            "--data-dir",
-            str(tiny_data_dir),
-            "--output-dir",
-            str(out),
-            "--max-length",
-            "16",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "1",
-            "--verbose",
-            "0",
-            "--learning-rate",
-            "1e-3",
-        ]
-    )
+    extra = "--scenario full --tasks topic,sentiment,ner --epochs 1".split()
+    run.main(tiny_run_argv(tiny_preset, tiny_data_dir, out, *extra))
     return out
 
 

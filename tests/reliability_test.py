@@ -16,28 +16,11 @@ import pytest
 from experiments import run
 from experiments.cli import run_main
 from mtl_keras.callbacks import PROGRESS, WEIGHTS, DivergenceGuard, EpochCheckpoint
+from tests.conftest import tiny_run_argv
 
 
 def tiny_argv(tiny_preset, tiny_data_dir, out, *extra):
-    return [
-        "--preset",
-        str(tiny_preset),
-        "--data-dir",
-        str(tiny_data_dir),
-        "--output-dir",
-        str(out),
-        "--max-length",
-        "16",
-        "--batch-size",
-        "4",
-        "--verbose",
-        "0",
-        "--seed",
-        "3",
-        "--learning-rate",
-        "1e-3",
-        *extra,
-    ]
+    return tiny_run_argv(tiny_preset, tiny_data_dir, out, "--seed", "3", *extra)
 
 
 def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path):

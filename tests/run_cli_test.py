@@ -6,6 +6,7 @@ import pytest
 
 from experiments import run
 from experiments.cli import run_main
+from tests.conftest import tiny_run_argv
 
 
 @pytest.mark.parametrize(
@@ -29,31 +30,9 @@ def test_user_errors_are_one_line_exit_2(argv, message, capsys, tmp_path):
 
 def test_mirrored_on_two_logical_cpus_end_to_end(tiny_preset, tiny_data_dir, tmp_path):
     out = tmp_path / "mirrored"
-    cmd = [
-        sys.executable,
-        "-m",
-        "experiments.run",
-        "--scenario",
-        "full",
-        "--distribution",
-        "mirrored",
-        "--logical-cpus",
-        "2",
-        "--preset",
-        str(tiny_preset),
-        "--data-dir",
-        str(tiny_data_dir),
-        "--max-length",
-        "16",
-        "--batch-size",
-        "4",
-        "--epochs",
-        "1",
-        "--verbose",
-        "0",
-        "--output-dir",
-        str(out),
-    ]
+    mirrored = "--scenario full --epochs 1 --distribution mirrored --logical-cpus 2".split()
+    argv = tiny_run_argv(tiny_preset, tiny_data_dir, out, *mirrored)
+    cmd = [sys.executable, "-m", "experiments.run", *argv]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())

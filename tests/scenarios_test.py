@@ -11,7 +11,7 @@ from mtl_keras.layerwise_lr import LayerwiseLR
 from mtl_keras.model import backbone_of, build_model
 from mtl_keras.scenarios import SCENARIOS, gradual_stages
 from mtl_keras.tasks import resolve_tasks
-from tests.conftest import make_tiny_backbone
+from tests.conftest import make_tiny_backbone, tiny_run_argv
 
 GROUPS = (
     "embeddings",
@@ -44,30 +44,8 @@ def weights_by_group(model):
 
 
 def run_scenario(tiny_preset, tiny_data_dir, out, scenario, *extra):
-    argv = [
-        "--scenario",
-        scenario,
-        "--preset",
-        str(tiny_preset),
-        "--data-dir",
-        str(tiny_data_dir),
-        "--output-dir",
-        str(out),
-        "--max-length",
-        "16",
-        "--batch-size",
-        "4",
-        "--epochs",
-        "2",
-        "--seed",
-        "7",
-        "--verbose",
-        "0",
-        "--frozen-layers",
-        "1",
-        *extra,
-    ]
-    return run.main(argv)
+    more = ["--scenario", scenario, "--epochs", "2", "--seed", "7", "--frozen-layers", "1", *extra]
+    return run.main(tiny_run_argv(tiny_preset, tiny_data_dir, out, *more))
 
 
 @pytest.fixture(scope="module")
