@@ -8,13 +8,33 @@ from mtl_keras.errors import InputError
 FEATURES = ("token_ids", "padding_mask", "segment_ids")
 
 
+# Hugging Face's BERT tokenizer drops NUL, U+FFFD and other control/format characters and
+# reads tab/newline/carriage return as spaces before splitting; keras-hub's does not, so a
+# word holding a U+FFFD (common in scraped tweets) became [UNK] instead of its word pieces.
+_WHITESPACE_CONTROLS = r"[\t\n\r]"
+_DROPPED = r"[\p{Cc}\p{Cf}\x{FFFD}]"
+
+
+def clean_text(text):
+    """The original BERT text cleaning, as graph ops (works in tf.data and SavedModels)."""
+    text = tf.strings.regex_replace(text, _WHITESPACE_CONTROLS, " ")
+    return tf.strings.regex_replace(text, _DROPPED, "")
+
+
+class CleaningPreprocessor(keras_hub.models.BertTextClassifierPreprocessor):
+    """keras-hub's BERT preprocessor with the original BERT text cleaning in front."""
+
+    def call(self, x, y=None, sample_weight=None):
+        return super().call(clean_text(x), y, sample_weight)
+
+
 def make_preprocessor(tokenizer, max_length):
-    """keras-hub's BERT preprocessor: WordPiece, [CLS]/[SEP], truncation to `max_length`."""
+    """BERT preprocessing: cleaning, WordPiece, [CLS]/[SEP], truncation to `max_length`."""
     if not isinstance(max_length, int) or max_length < 2:
         raise InputError(
             f"max_length must be an int >= 2 (room for [CLS] and [SEP]), got {max_length!r}."
         )
-    return keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=max_length)
+    return CleaningPreprocessor(tokenizer, sequence_length=max_length)
 
 
 def check_max_length(max_length, backbone):

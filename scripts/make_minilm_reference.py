@@ -28,6 +28,9 @@ SENTENCES = [
     "Stocks fell sharply after the central bank raised interest rates.",
     "@united thanks for losing my bag again!! #fail 😡",
     "Der schnelle braune Fuchs springt über den faulen Hund.",
+    # Scraped-tweet garbage and control characters: BERT's text cleaning must match.
+    "@JetBlue I\ufffd\ufffd\ufffdm getting an \ufffd\ufffd\ufffdit depends\ufffd\ufffd\ufffd vibe.",
+    "Tab\tnew\nline\r zero\u200bwidth \x00nul and \x1b[31mescape",
     " ".join(
         "In a long sentence about the history of natural language processing, researchers "
         "describe tokenizers, embeddings, attention, transformers and pooling strategies "

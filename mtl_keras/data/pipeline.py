@@ -12,7 +12,7 @@ import tensorflow as tf
 from mtl_keras.data.loading import load
 from mtl_keras.errors import InputError
 from mtl_keras.model import EMBEDDING
-from mtl_keras.preprocessing import FEATURES, trim_padding
+from mtl_keras.preprocessing import FEATURES, clean_text, trim_padding
 
 SAMPLING = ("proportional", "round_robin", "temperature")
 
@@ -63,7 +63,7 @@ def encode_examples(dataset, task, tasks, preprocessor, max_length):
 
     def token_example(example):
         token_ids, tags, weights = align_word_tags(
-            example["tokens"], example["ner"], tokenizer, max_length
+            clean_text(example["tokens"]), example["ner"], tokenizer, max_length
         )
         x = {
             "token_ids": token_ids,
