@@ -54,7 +54,7 @@ def main(argv=None):
         metrics = json.loads((root / name / "metrics.json").read_text())
         results[name] = {
             "epoch_seconds": metrics["epoch_seconds"],
-            "embedding_cache_seconds": metrics["embedding_cache_seconds"],
+            "data_seconds": metrics["data_seconds"],
             "wall_seconds": metrics["wall_seconds"],
             "test": {
                 t: {k: metrics["test"][t][k] for k in ("accuracy", "macro_f1")}
@@ -71,12 +71,10 @@ def main(argv=None):
             "max_length": 64,
             **results,
             "epoch_speedup_median": float(uncached / cached),
+            # Whole training time: data preparation (with the cache: plus embedding) + epochs.
             "speedup_including_cache_build": float(
-                sum(results["uncached"]["epoch_seconds"])
-                / (
-                    sum(results["cached"]["epoch_seconds"])
-                    + results["cached"]["embedding_cache_seconds"]
-                )
+                (sum(results["uncached"]["epoch_seconds"]) + results["uncached"]["data_seconds"])
+                / (sum(results["cached"]["epoch_seconds"]) + results["cached"]["data_seconds"])
             ),
         },
     )

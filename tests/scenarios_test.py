@@ -218,9 +218,7 @@ def test_frozen_backbone_cache_matches_running_the_backbone(
     direct = run_scenario(
         tiny_preset, data_with_validation, tmp_path / "direct", "frozen_backbone", "--no-cache"
     )
-    assert (
-        cached["embedding_cache_seconds"] is not None and direct["embedding_cache_seconds"] is None
-    )
+    assert cached["embedding_cache"] and not direct["embedding_cache"]
     assert (
         cached["validation"]["sentiment"]["examples"] > 0
         and cached["validation"]["topic"]["examples"] > 0
