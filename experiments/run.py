@@ -261,7 +261,9 @@ def main(argv=None):
     embed, fit_model = None, model
     if cache:
         embedder = keras.Model(model.inputs, model.get_layer(EMBEDDING).output)
-        embed = lambda x: embedder(x, training=False)  # noqa: E731
+        spec = {name: tf.TensorSpec([None, None], tf.int32) for name in model.input}
+        # One traced graph for every batch shape; eager calls would be several times slower.
+        embed = tf.function(lambda x: embedder(x, training=False), input_signature=[spec])
         fit_model = heads_model(model, tasks)
         compile_model(fit_model, tasks, optimizer, loss_weights)
     data_started = time.perf_counter()
