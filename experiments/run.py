@@ -118,6 +118,12 @@ def parse_loss_weights(text, tasks):
             weights[name.strip()] = float(value)
         except ValueError:
             raise InputError(f"--loss-weights item {item!r} is not task=number.") from None
+    names = [task.name for task in tasks]
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise InputError(
+            f"--loss-weights names {unknown[0]!r}, not one of the tasks: {', '.join(names)}."
+        )
     return weights
 
 

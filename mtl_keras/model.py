@@ -3,6 +3,7 @@
 import keras
 
 from mtl_keras.backbone import TunableBertBackbone
+from mtl_keras.errors import InputError
 from mtl_keras.metrics import EntityF1, MacroF1
 from mtl_keras.pooling import MeanPooling
 from mtl_keras.preprocessing import FEATURES
@@ -79,8 +80,6 @@ def compile_model(model, tasks, optimizer, loss_weights=None):
     loss_weights = loss_weights or {}
     unknown = set(loss_weights) - {t.name for t in tasks}
     if unknown:
-        from mtl_keras.errors import InputError
-
         raise InputError(f"loss weight for unknown task {sorted(unknown)[0]!r}.")
     model.compile(
         optimizer=optimizer,

@@ -17,6 +17,7 @@ from tests.conftest import tiny_run_argv
         (["--scenario", "frozen_head_b", "--tasks", "topic"], "needs at least 2 tasks"),
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--loss-weights", "topic=heavy"], "is not task=number"),
+        (["--loss-weights", "ner=2"], "names 'ner', not one of the tasks: topic, sentiment"),
         (["--preset", "/no/such/dir"], "not a local keras-hub preset"),
     ],
 )
