@@ -214,7 +214,8 @@ def learning_curves(results_dir, root, grid):
                 )
                 ax.set_title(f"validation {task} {MAIN_METRIC[task]}")
                 ax.set_xlabel("epoch")
-    axes[0][0].legend(fontsize=7)
+    if axes[0][0].get_legend_handles_labels()[0]:  # no curves without validation data
+        axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(results_dir / f"{grid}_learning_curves.png", dpi=70)
     plt.close(fig)
