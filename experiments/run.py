@@ -27,8 +27,16 @@ from mtl_keras.callbacks import (
 )
 from mtl_keras.data.loading import resolve_data_dir
 from mtl_keras.data.pipeline import SAMPLING, evaluation_stream, training_stream
+from mtl_keras.encoder import traced_inference
 from mtl_keras.errors import InputError, TrainingDiverged
-from mtl_keras.model import EMBEDDING, backbone_of, build_model, compile_model, heads_model
+from mtl_keras.model import (
+    EMBEDDING,
+    backbone_of,
+    build_model,
+    check_loss_weights,
+    compile_model,
+    heads_model,
+)
 from mtl_keras.preprocessing import check_max_length, make_preprocessor
 from mtl_keras.saving import TOKENIZER_DIR, load_model, save_tokenizer
 from mtl_keras.scenarios import SCENARIOS, get_scenario, set_frozen, training_stages
@@ -118,12 +126,7 @@ def parse_loss_weights(text, tasks):
             weights[name.strip()] = float(value)
         except ValueError:
             raise InputError(f"--loss-weights item {item!r} is not task=number.") from None
-    names = [task.name for task in tasks]
-    unknown = sorted(set(weights) - set(names))
-    if unknown:
-        raise InputError(
-            f"--loss-weights names {unknown[0]!r}, not one of the tasks: {', '.join(names)}."
-        )
+    check_loss_weights(weights, tasks)  # before any weights or data are loaded
     return weights
 
 
@@ -266,10 +269,7 @@ def main(argv=None):
     )
     embed, fit_model = None, model
     if cache:
-        embedder = keras.Model(model.inputs, model.get_layer(EMBEDDING).output)
-        spec = {name: tf.TensorSpec([None, None], tf.int32) for name in model.input}
-        # One traced graph for every batch shape; eager calls would be several times slower.
-        embed = tf.function(lambda x: embedder(x, training=False), input_signature=[spec])
+        embed = traced_inference(keras.Model(model.input, model.get_layer(EMBEDDING).output))
         fit_model = heads_model(model, tasks)
         compile_model(fit_model, tasks, optimizer, loss_weights)
     data_started = time.perf_counter()

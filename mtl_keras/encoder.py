@@ -18,6 +18,16 @@ def embedding_model(backbone, name="sentence_embedding"):
     return keras.Model(inputs, pooled, name=name)
 
 
+def traced_inference(model):
+    """`model(x, training=False)` as one traced graph for BERT inputs of any shape.
+
+    Batches are cut to their longest sentence, so shapes vary from batch to batch; one
+    relaxed signature avoids retracing, and eager calls would be several times slower.
+    """
+    spec = {f: tf.TensorSpec([None, None], model.input[f].dtype) for f in FEATURES}
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+
 class SentenceEncoder:
     """Turn sentences into fixed-length embeddings, like sentence-transformers.
 
@@ -35,9 +45,7 @@ class SentenceEncoder:
         self.max_length = max_length
         self.preprocessor = make_preprocessor(tokenizer, max_length)
         self.model = embedding_model(backbone)
-        spec = {f: tf.TensorSpec([None, None], backbone.input[f].dtype) for f in FEATURES}
-        # One trace serves every batch shape: batches are cut to their longest sentence.
-        self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+        self._forward = traced_inference(self.model)
 
     @classmethod
     def from_preset(cls, path, max_length=128):

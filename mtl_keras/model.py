@@ -75,12 +75,20 @@ def task_metrics(task):
     return [*common, MacroF1(task.num_classes)]
 
 
+def check_loss_weights(loss_weights, tasks):
+    """Refuse loss weights for tasks the model has no head for."""
+    names = [task.name for task in tasks]
+    unknown = sorted(set(loss_weights) - set(names))
+    if unknown:
+        raise InputError(
+            f"loss weights names {unknown[0]!r}, not one of the tasks: {', '.join(names)}."
+        )
+
+
 def compile_model(model, tasks, optimizer, loss_weights=None):
     """One sparse cross-entropy (from logits) and metric set per named task output."""
     loss_weights = loss_weights or {}
-    unknown = set(loss_weights) - {t.name for t in tasks}
-    if unknown:
-        raise InputError(f"loss weight for unknown task {sorted(unknown)[0]!r}.")
+    check_loss_weights(loss_weights, tasks)
     model.compile(
         optimizer=optimizer,
         loss={t.name: keras.losses.SparseCategoricalCrossentropy(from_logits=True) for t in tasks},
