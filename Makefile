@@ -9,11 +9,13 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
 setup: $(STAMP)
 
-# Idempotent: reinstalls only when a requirements file changes.
-$(STAMP): requirements.txt requirements-assets.txt
+# Idempotent: reinstalls only when a requirements file or pyproject.toml changes.
+# The project itself is installed editable, so `import mtl_keras` works from any folder.
+$(STAMP): requirements.txt requirements-assets.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PIP) -r requirements.txt
 	$(PIP) --no-deps -r requirements-assets.txt
+	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # The main job: a short multi-task fine-tune (topic + sentiment) of the pretrained
@@ -29,6 +31,7 @@ test: setup
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # Benchmarks need torch + sentence-transformers as peers: a separate venv, never .venv.
 BENCH_VENV := benchmarks/.venv

@@ -25,15 +25,16 @@ def main(argv=None):
 
     from mtl_keras import presets
     from mtl_keras.export import export_for_serving
-    from mtl_keras.model import build_model
+    from mtl_keras.backbone import TunableBertBackbone
+    from mtl_keras.model import MultiTaskModel
     from mtl_keras.tasks import resolve_tasks
 
     preset = presets.default_preset_dir()
-    model = build_model(
-        presets.load_backbone(preset), resolve_tasks("topic"), backbone_inference=True
-    )
+    backbone = TunableBertBackbone.from_backbone(presets.load_backbone(preset))
+    backbone.inference_mode = True
+    model = MultiTaskModel(backbone, resolve_tasks("topic"))
     folder = export_for_serving(
-        model, presets.load_tokenizer(preset), f"{tempfile.mkdtemp()}/mtl/1", 128
+        model, presets.load_tokenizer(preset), f"{tempfile.mkdtemp()}/mtl/1", max_length=128
     )
     serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
 

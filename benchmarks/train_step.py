@@ -17,12 +17,12 @@ def keras_steps(batches, steps):
     import keras
 
     from mtl_keras import presets
-    from mtl_keras.model import build_model, compile_model
+    from mtl_keras.model import MultiTaskModel, compile_model
     from mtl_keras.tasks import resolve_tasks
 
     tasks = resolve_tasks("topic,sentiment")
-    model = build_model(presets.load_backbone(presets.default_preset_dir()), tasks)
-    compile_model(model, tasks, keras.optimizers.AdamW(5e-5))
+    model = MultiTaskModel(presets.load_backbone(presets.default_preset_dir()), tasks)
+    compile_model(model, keras.optimizers.AdamW(5e-5))
     import tensorflow as tf
 
     data = tf.data.Dataset.from_generator(
@@ -97,8 +97,8 @@ def main(argv=None):
     stream, _, _ = training_stream(
         resolve_tasks("topic,sentiment"),
         make_preprocessor(tokenizer, 128),
-        32,
-        128,
+        batch_size=32,
+        max_length=128,
         max_examples=400,
         seed=0,
     )

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from experiments.cli import run_main
-from mtl_keras.export import SIGNATURE, export_for_serving, model_tasks
+from mtl_keras.export import SIGNATURE, export_for_serving
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
 
 
@@ -28,8 +28,10 @@ def main(argv=None):
     model_path = Path(args.model)
     tokenizer = load_tokenizer(args.tokenizer or model_path.parent / TOKENIZER_DIR)
     model = load_model(model_path, compile=False)
-    output = export_for_serving(model, tokenizer, args.output, args.max_length, args.overwrite)
-    heads = ", ".join(t.name for t in model_tasks(model)) or "none"
+    output = export_for_serving(
+        model, tokenizer, args.output, max_length=args.max_length, overwrite=args.overwrite
+    )
+    heads = ", ".join(t.name for t in model.tasks)
     print(f"exported {model_path} (heads: {heads}) to {output}")
     print(
         f"inspect: saved_model_cli show --dir {output} --tag_set serve --signature_def {SIGNATURE}"

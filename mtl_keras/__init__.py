@@ -6,14 +6,17 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mtl_keras.backbone import TunableBertBackbone  # noqa: E402
+from mtl_keras.config import RunConfig  # noqa: E402
 from mtl_keras.encoder import SentenceEncoder, embedding_model  # noqa: E402
 from mtl_keras.errors import UserError  # noqa: E402
 from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers  # noqa: E402
 from mtl_keras.metrics import EntityF1, MacroF1  # noqa: E402
-from mtl_keras.model import build_model, compile_model  # noqa: E402
+from mtl_keras.model import MultiTaskModel, compile_model  # noqa: E402
 from mtl_keras.pooling import MeanPooling  # noqa: E402
+from mtl_keras.predict import Predictor  # noqa: E402
 from mtl_keras.scenarios import SCENARIOS  # noqa: E402
 from mtl_keras.tasks import TASKS  # noqa: E402
+from mtl_keras.trainer import RunResult, train  # noqa: E402
 
 __all__ = [
     "SCENARIOS",
@@ -22,12 +25,16 @@ __all__ = [
     "LayerwiseLR",
     "MacroF1",
     "MeanPooling",
+    "MultiTaskModel",
+    "Predictor",
+    "RunConfig",
+    "RunResult",
     "SentenceEncoder",
     "TunableBertBackbone",
     "UserError",
-    "build_model",
     "compile_model",
     "embedding_model",
     "layer_decay_multipliers",
+    "train",
 ]
 __version__ = "0.1.0"

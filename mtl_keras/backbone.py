@@ -56,4 +56,5 @@ class TunableBertBackbone(keras_hub.models.BertBackbone):
             **super().get_config(),
             "frozen_layers": self.frozen_layers(),
             "lora_rank": self.lora_rank,
+            "inference_mode": self.inference_mode,
         }

@@ -1,15 +1,31 @@
-"""Callbacks that make a run resumable after a crash and stop it cleanly on divergence."""
+"""Callbacks of a training run: epoch timing, resumable checkpoints, divergence stop."""
 
 import json
 import math
-import os
+import time
 from pathlib import Path
 
 import keras
 
+from mtl_keras.artifacts import atomic_write
+
 CHECKPOINT_DIR = "checkpoint"
 WEIGHTS = "last_epoch.weights.h5"
 PROGRESS = "progress.json"
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds per epoch, kept across the several `fit` calls of a staged run."""
+
+    def __init__(self, times=()):
+        super().__init__()
+        self.times = list(times)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
 
 
 class DivergenceGuard(keras.callbacks.TerminateOnNaN):
@@ -49,15 +65,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.diverged_at is not None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        weights = self.directory / WEIGHTS
-        staging = self.directory / f".staging.{WEIGHTS}"
-        (self.target or self.model).save_weights(staging)
-        os.replace(staging, weights)
-        progress = {"epoch": epoch, **self.progress_fn(epoch, logs or {})}
-        tmp = self.directory / f".{PROGRESS}"
-        tmp.write_text(json.dumps(progress))
-        os.replace(tmp, self.directory / PROGRESS)
+        model = self.target or self.model
+        atomic_write(self.directory / WEIGHTS, model.save_weights)
+        progress = json.dumps({"epoch": epoch, **self.progress_fn(epoch, logs or {})})
+        atomic_write(self.directory / PROGRESS, lambda tmp: Path(tmp).write_text(progress))
 
 
 def read_progress(directory):

@@ -4,29 +4,25 @@ Tokenization (keras-hub's preprocessor: TF Text ops) is inside the graph, so cli
 send strings. The standard TF Serving build links TF Text's op library.
 """
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from mtl_keras.artifacts import atomic_write
 from mtl_keras.errors import InputError
-from mtl_keras.model import EMBEDDING
+from mtl_keras.model import EMBEDDING, MultiTaskModel
 from mtl_keras.preprocessing import make_preprocessor, trim_padding
-from mtl_keras.tasks import TASKS
 
 SIGNATURE = "serving_default"
 
 
-def model_tasks(model):
-    """The tasks whose heads a model from `build_model` has, in output order."""
-    return [TASKS[name] for name in model.output_names if name in TASKS]
-
-
 def serving_outputs(model, tokenizer, preprocessor, tasks):
-    """The serving function: text [None] -> dict of named output tensors."""
+    """The serving function: text [None] -> dict of named output tensors.
+
+    Args:
+        model: BERT inputs -> {"embedding", <task>: logits} (`inference_model()`).
+    """
     vocabulary = tf.constant(tokenizer.get_vocabulary())
     specials = tf.constant([tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id])
 
@@ -66,31 +62,24 @@ def check_version_dir(output, overwrite):
     return output
 
 
-def export_for_serving(model, tokenizer, output, max_length=128, overwrite=False):
+def export_for_serving(model, tokenizer, output, *, max_length=128, overwrite=False):
     """Write the SavedModel to `output` (a version dir) and return its path.
 
     The version is written to a hidden temporary sibling and renamed into place, so TF
     Serving (which watches the model dir) never sees a half-written version.
     """
+    if not isinstance(model, MultiTaskModel):
+        raise InputError(f"can only export a MultiTaskModel, got {type(model).__name__}.")
     output = check_version_dir(output, overwrite)
-    tasks = model_tasks(model)
     preprocessor = make_preprocessor(tokenizer, max_length)
     preprocessor.build(None)  # an uncalled preprocessor has no packer yet
+    inference = model.inference_model()
     archive = keras.export.ExportArchive()
     archive.track(preprocessor)
-    archive.track(model)
+    archive.track(inference)
     archive.add_endpoint(
         SIGNATURE,
-        serving_outputs(model, tokenizer, preprocessor, tasks),
+        serving_outputs(inference, tokenizer, preprocessor, model.tasks),
         input_signature=[tf.TensorSpec([None], tf.string, name="text")],
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}-"))
-    try:
-        archive.write_out(str(staging), verbose=False)
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return output
+    return atomic_write(output, lambda tmp: archive.write_out(tmp, verbose=False), directory=True)

@@ -1,8 +1,13 @@
 """Checks on the sentences users pass in, shared by every public entry point."""
 
+import csv
+import io
+import json
+from pathlib import Path
+
 import numpy as np
 
-from mtl_keras.errors import InputTypeError
+from mtl_keras.errors import InputError, InputTypeError
 
 
 def as_sentence_list(sentences):
@@ -25,3 +30,59 @@ def as_sentence_list(sentences):
                 "pass text only (decode bytes, drop None)."
             )
     return list(sentences)
+
+
+def read_texts(path, column="text"):
+    """The texts in a file: .txt (one per line), .csv (a `column`) or .jsonl (its key).
+
+    Raises a one-line `InputError` naming the file, and the line where a row is bad.
+    """
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind not in (".txt", ".csv", ".jsonl"):
+        raise InputError(f"input file '{path}' must end in .txt, .csv or .jsonl.")
+    try:
+        content = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise InputError(f"input file '{path}' does not exist.") from None
+    except (IsADirectoryError, PermissionError) as error:
+        raise InputError(f"input file '{path}' cannot be read ({error.strerror}).") from None
+    except UnicodeDecodeError as error:
+        line = content_line(error.object, error.start)
+        raise InputError(f"input file '{path}' line {line} is not UTF-8 text.") from None
+    if kind == ".txt":
+        return content.splitlines()
+    if kind == ".csv":
+        return _csv_texts(path, content, column)
+    return _jsonl_texts(path, content, column)
+
+
+def content_line(data, offset):
+    return data[:offset].count(b"\n") + 1
+
+
+def _csv_texts(path, content, column):
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    if column not in (reader.fieldnames or []):
+        raise InputError(f"input file '{path}' has no {column!r} column in its header line.")
+    texts = []
+    for row in reader:
+        if row[column] is None:
+            raise InputError(f"input file '{path}' line {reader.line_num} has no {column!r} value.")
+        texts.append(row[column])
+    return texts
+
+
+def _jsonl_texts(path, content, key):
+    texts = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            raise InputError(f"input file '{path}' line {number} is not JSON.") from None
+        if not isinstance(item, dict) or not isinstance(item.get(key), str):
+            raise InputError(f"input file '{path}' line {number} has no string {key!r} field.")
+        texts.append(item[key])
+    return texts

@@ -15,6 +15,7 @@ import re
 import keras
 from keras.saving import deserialize_keras_object, serialize_keras_object
 
+from mtl_keras.bert_layers import EMBEDDING_LAYERS, transformer_layer
 from mtl_keras.errors import InputError
 
 
@@ -126,10 +127,6 @@ class LayerwiseLR(keras.optimizers.Optimizer):
         return cls(inner, **config)
 
 
-EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding",
-                    "embeddings_layer_norm")  # fmt: skip
-
-
 def layer_decay_multipliers(num_layers, decay, head_multiplier=1.0):
     """Layer-wise learning-rate decay for a keras-hub BERT (LLRD).
 
@@ -141,7 +138,7 @@ def layer_decay_multipliers(num_layers, decay, head_multiplier=1.0):
         raise InputError(f"decay must be in (0, 1], got {decay}.")
     multipliers = {f"^{name}/": decay ** (num_layers + 1) for name in EMBEDDING_LAYERS}
     for index in range(num_layers):
-        multipliers[f"^transformer_layer_{index}/"] = decay ** (num_layers - index)
+        multipliers[f"^{transformer_layer(index)}/"] = decay ** (num_layers - index)
     if head_multiplier != 1.0:
         multipliers[".*"] = head_multiplier
     return multipliers

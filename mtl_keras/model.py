@@ -1,62 +1,133 @@
-"""Task 2: one functional multi-task model over a keras-hub BERT backbone."""
+"""Task 2: `MultiTaskModel`, one functional Keras model over a keras-hub BERT backbone."""
 
 import keras
 
 from mtl_keras.backbone import TunableBertBackbone
+from mtl_keras.bert_layers import POOLER
 from mtl_keras.errors import InputError
 from mtl_keras.metrics import EntityF1, MacroF1
 from mtl_keras.pooling import MeanPooling
 from mtl_keras.preprocessing import FEATURES
+from mtl_keras.tasks import Task
 
 EMBEDDING = "embedding"
 
 
-def backbone_of(model):
-    """The BERT backbone layer inside a model built by `build_model`."""
-    return next(layer for layer in model.layers if isinstance(layer, TunableBertBackbone))
-
-
-def build_model(backbone, tasks, dropout=0.1, backbone_inference=False, name="multitask"):
-    """inputs -> BertBackbone -> masked mean -> {"embedding", <task>: logits, ...}.
+@keras.saving.register_keras_serializable(package="mtl_keras")
+class MultiTaskModel(keras.Model):
+    """BERT inputs -> backbone -> masked mean -> one named logits output per task.
 
     Sentence heads (dropout + dense) read the pooled embedding; token heads read the
-    sequence output. Every head layer's name starts with its task name.
+    sequence output. The model's outputs are the task logits only, so `fit` needs a
+    target per task and nothing else; `embedding_model()` gives the pooled embedding
+    and `heads_model()` the sentence heads on their own. Built like keras-hub's task
+    models (layers, functional model, config), so a saved model knows its own tasks.
 
     Args:
-        backbone: a `keras_hub.models.BertBackbone` (pretrained or tiny).
-        tasks: `mtl_keras.tasks.Task` objects, one head each.
+        backbone: a `keras_hub.models.BertBackbone` (pretrained or tiny); a plain one is
+            copied into a `TunableBertBackbone`, whose freezing, LoRA and inference mode
+            survive save and reload.
+        tasks: `mtl_keras.tasks.Task` objects (or their configs), one head each.
         dropout: dropout before each head's dense layer.
-        backbone_inference: run the backbone without dropout even inside `fit`, as a
-            frozen backbone should (see `TunableBertBackbone.inference_mode`).
+        frozen_heads: names of tasks whose heads start frozen (recorded in the config,
+            so a reloaded model trains what the saved one did).
     """
-    backbone = TunableBertBackbone.from_backbone(backbone)
-    backbone.inference_mode = backbone_inference
-    inputs = {f: keras.Input(shape=(None,), dtype="int32", name=f) for f in FEATURES}
-    sequence = backbone(inputs)["sequence_output"]
-    embedding = MeanPooling(name=EMBEDDING)(sequence, inputs["padding_mask"])
-    # Mean pooling replaces BERT's [CLS] pooler, which would get no gradient.
-    backbone.get_layer("pooled_dense").trainable = False
-    outputs = {EMBEDDING: embedding}
-    for task in tasks:
-        features = embedding if task.kind == "sentence" else sequence
-        hidden = keras.layers.Dropout(dropout, name=f"{task.name}_dropout")(features)
-        outputs[task.name] = keras.layers.Dense(task.num_classes, name=task.name)(hidden)
-    return keras.Model(inputs, outputs, name=name)
+
+    def __init__(self, backbone, tasks, dropout=0.1, frozen_heads=(), **kwargs):
+        # === Layers ===
+        backbone = TunableBertBackbone.from_backbone(backbone)
+        tasks = [Task.from_config(task) for task in tasks]
+        check_task_names(tasks)
+        self.backbone = backbone
+        self.pooling = MeanPooling(name=EMBEDDING)
+        self.head_dropouts = {
+            t.name: keras.layers.Dropout(dropout, name=f"{t.name}_dropout") for t in tasks
+        }
+        self.head_denses = {t.name: keras.layers.Dense(t.num_classes, name=t.name) for t in tasks}
+
+        # === Functional Model ===
+        inputs = {f: keras.Input(shape=(None,), dtype="int32", name=f) for f in FEATURES}
+        sequence = backbone(inputs)["sequence_output"]
+        embedding = self.pooling(sequence, inputs["padding_mask"])
+        outputs = {}
+        for task in tasks:
+            features = embedding if task.kind == "sentence" else sequence
+            outputs[task.name] = self.head_denses[task.name](
+                self.head_dropouts[task.name](features)
+            )
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.tasks = tasks
+        self.dropout = dropout
+        self._embedding = embedding  # a symbolic tensor: what `embedding_model` returns
+        # Mean pooling replaces BERT's [CLS] pooler, which would get no gradient.
+        backbone.get_layer(POOLER).trainable = False
+        for name in frozen_heads:
+            for layer in self.head_layers(name):
+                layer.trainable = False
+
+    def head_layers(self, task_name):
+        """The dropout and dense layer of one task's head."""
+        if task_name not in self.head_denses:
+            names = ", ".join(t.name for t in self.tasks)
+            raise InputError(f"this model has no head {task_name!r}; its heads: {names}.")
+        return [self.head_dropouts[task_name], self.head_denses[task_name]]
+
+    def frozen_heads(self):
+        return [t.name for t in self.tasks if not self.head_denses[t.name].trainable]
+
+    def embedding_model(self):
+        """BERT inputs -> the pooled (not normalised) sentence embedding; shares weights."""
+        return keras.Model(self.input, self._embedding, name=f"{self.name}_embedding")
+
+    def inference_model(self):
+        """BERT inputs -> {"embedding", <task>: logits}: one pass for serving and prediction."""
+        outputs = {EMBEDDING: self._embedding, **self.output}
+        return keras.Model(self.input, outputs, name=f"{self.name}_inference")
+
+    def heads_model(self):
+        """The sentence heads as a model of their own, fed with embeddings.
+
+        The layers are shared, so training this trains this model's heads: what a frozen
+        backbone needs once its embeddings are cached (`data.pipeline.embedding_cache`).
+        """
+        token_tasks = [t.name for t in self.tasks if t.kind != "sentence"]
+        if token_tasks:
+            raise InputError(f"heads_model has no input for token heads: {token_tasks}.")
+        embedding = keras.Input(shape=(self.backbone.hidden_dim,), name=EMBEDDING)
+        outputs = {
+            t.name: self.head_denses[t.name](self.head_dropouts[t.name](embedding))
+            for t in self.tasks
+        }
+        return keras.Model(embedding, outputs, name=f"{self.name}_heads")
+
+    def get_config(self):
+        # Not chained to Functional's, which would rebuild a plain keras.Model.
+        return {
+            "backbone": keras.layers.serialize(self.backbone),
+            "tasks": [task.get_config() for task in self.tasks],
+            "dropout": self.dropout,
+            "frozen_heads": self.frozen_heads(),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config["backbone"], dict):
+            config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
 
 
-def heads_model(model, tasks):
-    """The sentence heads of `model` as a model of their own, fed with embeddings.
-
-    The layers are shared, so training this trains `model`'s heads: what a frozen
-    backbone needs once its embeddings are cached (`data.pipeline.embedding_cache`).
-    """
-    width = model.get_layer(EMBEDDING).output.shape[-1]
-    embedding = keras.Input(shape=(width,), name=EMBEDDING)
-    outputs = {}
-    for task in tasks:
-        hidden = model.get_layer(f"{task.name}_dropout")(embedding)
-        outputs[task.name] = model.get_layer(task.name)(hidden)
-    return keras.Model(embedding, outputs, name=f"{model.name}_heads")
+def check_task_names(tasks):
+    """Head names must be unique and must not collide with the embedding output."""
+    names = [task.name for task in tasks]
+    if not names:
+        raise InputError("a multi-task model needs at least one task.")
+    if len(set(names)) != len(names) or EMBEDDING in names:
+        raise InputError(f"task names must be unique and not {EMBEDDING!r}, got {names}.")
 
 
 def task_metrics(task):
@@ -76,17 +147,28 @@ def task_metrics(task):
 
 
 def check_loss_weights(loss_weights, tasks):
-    """Refuse loss weights for tasks the model has no head for."""
+    """Refuse loss weights for unknown tasks, and weights that are negative or not finite."""
     names = [task.name for task in tasks]
     unknown = sorted(set(loss_weights) - set(names))
     if unknown:
         raise InputError(
             f"loss weights names {unknown[0]!r}, not one of the tasks: {', '.join(names)}."
         )
+    for name, weight in loss_weights.items():
+        if not weight >= 0 or weight == float("inf"):  # also false for NaN
+            raise InputError(f"loss weight {name}={weight} must be a finite number >= 0.")
+    if loss_weights and all(loss_weights.get(n, 1.0) == 0 for n in names):
+        raise InputError("every loss weight is 0: nothing would train; give one task > 0.")
 
 
-def compile_model(model, tasks, optimizer, loss_weights=None):
-    """One sparse cross-entropy (from logits) and metric set per named task output."""
+def compile_model(model, optimizer, loss_weights=None, tasks=None):
+    """One sparse cross-entropy (from logits) and metric set per named task output.
+
+    Args:
+        model: a `MultiTaskModel`, or a model with one output per task (`heads_model`).
+        tasks: the tasks to compile for; default `model.tasks`.
+    """
+    tasks = model.tasks if tasks is None else tasks
     loss_weights = loss_weights or {}
     check_loss_weights(loss_weights, tasks)
     model.compile(
@@ -98,3 +180,22 @@ def compile_model(model, tasks, optimizer, loss_weights=None):
         jit_compile=False,
     )
     return model
+
+
+def per_task_logs(logs, task_names):
+    """Keras logs with every task metric named `<task>_<metric>` (`val_` kept in front).
+
+    Keras leaves the output name out of the logs of a one-output model (`accuracy`, not
+    `topic_accuracy`); this puts it back, so a one-task run reads like any other.
+    """
+    if len(task_names) != 1:
+        return dict(logs)
+    name, out = task_names[0], {}
+    for key, value in logs.items():
+        val, base = ("val_", key[4:]) if key.startswith("val_") else ("", key)
+        if base == "loss":
+            out[key] = value
+        if not base.startswith(f"{name}_"):
+            base = f"{name}_{base}"
+        out[val + base] = value
+    return out

@@ -48,3 +48,24 @@ def load_tokenizer(directory):
     tokenizer = keras.saving.deserialize_keras_object(json.loads(config.read_text()))
     tokenizer.load_preset_assets(str(directory))
     return tokenizer
+
+
+def copy_weights_from(model, path):
+    """Copy weights from a saved model into the layers of `model` with the same name.
+
+    Returns the names of the layers copied (for example the backbone and a head, to
+    start a new multi-task run from an earlier one).
+    """
+    source = {layer.name: layer for layer in load_model(path, compile=False).layers}
+    copied = []
+    for layer in model.layers:
+        match = source.get(layer.name)
+        if layer.weights and match is not None:
+            shapes = [tuple(w.shape) for w in layer.weights]
+            if shapes != [tuple(w.shape) for w in match.weights]:
+                raise InputError(
+                    f"layer {layer.name!r} in {path} has other shapes; cannot start from it."
+                )
+            layer.set_weights(match.get_weights())
+            copied.append(layer.name)
+    return copied

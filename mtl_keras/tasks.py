@@ -19,6 +19,16 @@ class Task:
     def num_classes(self):
         return len(self.labels)
 
+    def get_config(self):
+        """Plain JSON: a saved model carries its own task list, not a name to look up."""
+        return {**dataclasses.asdict(self), "labels": list(self.labels)}
+
+    @classmethod
+    def from_config(cls, config):
+        if isinstance(config, cls):
+            return config
+        return cls(**{**config, "labels": tuple(config["labels"])})
+
 
 TASKS = {
     task.name: task

@@ -1,4 +1,8 @@
-"""The bad-input corpus across the public surfaces: defined behaviour or a one-line error."""
+"""The bad-input corpus across the public surfaces: defined behaviour or a one-line error.
+
+Every case is its own test, so one failure cannot hide the rest; the summary at the end
+of a pytest run counts them (see `pytest_runtest_logreport` in conftest.py).
+"""
 
 import subprocess
 import sys
@@ -7,12 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments import embed, export, run
+from experiments import embed, export, predict, run
 from experiments.cli import run_main
 from mtl_keras import SentenceEncoder
 from mtl_keras.data import get_builder, load
 from mtl_keras.errors import UserError
-from tests.conftest import BAD_INPUT_RESULTS
 
 VALID_TEXT = {
     "empty": "",
@@ -33,16 +36,6 @@ INVALID_ITEMS = {
 }
 
 
-def record(surface, case, check):
-    """Run `check()`; record whether it passed, then re-raise its failure."""
-    try:
-        check()
-    except BaseException:
-        BAD_INPUT_RESULTS.append((surface, case, False))
-        raise
-    BAD_INPUT_RESULTS.append((surface, case, True))
-
-
 def one_line_exit_2(capsys, main, argv):
     with pytest.raises(SystemExit) as info:
         run_main(main, argv)
@@ -55,187 +48,173 @@ def encoder(tiny_preset):
     return SentenceEncoder.from_preset(tiny_preset, max_length=16)
 
 
-def test_encode(encoder):
-    for case, text in VALID_TEXT.items():
-
-        def check(text=text):
-            out = encoder.encode([text, "the fox"])
-            assert out.shape == (2, 16) and np.isfinite(out).all()
-
-        record("encode", case, check)
-    for case, item in INVALID_ITEMS.items():
-
-        def check(item=item):
-            with pytest.raises(TypeError, match=r"sentences\[1\]"):
-                encoder.encode(["ok", item])
-
-        record("encode", case, check)
-    for case, value in {"top-level None": None, "top-level int": 42}.items():
-
-        def check(value=value):
-            with pytest.raises(TypeError, match="list of str"):
-                encoder.encode(value)
-
-        record("encode", case, check)
-
-
-def test_embed_cli(tiny_preset, capsys):
-    def valid():
-        out = embed.main(["--preset", str(tiny_preset), "--max-length", "16", *VALID_TEXT.values()])
-        assert out.shape == (len(VALID_TEXT), 16) and np.isfinite(out).all()
-
-    record("experiments.embed", "every valid text at once", valid)
-    record(
-        "experiments.embed",
-        "--max-length 0",
-        lambda: one_line_exit_2(
-            capsys, embed.main, ["--preset", str(tiny_preset), "--max-length", "0", "x"]
-        ),
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad_input_serving") / "mtl" / "1"
+    export.main(
+        ["--model", str(tiny_run / "model.keras"), "--output", str(out), "--max-length", "16"]
     )
-    record(
-        "experiments.embed",
-        "missing preset",
-        lambda: one_line_exit_2(capsys, embed.main, ["--preset", "/nonexistent", "x"]),
-    )
+    return tf.saved_model.load(str(out)).signatures["serving_default"]
 
 
-def test_run_cli(tmp_path, capsys, tiny_run):
-    garbage = tmp_path / "garbage.keras"
-    garbage.write_bytes(b"\x00" * 100)
-    cases = {
-        "unknown scenario": ["--scenario", "freeze_everything"],
-        "unknown task": ["--tasks", "topic,emotion"],
-        "empty task list": ["--tasks", ","],
-        "frozen_head_b with one task": ["--scenario", "frozen_head_b", "--tasks", "ner"],
-        "missing --init-from model": ["--init-from", str(tmp_path / "nope.keras")],
-        "corrupt --init-from model": ["--init-from", str(garbage)],
-        "finished output dir": ["--output-dir", str(tiny_run)],
-        "negative batch size": ["--batch-size", "-4"],
-    }
-    for case, argv in cases.items():
-        argv = argv if "--output-dir" in argv else [*argv, "--output-dir", str(tmp_path / "out")]
-        record("experiments.run", case, lambda argv=argv: one_line_exit_2(capsys, run.main, argv))
+@pytest.mark.parametrize("case", VALID_TEXT)
+def test_encode_valid_text(encoder, case):
+    out = encoder.encode([VALID_TEXT[case], "the fox"])
+    assert out.shape == (2, 16) and np.isfinite(out).all()
 
 
-def test_export_cli(tmp_path, capsys, tiny_run):
-    truncated = tmp_path / "truncated.keras"
-    truncated.write_bytes((tiny_run / "model.keras").read_bytes()[:1000])
-    cases = {
-        "missing model": [
-            "--model",
-            str(tmp_path / "nope.keras"),
-            "--output",
-            str(tmp_path / "m" / "1"),
-        ],
-        "truncated model": [
-            "--model",
-            str(truncated),
-            "--tokenizer",
-            str(tiny_run / "tokenizer"),
-            "--output",
-            str(tmp_path / "m" / "1"),
-        ],
-        "no version dir": [
-            "--model",
-            str(tiny_run / "model.keras"),
-            "--output",
-            str(tmp_path / "m"),
-        ],
-        "no tokenizer": [
-            "--model",
-            str(tiny_run / "model.keras"),
-            "--tokenizer",
-            str(tmp_path),
-            "--output",
-            str(tmp_path / "m" / "2"),
-        ],
-    }
-    for case, argv in cases.items():
-        record(
-            "experiments.export", case, lambda argv=argv: one_line_exit_2(capsys, export.main, argv)
-        )
+@pytest.mark.parametrize("case", INVALID_ITEMS)
+def test_encode_invalid_item(encoder, case):
+    with pytest.raises(TypeError, match=r"sentences\[1\]"):
+        encoder.encode(["ok", INVALID_ITEMS[case]])
 
 
-def test_exported_signature(tiny_run, tmp_path):
-    out = export.main(
-        [
-            "--model",
-            str(tiny_run / "model.keras"),
-            "--output",
-            str(tmp_path / "mtl" / "1"),
-            "--max-length",
-            "16",
-        ]
-    )
-    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
-    for case, text in VALID_TEXT.items():
-
-        def check(text=text):
-            result = serve(text=tf.constant([text, "the fox"]))
-            assert (
-                result["embedding"].shape == (2, 16)
-                and np.isfinite(result["embedding"].numpy()).all()
-            )
-            assert result["topic_label"].shape == (2,)
-
-        record("exported signature", case, check)
-
-    def empty_batch():
-        assert serve(text=tf.constant([], tf.string))["embedding"].shape[0] == 0
-
-    record("exported signature", "empty batch", empty_batch)
-
-    def wrong_dtype():
-        with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
-            serve(text=tf.constant([1, 2]))
-
-    record("exported signature", "numbers instead of strings", wrong_dtype)
+@pytest.mark.parametrize("value", [None, 42], ids=["top-level None", "top-level int"])
+def test_encode_not_a_list(encoder, value):
+    with pytest.raises(TypeError, match="list of str"):
+        encoder.encode(value)
 
 
-def test_data_loading(tmp_path):
-    def unknown():
-        with pytest.raises(UserError, match="unknown dataset"):
-            get_builder("imdb_reviews", tmp_path)
+def test_embed_cli_every_valid_text(tiny_preset):
+    out = embed.main(["--preset", str(tiny_preset), "--max-length", "16", *VALID_TEXT.values()])
+    assert out.shape == (len(VALID_TEXT), 16) and np.isfinite(out).all()
 
-    record("data builders", "unknown dataset", unknown)
 
-    def unprepared():
-        with pytest.raises(UserError, match="not prepared"):
-            load("wnut16", "train", tmp_path / "empty", prepare=False)
+@pytest.mark.parametrize(
+    "argv",
+    [["--max-length", "0", "x"], ["--preset", "/nonexistent", "x"]],
+    ids=["--max-length 0", "missing preset"],
+)
+def test_embed_cli_error(tiny_preset, capsys, argv):
+    argv = argv if "--preset" in argv else ["--preset", str(tiny_preset), *argv]
+    one_line_exit_2(capsys, embed.main, argv)
 
-    record("data builders", "unprepared data dir", unprepared)
 
-    def bad_split():
-        with pytest.raises(UserError, match="unknown split"):
-            load("wnut16", "dev", tmp_path)
+RUN_CASES = {
+    "unknown scenario": ["--scenario", "freeze_everything"],
+    "unknown task": ["--tasks", "topic,emotion"],
+    "empty task list": ["--tasks", ","],
+    "frozen_head_b with one task": ["--scenario", "frozen_head_b", "--tasks", "ner"],
+    "missing --init-from model": ["--init-from", "{tmp}/nope.keras"],
+    "corrupt --init-from model": ["--init-from", "{tmp}/garbage.keras"],
+    "finished output dir": ["--output-dir", "{finished}"],
+    "negative batch size": ["--batch-size", "-4"],
+    "learning rate nan": ["--learning-rate", "nan"],
+    "negative learning rate": ["--learning-rate", "-1"],
+    "negative loss weight": ["--loss-weights", "topic=-1"],
+    "loss weight nan": ["--loss-weights", "topic=nan"],
+    "dropout 1": ["--dropout", "1"],
+}
 
-    record("data builders", "unknown split", bad_split)
+
+@pytest.mark.parametrize("case", RUN_CASES)
+def test_run_cli_error(tmp_path, capsys, tiny_run, case):
+    (tmp_path / "garbage.keras").write_bytes(b"\x00" * 100)
+    argv = [a.format(tmp=tmp_path, finished=tiny_run) for a in RUN_CASES[case]]
+    argv = argv if "--output-dir" in argv else [*argv, "--output-dir", str(tmp_path / "out")]
+    one_line_exit_2(capsys, run.main, argv)
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+EXPORT_CASES = {
+    "missing model": ["--model", "{tmp}/nope.keras", "--output", "{tmp}/m/1"],
+    "truncated model": [
+        "--model",
+        "{tmp}/truncated.keras",
+        "--tokenizer",
+        "{run}/tokenizer",
+        "--output",
+        "{tmp}/m/1",
+    ],
+    "no version dir": ["--model", "{run}/model.keras", "--output", "{tmp}/m"],
+    "no tokenizer": [
+        "--model",
+        "{run}/model.keras",
+        "--tokenizer",
+        "{tmp}",
+        "--output",
+        "{tmp}/m/2",
+    ],
+}
+
+
+@pytest.mark.parametrize("case", EXPORT_CASES)
+def test_export_cli_error(tmp_path, capsys, tiny_run, case):
+    (tmp_path / "truncated.keras").write_bytes((tiny_run / "model.keras").read_bytes()[:1000])
+    argv = [a.format(tmp=tmp_path, run=tiny_run) for a in EXPORT_CASES[case]]
+    one_line_exit_2(capsys, export.main, argv)
+
+
+PREDICT_CASES = {
+    "no texts and no input": [],
+    "texts and input": ["x", "--input", "{tmp}/texts.txt"],
+    "missing input file": ["--input", "{tmp}/nope.txt"],
+    "input is a folder": ["--input", "{tmp}/folder.txt"],
+    "input not UTF-8": ["--input", "{tmp}/latin1.txt"],
+    "unknown input kind": ["--input", "{tmp}/texts.xml"],
+    "csv without text column": ["--input", "{tmp}/no_column.csv"],
+    "jsonl line not JSON": ["--input", "{tmp}/broken.jsonl"],
+    "jsonl text not a string": ["--input", "{tmp}/number.jsonl"],
+    "output not .jsonl": ["x", "--output", "{tmp}/out.csv"],
+    "corrupt model": ["x", "--model", "{tmp}/garbage.keras"],
+}
+
+
+def write_predict_inputs(folder):
+    (folder / "texts.txt").write_text("the fox\n")
+    (folder / "folder.txt").mkdir()
+    (folder / "latin1.txt").write_bytes("ok\ncaf\xe9\n".encode("latin-1"))
+    (folder / "texts.xml").write_text("<t/>")
+    (folder / "no_column.csv").write_text("body\nthe fox\n")
+    (folder / "broken.jsonl").write_text('{"text": "ok"}\n{"text": \n')
+    (folder / "number.jsonl").write_text('{"text": 3}\n')
+    (folder / "garbage.keras").write_bytes(b"\x00" * 100)
+
+
+@pytest.mark.parametrize("case", PREDICT_CASES)
+def test_predict_cli_error(tmp_path, capsys, tiny_run, case):
+    write_predict_inputs(tmp_path)
+    argv = [a.format(tmp=tmp_path) for a in PREDICT_CASES[case]]
+    if "--model" not in argv:
+        argv = [*argv, "--model", str(tiny_run / "model.keras")]
+    one_line_exit_2(capsys, predict.main, [*argv, "--max-length", "16"])
+
+
+@pytest.mark.parametrize("case", VALID_TEXT)
+def test_exported_signature_valid_text(exported, case):
+    result = exported(text=tf.constant([VALID_TEXT[case], "the fox"]))
+    assert result["embedding"].shape == (2, 16) and np.isfinite(result["embedding"].numpy()).all()
+    assert result["topic_label"].shape == (2,)
+
+
+def test_exported_signature_empty_batch(exported):
+    assert exported(text=tf.constant([], tf.string))["embedding"].shape[0] == 0
+
+
+def test_exported_signature_numbers_instead_of_strings(exported):
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
+        exported(text=tf.constant([1, 2]))
+
+
+def test_data_unknown_dataset(tmp_path):
+    with pytest.raises(UserError, match="unknown dataset"):
+        get_builder("imdb_reviews", tmp_path)
+
+
+def test_data_unprepared_data_dir(tmp_path):
+    with pytest.raises(UserError, match="not prepared"):
+        load("wnut16", "train", tmp_path / "empty", prepare=False)
+
+
+def test_data_unknown_split(tmp_path):
+    with pytest.raises(UserError, match="unknown split"):
+        load("wnut16", "dev", tmp_path)
 
 
 def test_data_cli_unknown_dataset_exit_2(tmp_path):
+    argv = ["stats", "--data-dir", str(tmp_path), "--datasets", "imdb"]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.data",
-            "stats",
-            "--data-dir",
-            str(tmp_path),
-            "--datasets",
-            "imdb",
-        ],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "experiments.data", *argv], capture_output=True, text=True
     )
-    record(
-        "experiments.data",
-        "unknown dataset",
-        lambda: (
-            (
-                result.returncode == 2
-                and result.stderr.strip().startswith("error: ")
-                and len(result.stderr.strip().splitlines()) == 1
-            )
-            or pytest.fail(result.stderr[-500:])
-        ),
-    )
+    err = result.stderr.strip()
+    assert result.returncode == 2 and err.startswith("error: ") and len(err.splitlines()) == 1, err

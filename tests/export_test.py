@@ -37,7 +37,7 @@ def run_isolated(code):
 
 
 def keras_reference(tiny_run, sentences):
-    model = load_model(tiny_run / "model.keras", compile=False)
+    model = load_model(tiny_run / "model.keras", compile=False).inference_model()
     preprocessor = make_preprocessor(load_tokenizer(tiny_run / "tokenizer"), 16)
     out = model(trim_padding(preprocessor(tf.constant(sentences))), training=False)
     return {k: np.asarray(v) for k, v in out.items()}
@@ -152,16 +152,17 @@ def test_refuses_to_overwrite_and_needs_a_version_dir(tiny_run, exported, tmp_pa
 @pytest.mark.slow
 def test_exported_pretrained_embedding_matches_sentence_transformers(tmp_path):
     from mtl_keras import presets
+    from mtl_keras.backbone import TunableBertBackbone
     from mtl_keras.export import export_for_serving
-    from mtl_keras.model import build_model
+    from mtl_keras.model import MultiTaskModel
     from mtl_keras.tasks import resolve_tasks
     from tests.minilm_parity_test import REFERENCE
 
     preset = presets.default_preset_dir()
-    model = build_model(
-        presets.load_backbone(preset), resolve_tasks("topic"), backbone_inference=True
-    )
-    out = export_for_serving(model, presets.load_tokenizer(preset), tmp_path / "mtl" / "1", 128)
+    backbone = TunableBertBackbone.from_backbone(presets.load_backbone(preset))
+    backbone.inference_mode = True
+    model = MultiTaskModel(backbone, resolve_tasks("topic"))
+    out = export_for_serving(model, presets.load_tokenizer(preset), tmp_path / "mtl" / "1")
     cases = [c for c in REFERENCE["cases"] if c["max_length"] == 128]
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
     got = serve(text=tf.constant([c["text"] for c in cases]))["embedding"].numpy()

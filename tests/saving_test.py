@@ -26,7 +26,7 @@ def test_fresh_process_reload_is_identical_and_keeps_training(tiny_run, tmp_path
         print("maxdiff", max(float(np.abs(np.asarray(out[k]) - expected[k]).max()) for k in expected))
         start = int(model.optimizer.iterations.numpy())
         y = {{"topic": np.array([1, 2]), "sentiment": np.array([0, 1]),
-              "ner": np.zeros((2, 5), "int32"), "embedding": np.zeros(2)}}
+              "ner": np.zeros((2, 5), "int32")}}
         model.fit(tiny_inputs(), y, epochs=1, verbose=0)
         print("iterations", start, int(model.optimizer.iterations.numpy()))
     """)

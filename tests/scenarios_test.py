@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from experiments import run
+from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.layerwise_lr import LayerwiseLR
-from mtl_keras.model import backbone_of, build_model
+from mtl_keras.model import MultiTaskModel
 from mtl_keras.scenarios import SCENARIOS, gradual_stages
 from mtl_keras.tasks import resolve_tasks
 from tests.conftest import make_tiny_backbone, tiny_run_argv
@@ -92,7 +93,7 @@ def test_lora_changes_query_value_by_low_rank_only(runs):
     # value kernels differ from the start by a low-rank matrix (--lora-rank 2); every
     # other backbone weight, but the query/value biases keras-hub leaves trainable, is fixed.
     metrics, model, _ = runs["lora"]
-    assert backbone_of(model).lora_rank == 2
+    assert model.backbone.lora_rank == 2
     start = {v.path: v.numpy() for v in runs["frozen_all"][1].weights}
     changed = {}
     for v in model.weights:
@@ -168,7 +169,7 @@ def test_llrd_model_reloads_with_optimizer_and_keeps_training(runs, tiny_data_di
         "padding_mask": np.ones((1, 4), "int32"),
         "segment_ids": np.zeros((1, 4), "int32"),
     }
-    y = {"topic": np.array([1]), "sentiment": np.array([0]), "embedding": np.zeros(1)}
+    y = {"topic": np.array([1]), "sentiment": np.array([0])}
     before = model.get_layer("topic").kernel.numpy().copy()
     model.fit(x, y, epochs=1, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == metrics["optimizer_iterations"] + 1
@@ -182,11 +183,13 @@ def test_frozen_backbone_runs_in_inference_mode():
         "padding_mask": np.ones((1, 5), "int32"),
         "segment_ids": np.zeros((1, 5), "int32"),
     }
-    frozen = build_model(make_tiny_backbone(), tasks, backbone_inference=True)
-    a, b = (frozen(x, training=True)["embedding"].numpy() for _ in range(2))
+    backbone = TunableBertBackbone.from_backbone(make_tiny_backbone())
+    backbone.inference_mode = True
+    frozen = MultiTaskModel(backbone, tasks).embedding_model()
+    a, b = (frozen(x, training=True).numpy() for _ in range(2))
     np.testing.assert_array_equal(a, b)
-    dropping = build_model(make_tiny_backbone(), tasks)
-    c, d = (dropping(x, training=True)["embedding"].numpy() for _ in range(2))
+    dropping = MultiTaskModel(make_tiny_backbone(), tasks).embedding_model()
+    c, d = (dropping(x, training=True).numpy() for _ in range(2))
     assert not np.array_equal(c, d)  # the check above can fail: dropout is really on here
 
 

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from mtl_keras.data.loading import load
 from mtl_keras.errors import InputError
-from mtl_keras.model import EMBEDDING
 from mtl_keras.preprocessing import FEATURES, clean_text, trim_padding
 
 SAMPLING = ("proportional", "round_robin", "temperature")
@@ -102,16 +101,11 @@ def sampling_weights(sizes, strategy="proportional", temperature=2.0):
 
 
 def trim_batch(x, y, w):
-    """Cut a batch (inputs and token-level targets) to its longest sentence.
-
-    Also adds an all-zero-weight target for the model's `embedding` output: Keras wants
-    a target for every named output once any output has a metric.
-    """
+    """Cut a batch (inputs and token-level targets) to its longest sentence."""
     x = trim_padding(x)
     length = tf.shape(x["token_ids"])[1]
     cut = {k: (v[:, :length] if v.shape.rank == 2 else v) for k, v in y.items()}
     cut_w = {k: (v[:, :length] if v.shape.rank == 2 else v) for k, v in w.items()}
-    cut[EMBEDDING] = cut_w[EMBEDDING] = tf.zeros(tf.shape(x["token_ids"])[:1])
     return x, cut, cut_w
 
 

@@ -1,0 +1,123 @@
+"""`RunConfig`: every option of a training run, with its default, in one place."""
+
+import dataclasses
+import math
+import os
+
+from mtl_keras.data.pipeline import SAMPLING
+from mtl_keras.errors import InputError, InputTypeError
+from mtl_keras.model import check_loss_weights
+from mtl_keras.scenarios import SCENARIOS, get_scenario
+from mtl_keras.tasks import DEFAULT_TASKS, resolve_tasks
+
+PRESET_ENV = "MTL_KERAS_PRESET"  # a default for `preset`, like MTL_KERAS_DATA_DIR for data
+POSITIVE_INTS = (
+    "epochs",
+    "batch_size",
+    "max_length",
+    "max_train_examples",
+    "max_eval_examples",
+    "lora_rank",
+    "unfreeze_every",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """One training run: what to train, on what, how, and where its files go.
+
+    Checked when made: a bad value raises `InputError` naming the option, before any
+    weights or data load. `experiments.run` maps each `--option-name` to the field
+    `option_name`; `dataclasses.replace(config, epochs=5)` makes a variant.
+    """
+
+    scenario: str = "full"
+    tasks: tuple = DEFAULT_TASKS
+    epochs: int = 3
+    batch_size: int = 32
+    max_length: int = 128  # word pieces per text, [CLS]/[SEP] included
+    learning_rate: float | None = None  # None: the scenario's own default
+    weight_decay: float = 0.01
+    dropout: float = 0.1  # before each head
+    max_train_examples: int | None = None  # per task; None: all
+    max_eval_examples: int | None = None  # per task and split; None: all
+    sampling: str = "proportional"
+    temperature: float = 2.0  # for sampling="temperature"
+    loss_weights: dict = dataclasses.field(default_factory=dict)  # task -> weight
+    seed: int = 0
+    output_dir: str | None = None  # None: runs/<scenario>-<timestamp>
+    preset: str | None = None  # local preset or HF BERT folder; None: all-MiniLM-L6-v2
+    data_dir: str | None = None  # None: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras
+    distribution: str = "none"  # or "mirrored"
+    logical_cpus: int = 0  # split the CPU into N logical devices (for mirrored)
+    verbose: str | int = "auto"  # Keras fit verbosity
+    init_from: str | None = None  # a model.keras whose same-named layers start this run
+    save_model: bool = True  # False: skip model.keras (studies)
+    cache_embeddings: bool = True  # frozen backbone: train heads on embeddings computed once
+    frozen_layers: int = 3  # frozen_lower: lower k transformer layers
+    unfreeze_every: int = 1  # gradual_unfreeze: epochs per stage
+    layer_decay: float = 0.8  # llrd: factor per layer going down
+    head_lr_multiplier: float = 1.0  # llrd: the heads' factor
+    lora_rank: int = 8  # lora: rank of the adapters
+
+    def __post_init__(self):
+        tasks = resolve_tasks(self.tasks)
+        object.__setattr__(self, "tasks", tuple(task.name for task in tasks))
+        if self.preset is None and os.environ.get(PRESET_ENV):
+            object.__setattr__(self, "preset", os.environ[PRESET_ENV])
+        get_scenario(self.scenario, tasks)
+        if not isinstance(self.loss_weights, dict) or not all(
+            isinstance(v, int | float) for v in self.loss_weights.values()
+        ):
+            raise InputTypeError(
+                f"loss_weights must map task names to numbers, got {self.loss_weights!r}."
+            )
+        check_loss_weights(self.loss_weights, tasks)
+        self._check_numbers()
+        self._check_choices()
+
+    def _check_numbers(self):
+        for name in POSITIVE_INTS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InputTypeError(f"--{_flag(name)} must be an integer, got {value!r}.")
+            if value is not None and value < 1:
+                raise InputError(f"--{_flag(name)} must be >= 1, got {value}.")
+        rate = self.learning_rate
+        if rate is not None and not (math.isfinite(rate) and rate > 0):
+            raise InputError(f"--learning-rate must be a finite number > 0, got {rate}.")
+        for name, low, high in (
+            ("weight_decay", 0, math.inf),
+            ("dropout", 0, 1),
+            ("temperature", 0, math.inf),
+            ("layer_decay", 0, 1),
+            ("head_lr_multiplier", 0, math.inf),
+        ):
+            value = getattr(self, name)
+            inside = math.isfinite(value) and low <= value <= high
+            if not inside or (name not in ("weight_decay", "dropout") and value == 0):
+                raise InputError(f"--{_flag(name)} is {value}: out of range.")
+        if self.dropout >= 1:
+            raise InputError(f"--dropout must be in [0, 1), got {self.dropout}.")
+
+    def _check_choices(self):
+        if self.sampling not in SAMPLING:
+            raise InputError(f"unknown sampling {self.sampling!r}; choose from: {SAMPLING}.")
+        if self.distribution not in ("none", "mirrored"):
+            raise InputError(f"--distribution must be none or mirrored, not {self.distribution!r}.")
+        if self.verbose not in ("auto", 0, 1, 2):
+            raise InputError(f"--verbose must be auto, 0, 1 or 2, got {self.verbose!r}.")
+        if self.logical_cpus < 0:
+            raise InputError(f"--logical-cpus must be >= 0, got {self.logical_cpus}.")
+
+    @property
+    def learning_rate_or_default(self):
+        return self.learning_rate or SCENARIOS[self.scenario].learning_rate
+
+    def to_dict(self):
+        """Plain JSON values (for metrics.json)."""
+        return {**dataclasses.asdict(self), "tasks": list(self.tasks)}
+
+
+def _flag(name):
+    return name.replace("_", "-")

@@ -1,0 +1,263 @@
+"""The study: every scenario measured on the real data, over seeds, into tables and plots.
+
+Each run is a `RunConfig` trained with `train` in this process, writing into
+<runs_dir>/<grid>/<config>-seed<k>/ (its log in log.txt there); a run whose metrics.json
+exists is skipped, so an interrupted study resumes where it stopped. `report` turns the
+finished runs into results/study.csv, RESULTS.md and results/*.png.
+"""
+
+import contextlib
+import csv
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from mtl_keras.config import RunConfig
+from mtl_keras.errors import InputError
+from mtl_keras.plots import plot_learning_curves, plot_study_metrics, plot_study_tradeoffs
+from mtl_keras.trainer import train
+
+# The per-run budget: sized so that one run takes about 2-3 minutes on 2 CPU cores.
+BUDGET = {
+    "epochs": 2,
+    "max_length": 64,
+    "batch_size": 32,
+    "max_train_examples": 1000,
+    "max_eval_examples": 1000,
+}
+
+# config name -> (scenario, RunConfig fields). Layer-wise decay at three values.
+CONFIGS = {
+    "full": ("full", {}),
+    "frozen_all": ("frozen_all", {}),
+    "frozen_backbone": ("frozen_backbone", {}),
+    "frozen_head_a": ("frozen_head_a", {}),
+    "frozen_head_b": ("frozen_head_b", {}),
+    "frozen_lower": ("frozen_lower", {"frozen_layers": 3}),
+    "gradual_unfreeze": ("gradual_unfreeze", {"unfreeze_every": 1}),
+    "llrd-0.65": ("llrd", {"layer_decay": 0.65}),
+    "llrd-0.8": ("llrd", {"layer_decay": 0.8}),
+    "llrd-0.95": ("llrd", {"layer_decay": 0.95}),
+    "lora": ("lora", {"lora_rank": 8}),
+}
+# grid name -> (tasks, configs, seeds)
+GRIDS = {
+    "main": ("topic,sentiment", list(CONFIGS), [0, 1, 2]),
+    "ner": ("topic,ner", ["full", "frozen_backbone", "llrd-0.8", "lora"], [0]),
+}
+MAIN_METRIC = {"topic": "accuracy", "sentiment": "accuracy", "ner": "entity_f1"}
+
+
+def run_config(folder, tasks, config, seed, overrides=None, save_model=False):
+    """The `RunConfig` of one study run: the budget, the config's knobs, then `overrides`."""
+    scenario, knobs = CONFIGS[config]
+    return RunConfig(
+        **{
+            **BUDGET,
+            "scenario": scenario,
+            "tasks": tasks,
+            "seed": seed,
+            "output_dir": str(folder),
+            "verbose": 2,
+            "save_model": save_model,
+            **knobs,
+            **(overrides or {}),
+        }
+    )
+
+
+def run_one(config):
+    """Train one study run (its output in log.txt); its metrics, or None if it failed.
+
+    A run whose metrics.json exists already is read back instead of trained again.
+    """
+    folder = Path(config.output_dir)
+    metrics_file = folder / "metrics.json"
+    if metrics_file.is_file():
+        return json.loads(metrics_file.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    keras.backend.clear_session()  # each run starts from a fresh graph and seed state
+    with open(folder / "log.txt", "w") as log:
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                metrics = train(config).metrics
+        except Exception as error:  # noqa: BLE001 - one failed run must not stop the study
+            log.write(f"\nFAILED: {type(error).__name__}: {error}\n")
+            print(f"  FAILED ({type(error).__name__}: {error}); see {folder / 'log.txt'}")
+            return None
+    print(f"  done in {time.perf_counter() - started:.0f}s", flush=True)
+    return metrics
+
+
+def run_grids(root, grids, configs, seeds=None, overrides=None):
+    """Every (grid, seed, config) run not finished yet, in a stable order."""
+    for grid in grids:
+        tasks, grid_configs, grid_seeds = GRIDS[grid]
+        for seed in seeds or grid_seeds:
+            for config in (c for c in grid_configs if c in configs):
+                print(f"[{grid}] {config} seed {seed}", flush=True)
+                run_one(
+                    run_config(root / grid / f"{config}-seed{seed}", tasks, config, seed, overrides)
+                )
+
+
+def transfer_experiment(root, overrides=None):
+    """Topic alone, then add sentiment with the topic head frozen, starting from that model."""
+    first_dir, second_dir = root / "transfer" / "topic_only", root / "transfer" / "add_sentiment"
+    first = run_one(run_config(first_dir, "topic", "full", 0, overrides, save_model=True))
+    if first is None:
+        return None
+    second = run_config(second_dir, "topic,sentiment", "frozen_head_a", 0, overrides)
+    second = run_one(dataclasses.replace(second, init_from=str(first_dir / "model.keras")))
+    return first, second
+
+
+def rows_from_runs(root):
+    """One row per finished grid run found under `root`."""
+    rows = []
+    for metrics_file in sorted(Path(root).glob("*/*/metrics.json")):
+        metrics = json.loads(metrics_file.read_text())
+        grid, name = metrics_file.parent.parent.name, metrics_file.parent.name
+        if grid not in GRIDS:  # the transfer experiment has its own table
+            continue
+        config, _, seed = name.rpartition("-seed")
+        row = {
+            "grid": grid,
+            "config": config,
+            "scenario": metrics["scenario"],
+            "seed": int(seed),
+            "tasks": ",".join(metrics["tasks"]),
+            "trainable_params": metrics["params"]["trainable"],
+            "seconds_per_epoch": float(np.mean(metrics["epoch_seconds"] or [0.0])),
+            "wall_seconds": metrics["wall_seconds"],
+        }
+        for task in metrics["tasks"]:
+            for key in ("accuracy", "macro_f1", "entity_f1"):
+                if key in metrics["test"].get(task, {}):
+                    row[f"{task}_{key}"] = metrics["test"][task][key]
+        rows.append(row)
+    return rows
+
+
+def write_csv(path, rows):
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def summarise(rows, grid):
+    """{config: {column: (mean, std, n)}} over seeds, in CONFIGS order."""
+    out = {}
+    for config in CONFIGS:
+        group = [r for r in rows if r["grid"] == grid and r["config"] == config]
+        if not group:
+            continue
+        columns = [
+            k
+            for k in group[0]
+            if k.endswith(("accuracy", "f1")) or k in ("trainable_params", "seconds_per_epoch")
+        ]
+        out[config] = {
+            k: (
+                float(np.mean([r[k] for r in group])),
+                float(np.std([r[k] for r in group])),
+                len(group),
+            )
+            for k in columns
+            if all(k in r for r in group)
+        }
+    return out
+
+
+def markdown_table(summary):
+    columns = list(next(iter(summary.values())))
+    lines = ["| config | seeds | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    for config, values in summary.items():
+        cells = []
+        for column in columns:
+            mean, std, _ = values[column]
+            if column == "trainable_params":
+                cells.append(f"{mean:,.0f}")
+            elif column == "seconds_per_epoch":
+                cells.append(f"{mean:.0f}")
+            else:
+                cells.append(f"{mean:.4f} ± {std:.4f}")
+        n = next(iter(values.values()))[2]
+        lines.append(f"| {config} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def grid_section(root, results_dir, rows, grid):
+    """Markdown for one grid (table and plots), or [] when none of its runs finished."""
+    tasks, _, seeds = GRIDS[grid]
+    summary = summarise(rows, grid)
+    if not summary:
+        return []
+    plot_study_metrics(results_dir / f"{grid}_metrics.png", summary)
+    plot_study_tradeoffs(results_dir / f"{grid}_tradeoffs.png", summary)
+    curves = {}
+    for history in sorted((Path(root) / grid).glob("*-seed0/history.csv")):
+        with open(history) as handle:
+            curves[history.parent.name.removesuffix("-seed0")] = list(csv.DictReader(handle))
+    names = tasks.split(",")
+    plot_learning_curves(
+        results_dir / f"{grid}_learning_curves.png", curves, [(t, MAIN_METRIC[t]) for t in names]
+    )
+    return [
+        "",
+        f"## Grid `{grid}`: tasks {tasks}, seeds {seeds}",
+        "",
+        markdown_table(summary),
+        "",
+        f"![metrics](results/{grid}_metrics.png) ![trade-offs](results/{grid}_tradeoffs.png)",
+        f"![learning curves](results/{grid}_learning_curves.png)",
+    ]
+
+
+def transfer_section(root):
+    paths = [
+        Path(root) / "transfer" / name / "metrics.json" for name in ("topic_only", "add_sentiment")
+    ]
+    if not all(p.is_file() for p in paths):
+        return []
+    before, after = (json.loads(p.read_text())["test"] for p in paths)
+    return [
+        "",
+        "## Transfer: topic alone, then + sentiment with the topic head frozen",
+        "",
+        "| step | topic test accuracy | sentiment test accuracy |",
+        "|---|---|---|",
+        f"| 1. `full`, topic only | {before['topic']['accuracy']:.4f} | – |",
+        f"| 2. `frozen_head_a` from step 1, + sentiment | {after['topic']['accuracy']:.4f} | "
+        f"{after['sentiment']['accuracy']:.4f} |",
+    ]
+
+
+def report(root, results_dir, readme):
+    """results/study.csv, plots and the markdown report, from the finished runs."""
+    rows = rows_from_runs(root)
+    if not rows:
+        raise InputError(f"no finished runs under {root}: run the study first.")
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(results_dir / "study.csv", rows)
+    budget = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in BUDGET.items())
+    parts = [
+        "# Study results",
+        "",
+        'Made by `python -m experiments.study` (see README, "Training considerations").',
+        f"Per-run budget: `{budget}` (test metrics on up to 1,000 examples per task).",
+        "Means ± standard deviations over seeds; every number comes from results/study.csv.",
+    ]
+    for grid in GRIDS:
+        parts += grid_section(root, results_dir, rows, grid)
+    parts += transfer_section(root)
+    Path(readme).write_text("\n".join(parts) + "\n")
+    print(f"wrote {results_dir / 'study.csv'} ({len(rows)} runs), {readme} and plots")

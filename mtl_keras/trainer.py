@@ -1,0 +1,419 @@
+"""`train(config)`: one multi-task model under one scenario on the real data, end to end.
+
+The body of `train` is the recipe, step by step: build the model, load the data, fit
+the scenario's stages (resuming from a checkpoint after a crash), evaluate, write the
+artefacts. Every step is a function here that a user can also call on its own.
+"""
+
+import dataclasses
+import datetime
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mtl_keras import presets
+from mtl_keras.artifacts import save_model, write_history_csv, write_json
+from mtl_keras.backbone import TunableBertBackbone
+from mtl_keras.callbacks import (
+    CHECKPOINT_DIR,
+    WEIGHTS,
+    DivergenceGuard,
+    EpochCheckpoint,
+    EpochTimer,
+    read_progress,
+)
+from mtl_keras.config import RunConfig
+from mtl_keras.data.loading import resolve_data_dir
+from mtl_keras.data.pipeline import evaluation_stream, training_stream
+from mtl_keras.encoder import traced_inference
+from mtl_keras.errors import InputError, TrainingDiverged
+from mtl_keras.model import MultiTaskModel, compile_model, per_task_logs
+from mtl_keras.optimizers import make_optimizer
+from mtl_keras.plots import plot_curves
+from mtl_keras.preprocessing import check_max_length, make_preprocessor
+from mtl_keras.saving import TOKENIZER_DIR, copy_weights_from, save_tokenizer
+from mtl_keras.scenarios import get_scenario, optimizer_parts, set_frozen, training_stages
+from mtl_keras.tasks import resolve_tasks
+
+ARTEFACTS = ("model.keras", "tokenizer/", "metrics.json", "history.csv", "logs/", "curves.png")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What a finished run gives back: its folder, its metrics and its model file."""
+
+    output_dir: Path
+    metrics: dict
+    model_path: Path | None  # None when the run was told not to save the model
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything `build` makes for a run; the later steps read it."""
+
+    config: RunConfig
+    scenario: object
+    tasks: list
+    preset: Path
+    tokenizer: object
+    preprocessor: object
+    strategy: object
+    model: MultiTaskModel
+    optimizer: keras.optimizers.Optimizer
+    stages: list
+    fit_model: keras.Model = None  # what `fit` trains: the model, or its heads on a cache
+    embed: object = None  # the frozen-backbone embedding function when caching
+
+
+@dataclasses.dataclass
+class RunData:
+    train: tf.data.Dataset
+    steps: int
+    sizes: dict
+    validation: tf.data.Dataset | None
+    seconds: float  # reading, tokenizing (and with the cache, embedding)
+
+
+@dataclasses.dataclass
+class Fitted:
+    history: list
+    epoch_seconds: list
+    stages: list  # one dict per stage: epochs, frozen parts, trainable parameters
+
+
+def train(config=None, **options):
+    """Train, evaluate and save one run; returns a `RunResult`.
+
+        from mtl_keras import RunConfig, train
+        result = train(RunConfig(scenario="frozen_head_a", epochs=1))
+        result = train(scenario="llrd", tasks="topic,sentiment", max_length=64)
+
+    Args:
+        config: a `RunConfig` (default: `RunConfig()`); `options` replace its fields.
+    """
+    config = dataclasses.replace(config or RunConfig(), **options)
+    started = time.perf_counter()
+    output = resolve_output_dir(config)
+    run = build(config)
+    data = load_data(run)
+    fitted = fit_stages(run, data, output)
+    metrics = evaluate_run(run, data, fitted, output)
+    metrics["wall_seconds"] = time.perf_counter() - started
+    model_path = write_artifacts(run, fitted, metrics, output)
+    print(format_metrics(metrics))
+    print(f"\nresults in {output}/ ({', '.join(ARTEFACTS)})")
+    return RunResult(output, metrics, model_path)
+
+
+def resolve_output_dir(config):
+    """The run's folder (default runs/<scenario>-<timestamp>); refuse a finished run's."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    output = Path(config.output_dir or f"runs/{config.scenario}-{stamp}")
+    if (output / "metrics.json").is_file():
+        raise InputError(f"'{output}' holds a finished run; choose another --output-dir.")
+    return output
+
+
+def configure_devices(logical_cpus):
+    """Split the CPU into logical devices, so MirroredStrategy has replicas to mirror."""
+    if logical_cpus > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus
+        )
+
+
+def build(config):
+    """Step 1: local weights and tokenizer, the model under the scenario, the optimizer."""
+    tasks = resolve_tasks(config.tasks)
+    scenario = get_scenario(config.scenario, tasks)
+    configure_devices(config.logical_cpus)
+    preset = Path(config.preset) if config.preset else presets.default_preset_dir()
+    tokenizer = presets.load_tokenizer(preset)
+    pretrained = presets.load_backbone(preset)
+    check_max_length(config.max_length, pretrained)
+    mirrored = config.distribution == "mirrored"
+    strategy = tf.distribute.MirroredStrategy() if mirrored else tf.distribute.get_strategy()
+    stages = training_stages(
+        scenario,
+        tasks,
+        pretrained.num_layers,
+        config.epochs,
+        config.frozen_layers,
+        config.unfreeze_every,
+    )
+    with strategy.scope():
+        model = new_model(config, scenario, tasks, pretrained)
+        optimizer = make_optimizer(
+            scenario,
+            learning_rate=config.learning_rate_or_default,
+            num_layers=pretrained.num_layers,
+            layer_decay=config.layer_decay,
+            head_multiplier=config.head_lr_multiplier,
+            weight_decay=config.weight_decay,
+        )
+    run = Run(
+        config,
+        scenario,
+        tasks,
+        preset,
+        tokenizer,
+        make_preprocessor(tokenizer, config.max_length),
+        strategy,
+        model,
+        optimizer,
+        stages,
+    )
+    with strategy.scope():
+        set_frozen(model, optimizer_parts(scenario, tasks), config.frozen_layers)
+        optimizer.build(model.trainable_variables)
+    run.fit_model, run.embed = model, None
+    if uses_embedding_cache(run):
+        # A frozen backbone in inference mode gives every example the same embedding in
+        # every epoch: compute it once and train the heads on the cache.
+        run.embed = traced_inference(model.embedding_model())
+        run.fit_model = model.heads_model()
+    recompile(run)
+    return run
+
+
+def new_model(config, scenario, tasks, pretrained):
+    """The multi-task model; the seed fixes the heads, so all scenarios start equal."""
+    keras.utils.set_random_seed(config.seed)
+    backbone = TunableBertBackbone.from_backbone(pretrained)
+    backbone.inference_mode = scenario.inference_backbone
+    model = MultiTaskModel(backbone, tasks, config.dropout)
+    if config.init_from:
+        copied = copy_weights_from(model, config.init_from)
+        print(f"initialised from {config.init_from}: {', '.join(copied)}")
+    if scenario.lora:
+        model.backbone.enable_lora(config.lora_rank)
+    return model
+
+
+def uses_embedding_cache(run):
+    """Heads train on cached embeddings: a frozen inference backbone, sentence heads only."""
+    return bool(
+        run.config.cache_embeddings
+        and run.scenario.inference_backbone
+        and run.stages
+        and run.config.distribution == "none"
+        and all(task.kind == "sentence" for task in run.tasks)
+    )
+
+
+def recompile(run, frozen=None, lower_frozen_layers=None):
+    """Set the trainable parts (when given), then compile what `fit` trains.
+
+    Keras reads `trainable` when it compiles the train step, so every change of the
+    frozen set is followed by a recompile with the same (already built) optimizer.
+    """
+    with run.strategy.scope():
+        if frozen is not None:
+            set_frozen(run.model, frozen, lower_frozen_layers)
+        compile_model(run.model, run.optimizer, run.config.loss_weights)
+        if run.fit_model is not run.model:
+            compile_model(run.fit_model, run.optimizer, run.config.loss_weights, run.tasks)
+
+
+def load_data(run):
+    """Step 2: the mixed training stream and the validation batches."""
+    config, started = run.config, time.perf_counter()
+    data_dir = resolve_data_dir(config.data_dir)
+    train_stream, steps, sizes = training_stream(
+        run.tasks,
+        run.preprocessor,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        sampling=config.sampling,
+        temperature=config.temperature,
+        max_examples=config.max_train_examples,
+        seed=config.seed,
+        data_dir=data_dir,
+        embed=run.embed,
+    )
+    validation, _ = evaluation_data(run, "validation", embed=run.embed)
+    data = RunData(train_stream, steps, sizes, validation, time.perf_counter() - started)
+    print(f"scenario {run.scenario.name}: {run.scenario.summary}")
+    print(f"training examples per task: {sizes}; {steps} steps of {config.batch_size} per epoch")
+    if run.embed is not None:
+        print(f"frozen backbone: the heads train on embeddings computed once ({data.seconds:.0f}s)")
+    return data
+
+
+def evaluation_data(run, split, only=None, embed=None):
+    return evaluation_stream(
+        run.tasks,
+        split,
+        run.preprocessor,
+        batch_size=run.config.batch_size,
+        max_length=run.config.max_length,
+        data_dir=resolve_data_dir(run.config.data_dir),
+        max_examples=run.config.max_eval_examples,
+        only=only,
+        replicas=run.strategy.num_replicas_in_sync,
+        embed=embed,
+    )
+
+
+def fit_stages(run, data, output):
+    """Step 3: `fit` each stage, resuming after the last checkpointed epoch if any."""
+    checkpoint_dir = output / CHECKPOINT_DIR
+    history, timer, start_epoch = resume(run, checkpoint_dir)
+    names = [task.name for task in run.tasks]
+    guard = DivergenceGuard()
+    callbacks = [
+        timer,
+        guard,
+        keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: history.append(
+                {"epoch": epoch, **{k: float(v) for k, v in per_task_logs(logs, names).items()}}
+            )
+        ),
+        EpochCheckpoint(
+            checkpoint_dir,
+            guard,
+            lambda epoch, logs: {"history": history, "epoch_seconds": timer.times},
+            target=run.model,
+        ),
+        keras.callbacks.TensorBoard(log_dir=str(output / "logs")),
+    ]
+    stage_log = []
+    for stage in run.stages:
+        recompile(run, stage.frozen, stage.lower_frozen_layers)
+        trainable = param_counts(run.model)["trainable"]
+        stage_log.append(
+            {
+                "epochs": [stage.first_epoch, stage.end_epoch],
+                "frozen": list(stage.frozen),
+                "lower_frozen_layers": stage.lower_frozen_layers,
+                "trainable_params": trainable,
+            }
+        )
+        if stage.end_epoch <= start_epoch:
+            continue  # finished before the interruption
+        if len(run.stages) > 1:
+            print(
+                f"stage: epochs {stage.first_epoch + 1}-{stage.end_epoch}, frozen "
+                f"{list(stage.frozen)} (lower {stage.lower_frozen_layers}), "
+                f"{trainable:,} trainable parameters"
+            )
+        run.fit_model.fit(
+            data.train,
+            validation_data=data.validation,
+            initial_epoch=max(stage.first_epoch, start_epoch),
+            epochs=stage.end_epoch,
+            steps_per_epoch=data.steps,
+            callbacks=callbacks,
+            verbose=run.config.verbose,
+            shuffle=False,
+        )
+        check_divergence(guard, history, checkpoint_dir)
+    return Fitted(history, timer.times, stage_log)
+
+
+def resume(run, checkpoint_dir):
+    """(history, timer, first epoch to run): from the checkpoint of a crashed run, if any."""
+    progress = read_progress(checkpoint_dir)
+    if not progress:
+        return [], EpochTimer(), 0
+    recompile(run)  # compiled, so the optimizer state loads too
+    with run.strategy.scope():
+        run.model.load_weights(checkpoint_dir / WEIGHTS)
+    start_epoch = progress["epoch"] + 1
+    print(f"resuming from the checkpoint after epoch {start_epoch} in {checkpoint_dir}")
+    return progress["history"], EpochTimer(progress["epoch_seconds"]), start_epoch
+
+
+def check_divergence(guard, history, checkpoint_dir):
+    if guard.diverged_at:
+        epoch, batch = guard.diverged_at
+        kept = f"the last good epoch is in {checkpoint_dir}" if history else "no epoch finished"
+        raise TrainingDiverged(
+            f"training diverged (loss not finite) at epoch {epoch}, batch {batch}; {kept}; "
+            "lower --learning-rate and rerun (a rerun resumes from that checkpoint)."
+        )
+
+
+def evaluate(run, split):
+    """Per-task metrics on one split, each task on its own examples only."""
+    results = {}
+    for task in run.tasks:
+        data, size = evaluation_data(run, split, only=task.name)
+        if not size:
+            results[task.name] = {"examples": 0}
+            continue
+        logs = run.model.evaluate(data, return_dict=True, verbose=0)
+        logs = per_task_logs(logs, [t.name for t in run.tasks])
+        prefix = f"{task.name}_"
+        results[task.name] = {"examples": size} | {
+            k[len(prefix) :]: float(v) for k, v in logs.items() if k.startswith(prefix)
+        }
+    return results
+
+
+def param_counts(model):
+    trainable = int(sum(np.prod(v.shape) for v in model.trainable_weights))
+    total = int(sum(np.prod(v.shape) for v in model.weights))
+    return {"trainable": trainable, "total": total, "non_trainable": total - trainable}
+
+
+def evaluate_run(run, data, fitted, output):
+    """Step 4: validation and test metrics, with what the run was and what it cost."""
+    return {
+        "scenario": run.scenario.name,
+        "tasks": [t.name for t in run.tasks],
+        "validation": evaluate(run, "validation"),
+        "test": evaluate(run, "test"),
+        "params": param_counts(run.model),
+        "stages": fitted.stages,
+        "train_examples": data.sizes,
+        "epoch_seconds": fitted.epoch_seconds,
+        "embedding_cache": run.embed is not None,
+        "data_seconds": data.seconds,
+        "optimizer_iterations": int(run.optimizer.iterations.numpy()),
+        "replicas": run.strategy.num_replicas_in_sync,
+        "config": {
+            **run.config.to_dict(),
+            "learning_rate": run.config.learning_rate_or_default,
+            "preset": str(run.preset),
+            "output_dir": str(output),
+        },
+    }
+
+
+def write_artifacts(run, fitted, metrics, output):
+    """Step 5: model, tokenizer, history, curves, metrics; the checkpoint goes.
+
+    The model is saved with the trainable set its optimizer was built for (for gradual
+    unfreezing, the last stage's), so a reload lines the optimizer state up again.
+    """
+    recompile(run, optimizer_parts(run.scenario, run.tasks), run.config.frozen_layers)
+    model_path = None
+    if run.config.save_model:
+        model_path = save_model(run.model, output / "model.keras")
+        save_tokenizer(run.tokenizer, output / TOKENIZER_DIR)
+    write_history_csv(output / "history.csv", fitted.history)
+    if fitted.history:
+        plot_curves(output / "curves.png", fitted.history, run.tasks)
+    write_json(output / "metrics.json", metrics)
+    shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)  # the run is complete
+    return model_path
+
+
+def format_metrics(metrics):
+    """The per-task validation and test table a run prints at the end."""
+    nan = float("nan")
+    lines = [f"\n{'task':10} {'split':10} {'accuracy':>9} {'f1':>7} {'xent':>7}"]
+    for split in ("validation", "test"):
+        for task, m in metrics[split].items():
+            f1 = m.get("macro_f1", m.get("entity_f1", nan))
+            lines.append(
+                f"{task:10} {split:10} {m.get('accuracy', nan):9.4f} {f1:7.4f} "
+                f"{m.get('xent', nan):7.4f}  ({m['examples']} examples)"
+            )
+    return "\n".join(lines)
