@@ -26,8 +26,8 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version dir")
     args = parser.parse_args(argv)
     model_path = Path(args.model)
+    model = load_model(model_path, compile=False)  # first: a bad model file is named as such
     tokenizer = load_tokenizer(args.tokenizer or model_path.parent / TOKENIZER_DIR)
-    model = load_model(model_path, compile=False)
     output = export_for_serving(
         model, tokenizer, args.output, max_length=args.max_length, overwrite=args.overwrite
     )

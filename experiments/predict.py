@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from experiments.cli import run_main
-from mtl_keras.artifacts import atomic_write
+from mtl_keras.artifacts import atomic_write, ensure_writable_dir
 from mtl_keras.errors import InputError
 from mtl_keras.inputs import read_texts
 from mtl_keras.predict import Predictor
@@ -36,6 +36,10 @@ def main(argv=None):
     texts = read_texts(args.input, args.column) if args.input else args.texts
     if args.output and Path(args.output).suffix != ".jsonl":
         raise InputError(f"--output '{args.output}' must end in .jsonl (one JSON object a line).")
+    if args.output:
+        ensure_writable_dir(Path(args.output).parent, "--output")
+        if Path(args.output).is_dir():
+            raise InputError(f"--output '{args.output}' is a folder: name a .jsonl file.")
     predictor = Predictor.from_path(args.model, args.tokenizer, args.max_length, args.batch_size)
     progress = bool(args.output) and len(texts) > 10 * args.batch_size
     results = predictor.predict(texts, embeddings=args.embeddings, progress=progress)

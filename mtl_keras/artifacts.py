@@ -12,6 +12,26 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mtl_keras.errors import InputError, first_line
+
+
+def ensure_writable_dir(path, option):
+    """Create folder `path` (with parents) and prove it writable, before any work is done.
+
+    Raises a one-line `InputError` naming `option` (e.g. "--output-dir") when the path is
+    a file, sits under a file, or cannot be created or written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} '{path}' is a file, not a folder: choose a folder.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-").close()
+    except OSError as error:
+        reason = error.strerror or first_line(error)
+        raise InputError(f"{option} '{path}' cannot be created or written ({reason}).") from None
+    return path
+
 
 def atomic_write(path, write, directory=False):
     """Call `write(tmp)` on a temporary sibling of `path`, then rename it to `path`.

@@ -3,6 +3,7 @@
 import dataclasses
 import math
 import os
+import typing
 
 from mtl_keras.data.pipeline import SAMPLING
 from mtl_keras.errors import InputError, InputTypeError
@@ -10,6 +11,7 @@ from mtl_keras.model import check_loss_weights
 from mtl_keras.scenarios import SCENARIOS, get_scenario
 from mtl_keras.tasks import DEFAULT_TASKS, resolve_tasks
 
+MAX_EPOCHS = 10_000  # a typo guard: more epochs than this is never meant
 PRESET_ENV = "MTL_KERAS_PRESET"  # a default for `preset`, like MTL_KERAS_DATA_DIR for data
 POSITIVE_INTS = (
     "epochs",
@@ -45,13 +47,17 @@ class RunConfig:
     temperature: float = 2.0  # for sampling="temperature"
     loss_weights: dict = dataclasses.field(default_factory=dict)  # task -> weight
     seed: int = 0
-    output_dir: str | None = None  # None: runs/<scenario>-<timestamp>
-    preset: str | None = None  # local preset or HF BERT folder; None: all-MiniLM-L6-v2
-    data_dir: str | None = None  # None: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras
+    output_dir: str | os.PathLike | None = None  # None: runs/<scenario>-<timestamp>
+    preset: str | os.PathLike | None = (
+        None  # local preset or HF BERT folder; None: all-MiniLM-L6-v2
+    )
+    data_dir: str | os.PathLike | None = None  # None: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras
     distribution: str = "none"  # or "mirrored"
     logical_cpus: int = 0  # split the CPU into N logical devices (for mirrored)
     verbose: str | int = "auto"  # Keras fit verbosity
-    init_from: str | None = None  # a model.keras whose same-named layers start this run
+    init_from: str | os.PathLike | None = (
+        None  # a model.keras whose same-named layers start this run
+    )
     save_model: bool = True  # False: skip model.keras (studies)
     cache_embeddings: bool = True  # frozen backbone: train heads on embeddings computed once
     frozen_layers: int = 3  # frozen_lower: lower k transformer layers
@@ -61,6 +67,7 @@ class RunConfig:
     lora_rank: int = 8  # lora: rank of the adapters
 
     def __post_init__(self):
+        self._check_types()
         tasks = resolve_tasks(self.tasks)
         object.__setattr__(self, "tasks", tuple(task.name for task in tasks))
         if self.preset is None and os.environ.get(PRESET_ENV):
@@ -75,6 +82,29 @@ class RunConfig:
         check_loss_weights(self.loss_weights, tasks)
         self._check_numbers()
         self._check_choices()
+
+    def _check_types(self):
+        """Each field holds its annotated type (ints count as floats; bools only as bools)."""
+        hints = typing.get_type_hints(RunConfig)
+        for field in dataclasses.fields(self):
+            value, hint = getattr(self, field.name), hints[field.name]
+            allowed = set(typing.get_args(hint) or (hint,))
+            if float in allowed:
+                allowed.add(int)
+            if field.name == "tasks":
+                ok = isinstance(value, str) or (
+                    isinstance(value, list | tuple) and all(isinstance(t, str) for t in value)
+                )
+            elif isinstance(value, bool):
+                ok = bool in allowed
+            else:
+                ok = isinstance(value, tuple(allowed - {bool}))
+            if not ok:
+                kind = "str or list of str" if field.name == "tasks" else hint
+                kind = getattr(kind, "__name__", kind)
+                raise InputTypeError(
+                    f"{field.name} must be {kind}, got {type(value).__name__} {value!r}."
+                )
 
     def _check_numbers(self):
         for name in POSITIVE_INTS:
@@ -100,6 +130,20 @@ class RunConfig:
         if self.dropout >= 1:
             raise InputError(f"--dropout must be in [0, 1), got {self.dropout}.")
 
+        for name, low, high in (
+            ("max_length", 2, None),
+            ("epochs", 1, MAX_EPOCHS),
+            ("seed", 0, 2**32 - 1),
+            ("frozen_layers", 0, None),
+            ("logical_cpus", 0, 64),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low or (high is not None and value > high):
+                top = "" if high is None else f"..{high}"
+                raise InputError(
+                    f"--{_flag(name)} must be an integer in {low}{top}, got {value!r}."
+                )
+
     def _check_choices(self):
         if self.sampling not in SAMPLING:
             raise InputError(f"unknown sampling {self.sampling!r}; choose from: {SAMPLING}.")
@@ -107,8 +151,10 @@ class RunConfig:
             raise InputError(f"--distribution must be none or mirrored, not {self.distribution!r}.")
         if self.verbose not in ("auto", 0, 1, 2):
             raise InputError(f"--verbose must be auto, 0, 1 or 2, got {self.verbose!r}.")
-        if self.logical_cpus < 0:
-            raise InputError(f"--logical-cpus must be >= 0, got {self.logical_cpus}.")
+        for name in ("output_dir", "preset", "data_dir", "init_from"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str | os.PathLike) or not str(value)):
+                raise InputError(f"--{_flag(name)} must be a non-empty path, got {value!r}.")
 
     @property
     def learning_rate_or_default(self):

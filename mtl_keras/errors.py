@@ -30,3 +30,9 @@ class MissingPackageError(UserError, ImportError):
 
 class TrainingDiverged(UserError, RuntimeError):
     """The loss stopped being finite; the last good checkpoint is kept."""
+
+
+def first_line(error, limit=200):
+    """The first line of an exception's message (or its type), for one-line errors."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:limit]

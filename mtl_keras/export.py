@@ -9,10 +9,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from mtl_keras.artifacts import atomic_write
+from mtl_keras.artifacts import atomic_write, ensure_writable_dir
 from mtl_keras.errors import InputError
 from mtl_keras.model import EMBEDDING, MultiTaskModel
-from mtl_keras.preprocessing import make_preprocessor, trim_padding
+from mtl_keras.preprocessing import check_max_length, make_preprocessor, trim_padding
 
 SIGNATURE = "serving_default"
 
@@ -57,6 +57,8 @@ def check_version_dir(output, overwrite):
             f"'{output}' does not end in a version number: TF Serving loads "
             "<model_dir>/<version>/, e.g. serving/mtl/1."
         )
+    if output.exists() and not output.is_dir():
+        raise InputError(f"'{output}' is a file: TF Serving needs a version folder there.")
     if output.exists() and not overwrite:
         raise InputError(f"'{output}' exists; pass --overwrite to replace that version.")
     return output
@@ -71,6 +73,8 @@ def export_for_serving(model, tokenizer, output, *, max_length=128, overwrite=Fa
     if not isinstance(model, MultiTaskModel):
         raise InputError(f"can only export a MultiTaskModel, got {type(model).__name__}.")
     output = check_version_dir(output, overwrite)
+    check_max_length(max_length, model.backbone)
+    ensure_writable_dir(output.parent, "--output")
     preprocessor = make_preprocessor(tokenizer, max_length)
     preprocessor.build(None)  # an uncalled preprocessor has no packer yet
     inference = model.inference_model()

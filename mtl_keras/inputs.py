@@ -29,7 +29,21 @@ def as_sentence_list(sentences):
                 f"sentences[{index}] is {type(sentence).__name__}, expected str: "
                 "pass text only (decode bytes, drop None)."
             )
-    return list(sentences)
+    return [drop_invalid_unicode(sentence) for sentence in sentences]
+
+
+def drop_invalid_unicode(text):
+    """`text` without lone surrogates (what Python makes of undecodable bytes).
+
+    They cannot be encoded as UTF-8 for TensorFlow; like the control characters and U+FFFD
+    that BERT's cleaning drops, they are dropped (`clean_text` does the same to invalid
+    UTF-8 inside a graph, e.g. in the serving export).
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "ignore").decode("utf-8")
 
 
 def read_texts(path, column="text"):

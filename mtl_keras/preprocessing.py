@@ -16,7 +16,12 @@ _DROPPED = r"[\p{Cc}\p{Cf}\x{FFFD}]"
 
 
 def clean_text(text):
-    """The original BERT text cleaning, as graph ops (works in tf.data and SavedModels)."""
+    """The original BERT text cleaning, as graph ops (works in tf.data and SavedModels).
+
+    Bytes that are not valid UTF-8 are dropped first, as `inputs.drop_invalid_unicode`
+    does in Python, so the same text gives the same pieces everywhere.
+    """
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="ignore")
     text = tf.strings.regex_replace(text, _WHITESPACE_CONTROLS, " ")
     return tf.strings.regex_replace(text, _DROPPED, "")
 

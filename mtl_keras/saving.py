@@ -8,9 +8,19 @@ import keras
 import keras_hub  # noqa: F401  (registers keras-hub classes for deserialization)
 
 from mtl_keras import presets
-from mtl_keras.errors import InputError
+from mtl_keras.errors import InputError, first_line
 
 TOKENIZER_DIR = "tokenizer"
+
+
+def check_model_file(path):
+    """Refuse a path that is not an existing `.keras` archive, before anything loads."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model file '{path}' does not exist: pass the model.keras a run wrote.")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise InputError(f"model file '{path}' is not a .keras archive (truncated or corrupt?).")
+    return path
 
 
 def load_model(path, compile=True):
@@ -19,16 +29,13 @@ def load_model(path, compile=True):
     Safe mode refuses to run arbitrary code (lambdas) stored in a `.keras` file, so a
     model file from someone else cannot execute code on load.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"model file '{path}' does not exist: pass the model.keras a run wrote.")
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        raise InputError(f"model file '{path}' is not a .keras archive (truncated or corrupt?).")
+    path = check_model_file(path)
     try:
         return keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - any failure here means an unusable file
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"model file '{path}' could not be loaded ({first[:200]}).") from error
+        raise InputError(
+            f"model file '{path}' could not be loaded ({first_line(error)})."
+        ) from error
 
 
 def save_tokenizer(tokenizer, directory):

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_keras import presets
-from mtl_keras.artifacts import save_model, write_history_csv, write_json
+from mtl_keras.artifacts import ensure_writable_dir, save_model, write_history_csv, write_json
 from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.callbacks import (
     CHECKPOINT_DIR,
@@ -35,8 +35,14 @@ from mtl_keras.model import MultiTaskModel, compile_model, per_task_logs
 from mtl_keras.optimizers import make_optimizer
 from mtl_keras.plots import plot_curves
 from mtl_keras.preprocessing import check_max_length, make_preprocessor
-from mtl_keras.saving import TOKENIZER_DIR, copy_weights_from, save_tokenizer
-from mtl_keras.scenarios import get_scenario, optimizer_parts, set_frozen, training_stages
+from mtl_keras.saving import TOKENIZER_DIR, check_model_file, copy_weights_from, save_tokenizer
+from mtl_keras.scenarios import (
+    SCENARIOS,
+    get_scenario,
+    optimizer_parts,
+    set_frozen,
+    training_stages,
+)
 from mtl_keras.tasks import resolve_tasks
 
 ARTEFACTS = ("model.keras", "tokenizer/", "metrics.json", "history.csv", "logs/", "curves.png")
@@ -97,16 +103,43 @@ def train(config=None, **options):
     """
     config = dataclasses.replace(config or RunConfig(), **options)
     started = time.perf_counter()
+    check_before_loading(config)
     output = resolve_output_dir(config)
-    run = build(config)
-    data = load_data(run)
-    fitted = fit_stages(run, data, output)
-    metrics = evaluate_run(run, data, fitted, output)
-    metrics["wall_seconds"] = time.perf_counter() - started
-    model_path = write_artifacts(run, fitted, metrics, output)
+    created = not output.exists()
+    try:
+        ensure_writable_dir(output, "--output-dir")
+        run = build(config)
+        data = load_data(run)
+        fitted = fit_stages(run, data, output)
+        metrics = evaluate_run(run, data, fitted, output)
+        metrics["wall_seconds"] = time.perf_counter() - started
+        model_path = write_artifacts(run, fitted, metrics, output)
+    except BaseException:
+        if created and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # a run that failed before writing anything leaves no folder
+        raise
     print(format_metrics(metrics))
     print(f"\nresults in {output}/ ({', '.join(ARTEFACTS)})")
     return RunResult(output, metrics, model_path)
+
+
+def check_before_loading(config):
+    """The preset, data folder and start model a run needs, checked before anything loads."""
+    preset = Path(config.preset) if config.preset else presets.default_preset_dir()
+    numbers = presets.preset_config(preset)
+    if config.max_length > numbers["max_positions"]:
+        raise InputError(
+            f"--max-length {config.max_length} exceeds the encoder's "
+            f"{numbers['max_positions']} positions; use <= {numbers['max_positions']}."
+        )
+    if SCENARIOS[config.scenario].lora and config.lora_rank > numbers["hidden_dim"]:
+        raise InputError(
+            f"--lora-rank {config.lora_rank} exceeds the encoder's width "
+            f"{numbers['hidden_dim']}; use a small rank such as 8."
+        )
+    resolve_data_dir(config.data_dir)  # refuses a file
+    if config.init_from:
+        check_model_file(config.init_from)
 
 
 def resolve_output_dir(config):
@@ -122,9 +155,16 @@ def configure_devices(logical_cpus):
     """Split the CPU into logical devices, so MirroredStrategy has replicas to mirror."""
     if logical_cpus > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus
-        )
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus
+            )
+        except RuntimeError:  # TensorFlow fixes its devices once it has started
+            if len(tf.config.list_logical_devices("CPU")) != logical_cpus:
+                raise InputError(
+                    "--logical-cpus can only be set before TensorFlow starts: "
+                    "run it in a fresh process."
+                ) from None
 
 
 def build(config):
@@ -392,6 +432,7 @@ def write_artifacts(run, fitted, metrics, output):
     The model is saved with the trainable set its optimizer was built for (for gradual
     unfreezing, the last stage's), so a reload lines the optimizer state up again.
     """
+    check_finite(run.model, metrics)
     recompile(run, optimizer_parts(run.scenario, run.tasks), run.config.frozen_layers)
     model_path = None
     if run.config.save_model:
@@ -403,6 +444,20 @@ def write_artifacts(run, fitted, metrics, output):
     write_json(output / "metrics.json", metrics)
     shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)  # the run is complete
     return model_path
+
+
+def check_finite(model, metrics):
+    """Refuse to call a run finished when a weight or a final metric is not finite."""
+    broken = [v.path for v in model.weights if not np.isfinite(np.asarray(v)).all()]
+    nan = [f"{split}/{task}/{name}" for split in ("validation", "test")
+           for task, values in metrics[split].items()
+           for name, value in values.items() if not np.isfinite(value)]  # fmt: skip
+    if broken or nan:
+        what = f"weight {broken[0]}" if broken else f"metric {nan[0]}"
+        raise TrainingDiverged(
+            f"training produced a non-finite {what}; nothing was saved: lower "
+            "--learning-rate (or --head-lr-multiplier) and rerun."
+        )
 
 
 def format_metrics(metrics):

@@ -41,6 +41,7 @@ def one_line_exit_2(capsys, main, argv):
         run_main(main, argv)
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
+    return err
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +105,42 @@ RUN_CASES = {
     "negative loss weight": ["--loss-weights", "topic=-1"],
     "loss weight nan": ["--loss-weights", "topic=nan"],
     "dropout 1": ["--dropout", "1"],
+    "output dir is a file": ["--output-dir", "{tmp}/garbage.keras"],
+    "output dir under a file": ["--output-dir", "{tmp}/garbage.keras/run"],
+    "output dir cannot be created": ["--output-dir", "/proc/mtl-keras-run"],
+    "data dir is a file": ["--data-dir", "{tmp}/garbage.keras"],
+    "preset config.json not JSON": ["--preset", "{tmp}/not_json"],
+    "preset config.json wrong value type": ["--preset", "{tmp}/wrong_type"],
+    "preset with unloadable values": ["--preset", "{tmp}/bad_values"],
+    "max length beyond the positions": ["--max-length", "4096"],
+    "huge lora rank": ["--scenario", "lora", "--lora-rank", "100000"],
 }
 
 
+def write_bad_presets(folder, tiny_preset):
+    (folder / "not_json").mkdir()
+    (folder / "not_json" / "config.json").write_text("{not json")
+    (folder / "wrong_type").mkdir()
+    config = '{"config": {"max_sequence_length": "long", "hidden_dim": 16}}'
+    (folder / "wrong_type" / "config.json").write_text(config)
+    bad = folder / "bad_values"
+    bad.mkdir()
+    for item in tiny_preset.iterdir():
+        if item.is_file():
+            (bad / item.name).write_bytes(item.read_bytes())
+    text = (bad / "config.json").read_text().replace('"num_heads": 2', '"num_heads": "two"')
+    (bad / "config.json").write_text(text)
+
+
 @pytest.mark.parametrize("case", RUN_CASES)
-def test_run_cli_error(tmp_path, capsys, tiny_run, case):
+def test_run_cli_error(tmp_path, capsys, tiny_run, tiny_preset, tiny_data_dir, case):
     (tmp_path / "garbage.keras").write_bytes(b"\x00" * 100)
+    write_bad_presets(tmp_path, tiny_preset)
     argv = [a.format(tmp=tmp_path, finished=tiny_run) for a in RUN_CASES[case]]
+    if "--preset" not in argv:
+        argv += ["--preset", str(tiny_preset)]
+    if "--data-dir" not in argv:
+        argv += ["--data-dir", str(tiny_data_dir)]
     argv = argv if "--output-dir" in argv else [*argv, "--output-dir", str(tmp_path / "out")]
     one_line_exit_2(capsys, run.main, argv)
     assert not (tmp_path / "out" / "metrics.json").exists()
@@ -142,7 +172,9 @@ EXPORT_CASES = {
 def test_export_cli_error(tmp_path, capsys, tiny_run, case):
     (tmp_path / "truncated.keras").write_bytes((tiny_run / "model.keras").read_bytes()[:1000])
     argv = [a.format(tmp=tmp_path, run=tiny_run) for a in EXPORT_CASES[case]]
-    one_line_exit_2(capsys, export.main, argv)
+    err = one_line_exit_2(capsys, export.main, argv)
+    if case == "garbage model beside no tokenizer":
+        assert "truncated.keras" in err and "tokenizer" not in err  # the real cause
 
 
 PREDICT_CASES = {
@@ -185,6 +217,29 @@ def test_exported_signature_valid_text(exported, case):
     result = exported(text=tf.constant([VALID_TEXT[case], "the fox"]))
     assert result["embedding"].shape == (2, 16) and np.isfinite(result["embedding"].numpy()).all()
     assert result["topic_label"].shape == (2,)
+
+
+def test_exported_signature_invalid_utf8_dropped_like_encode(exported):
+    dirty = exported(text=tf.constant([b"the fo\xffx", b"the fox"]))["embedding"].numpy()
+    np.testing.assert_allclose(dirty[0], dirty[1], atol=1e-6)
+
+
+def test_encode_lone_surrogate_dropped(encoder):
+    np.testing.assert_allclose(encoder.encode(["a\udcffb"]), encoder.encode(["ab"]), atol=1e-6)
+
+
+def test_embed_cli_undecodable_argv(tiny_preset):
+    argv = [
+        b"-m",
+        b"experiments.embed",
+        b"--preset",
+        str(tiny_preset).encode(),
+        b"--max-length",
+        b"16",
+        b"the fo\xffx",
+    ]
+    result = subprocess.run([sys.executable.encode(), *argv], capture_output=True)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_exported_signature_empty_batch(exported):

@@ -143,6 +143,7 @@ def tiny_inputs():
 
 
 BAD_INPUT_RESULTS = []  # (surface, case, passed): the bad-input corpus, summarised at the end
+FUZZ_RESULTS = []  # (surface, case, passed, exit code): tests/fuzz_test.py's generated cases
 
 
 def pytest_runtest_logreport(report):
@@ -154,6 +155,15 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if FUZZ_RESULTS:
+        passed = sum(ok for _, _, ok, _ in FUZZ_RESULTS)
+        accepted = sum(code == 0 for _, _, _, code in FUZZ_RESULTS)
+        surfaces = sorted({s for s, _, _, _ in FUZZ_RESULTS})
+        terminalreporter.write_line(
+            f"property-style fuzz: {passed}/{len(FUZZ_RESULTS)} generated cases without a "
+            f"traceback ({accepted} accepted, {len(FUZZ_RESULTS) - accepted} rejected as "
+            f"user errors) across {len(surfaces)} surfaces ({', '.join(surfaces)})"
+        )
     if BAD_INPUT_RESULTS:
         passed = sum(ok for _, _, ok in BAD_INPUT_RESULTS)
         surfaces = sorted({s for s, _, _ in BAD_INPUT_RESULTS})

@@ -128,3 +128,46 @@ def test_run_end_to_end_with_outbound_connections_blocked(tiny_preset, tiny_data
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "metrics.json").is_file() and (out / "model.keras").is_file()
+
+
+def test_batch_size_beyond_the_data_is_capped(tiny_preset, tiny_data_dir, tmp_path, capsys):
+    argv = tiny_argv(tiny_preset, tiny_data_dir, tmp_path / "big", "--epochs", "1")
+    metrics = run.main([*argv, "--batch-size", "100000", "--max-train-examples", "3"])
+    assert "capped at the" in capsys.readouterr().out
+    assert metrics["optimizer_iterations"] == 1  # one batch holding every example once
+
+
+def test_non_finite_weights_or_metrics_are_never_saved(tiny_preset):
+    from mtl_keras.errors import TrainingDiverged
+    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.tasks import resolve_tasks
+    from mtl_keras.trainer import check_finite
+    from tests.conftest import make_tiny_backbone
+
+    model = MultiTaskModel(make_tiny_backbone(), resolve_tasks("topic"))
+    good = {"validation": {"topic": {"accuracy": 0.5}}, "test": {"topic": {"accuracy": 0.5}}}
+    check_finite(model, good)
+    bad = {**good, "test": {"topic": {"accuracy": float("nan")}}}
+    with pytest.raises(TrainingDiverged, match="metric test/topic/accuracy"):
+        check_finite(model, bad)
+    model.head_denses["topic"].kernel.assign(np.full((16, 5), np.inf, "float32"))
+    with pytest.raises(TrainingDiverged, match="weight topic/kernel"):
+        check_finite(model, good)
+
+
+def test_run_rejected_after_its_folder_was_made_leaves_no_folder(
+    tiny_preset, tiny_data_dir, tmp_path, capsys
+):
+    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.tasks import resolve_tasks
+    from tests.conftest import make_tiny_backbone
+
+    narrow = tmp_path / "narrow.keras"  # other shapes: refused while building the model
+    MultiTaskModel(make_tiny_backbone(hidden_dim=8), resolve_tasks("topic")).save(narrow)
+    out = tmp_path / "never"
+    argv = tiny_argv(
+        tiny_preset, tiny_data_dir, out, "--tasks", "topic", "--init-from", str(narrow)
+    )
+    with pytest.raises(SystemExit):
+        run_main(run.main, argv)
+    assert "other shapes" in capsys.readouterr().err and not out.exists()

@@ -16,7 +16,10 @@ def resolve_data_dir(data_dir=None):
     """Argument, else $MTL_KERAS_DATA_DIR, else `<TFDS data dir>/mtl_keras`."""
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or Path(tfds.core.constants.DATA_DIR) / "mtl_keras"
-    return Path(data_dir).expanduser()
+    path = Path(data_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"data dir '{path}' is a file, not a folder: pass a folder (--data-dir).")
+    return path
 
 
 def get_builder(name, data_dir=None, prepare=True, source=None):

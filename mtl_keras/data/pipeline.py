@@ -97,7 +97,12 @@ def sampling_weights(sizes, strategy="proportional", temperature=2.0):
         raw = sizes ** (1.0 / temperature)
     else:
         raw = sizes
-    return raw / raw.sum()
+    weights = raw / raw.sum()
+    if not np.isfinite(weights).all():
+        raise InputError(
+            f"sampling weights are not finite ({strategy}, temperature {temperature})."
+        )
+    return weights
 
 
 def trim_batch(x, y, w):
@@ -180,6 +185,9 @@ def training_stream(
         parts.append(encoded.shuffle(size, seed=seed + index).repeat())
         sizes.append(size)
     weights = sampling_weights(sizes, sampling, temperature)
+    if batch_size > sum(sizes):  # one batch of copies would only fill memory
+        print(f"notice: batch size {batch_size} capped at the {sum(sizes)} training examples")
+        batch_size = sum(sizes)
     if sampling == "round_robin":
         choice = tf.data.Dataset.range(len(tasks)).repeat()
         mixed = tf.data.Dataset.choose_from_datasets(parts, choice)

@@ -1,0 +1,151 @@
+"""Property-style: generated options, paths and texts thrown at every tool and the API.
+
+For every case: no traceback (only `SystemExit` leaves a tool, and the API raises only
+`UserError`s), exit code 0 or 2, and a rejected run leaves no finished-run artefacts.
+The cases are drawn from a fixed seed, so a failure names a case that can be rerun; the
+number of cases tried is printed in the pytest summary.
+"""
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+from experiments import embed, export, predict, run
+from experiments.cli import run_main
+from mtl_keras import Predictor, RunConfig, SentenceEncoder
+from mtl_keras.errors import UserError
+from mtl_keras.inputs import read_texts
+from tests.conftest import FUZZ_RESULTS
+
+NUMBERS = ["nan", "inf", "-inf", "-1", "0", "1", "3", "0.5", "1e-300", "1e308", str(2**63),
+           "-0", "abc", ""]  # fmt: skip
+PATHS = ["file.txt", "file.txt/sub", "folder", "missing/deeper", "random.bin",
+         "/proc/mtl-keras-fuzz", ""]  # fmt: skip
+RUN_NUMBERS = ["--epochs", "--batch-size", "--max-length", "--learning-rate", "--weight-decay",
+               "--dropout", "--max-train-examples", "--max-eval-examples", "--temperature",
+               "--seed", "--logical-cpus", "--frozen-layers", "--unfreeze-every",
+               "--layer-decay", "--head-lr-multiplier", "--lora-rank"]  # fmt: skip
+RUN_PATHS = ["--output-dir", "--preset", "--init-from", "--data-dir"]
+
+
+def random_text(rng):
+    """Random bytes as Python decodes them from argv or files (lone surrogates included)."""
+    return os.fsdecode(bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40))))
+
+
+def case_paths(folder, rng):
+    folder.mkdir(parents=True)
+    (folder / "file.txt").write_text("x")
+    (folder / "folder").mkdir()
+    (folder / "random.bin").write_bytes(bytes(rng.randrange(256) for _ in range(300)))
+    return [p if p.startswith("/") or not p else str(folder / p) for p in PATHS]
+
+
+def exit_code(capsys, main, argv, surface, case):
+    try:
+        run_main(main, argv)
+        code = 0
+    except SystemExit as error:
+        code = error.code
+    err = capsys.readouterr().err
+    ok = code in (0, 2) and "Traceback" not in err
+    FUZZ_RESULTS.append((surface, case, ok, code))
+    assert ok, (surface, case, argv, code, err[-500:])
+    return code
+
+
+def test_run(tiny_preset, tiny_data_dir, tmp_path, capsys):
+    rng = random.Random(1)
+    for case in range(40):
+        folder = tmp_path / f"case{case}"
+        paths = case_paths(folder, rng)
+        argv = ["--preset", str(tiny_preset), "--data-dir", str(tiny_data_dir),
+                "--output-dir", str(folder / "out"), "--scenario", "frozen_backbone",
+                "--epochs", "1", "--max-length", "16", "--verbose", "0",
+                "--max-train-examples", "4", "--max-eval-examples", "4"]  # fmt: skip
+        for _ in range(rng.choice([1, 1, 2])):
+            if rng.random() < 0.7:
+                argv += [rng.choice(RUN_NUMBERS), rng.choice(NUMBERS)]
+            else:
+                option = rng.choice(RUN_PATHS)
+                choices = [p for p in paths if option != "--data-dir" or not p.endswith("folder")]
+                argv += [option, rng.choice(choices)]
+        code = exit_code(capsys, run.main, argv, "experiments.run", case)
+        out = argv[len(argv) - argv[::-1].index("--output-dir")]
+        finished = os.path.isfile(os.path.join(out, "metrics.json"))
+        assert finished == (code == 0), (case, argv, code)
+        if code == 2:
+            assert not os.path.exists(os.path.join(out, "model.keras")), (case, argv)
+
+
+def test_embed_predict_export(tiny_preset, tiny_run, tmp_path, capsys):
+    rng = random.Random(2)
+    model = str(tiny_run / "model.keras")
+    for case in range(45):
+        paths = case_paths(tmp_path / f"case{case}", rng)
+        texts = [random_text(rng) for _ in range(rng.randrange(1, 4))]
+        number = rng.choice(NUMBERS)
+        tool = ["embed", "predict", "export"][case % 3]
+        if tool == "embed":
+            preset = rng.choice([str(tiny_preset)] * 3 + paths)
+            argv = ["--preset", preset, "--max-length", rng.choice([number, "16"]), *texts]
+            exit_code(capsys, embed.main, argv, "experiments.embed", case)
+        elif tool == "predict":
+            inputs = tmp_path / f"case{case}" / rng.choice(["in.txt", "in.csv", "in.jsonl"])
+            inputs.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(80))))
+            source = rng.choice([texts, ["--input", str(inputs)]])
+            argv = ["--model", rng.choice([model, model, *paths]), *source,
+                    rng.choice(["--batch-size", "--max-length"]), number]  # fmt: skip
+            if rng.random() < 0.5:
+                argv += ["--output", rng.choice([*paths, str(tmp_path / f"case{case}/o.jsonl")])]
+            if "--max-length" not in argv:
+                argv += ["--max-length", "16"]
+            exit_code(capsys, predict.main, argv, "experiments.predict", case)
+        else:
+            output = rng.choice([*paths, str(tmp_path / f"case{case}" / "m" / "1")])
+            argv = ["--model", rng.choice([model, *paths]), "--output", output,
+                    "--max-length", rng.choice([number, "16"])]  # fmt: skip
+            exit_code(capsys, export.main, argv, "experiments.export", case)
+
+
+def api_call(surface, case, call):
+    try:
+        call()
+    except UserError:
+        FUZZ_RESULTS.append((surface, case, True, 2))
+        return
+    except Exception as error:  # noqa: BLE001 - the finding this test exists for
+        FUZZ_RESULTS.append((surface, case, False, None))
+        pytest.fail(f"{surface} case {case}: {type(error).__name__}: {error}")
+    FUZZ_RESULTS.append((surface, case, True, 0))
+
+
+def random_value(rng):
+    return rng.choice([float("nan"), float("inf"), -1, 0, 1, 2.5, 10**30, "x", None, [], True])
+
+
+def test_python_api(tiny_preset, tiny_run, tmp_path):
+    rng = random.Random(3)
+    encoder = SentenceEncoder.from_preset(tiny_preset, max_length=16)
+    predictor = Predictor.from_path(tiny_run / "model.keras", max_length=16)
+    fields = ["epochs", "batch_size", "max_length", "learning_rate", "dropout", "seed",
+              "loss_weights", "tasks", "scenario", "sampling", "temperature", "output_dir",
+              "verbose", "lora_rank", "layer_decay"]  # fmt: skip
+    for case in range(30):
+        texts = [random_text(rng) for _ in range(rng.randrange(0, 5))]
+        if rng.random() < 0.2:
+            texts.append(random_value(rng))
+        api_call("SentenceEncoder.encode", case, lambda t=texts: encoder.encode(t))
+        api_call("Predictor.predict", case, lambda t=texts: predictor.predict(t))
+        options = {rng.choice(fields): random_value(rng) for _ in range(rng.randrange(1, 3))}
+        api_call("RunConfig", case, lambda o=options: RunConfig(**o))
+        path = tmp_path / f"texts{case}{rng.choice(['.txt', '.csv', '.jsonl', '.bin'])}"
+        path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(100))))
+        api_call("read_texts", case, lambda p=path: read_texts(p))
+
+
+def test_invalid_unicode_is_dropped_the_same_way_everywhere(tiny_preset):
+    encoder = SentenceEncoder.from_preset(tiny_preset, max_length=16)
+    np.testing.assert_allclose(encoder.encode(["the fo\udcffx"]), encoder.encode(["the fox"]))
