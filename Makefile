@@ -48,6 +48,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_PY) -m benchmarks.serving
 	$(BENCH_PY) -m benchmarks.train_step
 	$(BENCH_PY) -m benchmarks.frozen_cache
+	$(BENCH_PY) -m benchmarks.exports
 	$(BENCH_PY) -m benchmarks.report
 
 clean:

@@ -74,6 +74,8 @@ def environment():
     return {
         "machine": platform.machine(),
         "processor": platform.processor() or "unknown",
+        **cpu_model(),
+        "commit": git_commit(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "versions": versions,
@@ -88,3 +90,35 @@ def write_result(name, result):
     path.write_text(json.dumps(payload, indent=2, default=lambda o: float(np.asarray(o))) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def cpu_model():
+    """The CPU's model name and its vector instruction sets (they decide TF's fast paths)."""
+    info = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                info.setdefault("cpu_model", value.strip())
+            if key.strip() == "flags":
+                flags = value.split()
+                info.setdefault("cpu_vector_flags", sorted(
+                    f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))
+                ))  # fmt: skip
+    except OSError:
+        pass
+    return info
+
+
+def git_commit():
+    """The commit the code under measurement is at (with '+changes' when the tree differs)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+changes" if dirty else head

@@ -11,6 +11,56 @@ def load(name):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def made_at(result):
+    env = result["environment"]
+    if "commit" not in env:
+        return (f"Measured {env['date']} at a commit before 3fa4443, on a {env['cpus']}-CPU "
+                "machine whose CPU model and instruction sets were not recorded.")  # fmt: skip
+    flags = " ".join(f for f in env.get("cpu_vector_flags", []) if f.startswith("avx"))
+    return (f"Measured at commit {env['commit']}, {env['date']}, on {env['cpu_model']} "
+            f"({env['cpus']} CPUs; {flags}).")  # fmt: skip
+
+
+def exports_section(exports):
+    if not exports:
+        return []
+    parity, serving = exports["parity"], exports["serving"]
+    f32, int8 = serving["float32"], serving["int8"]
+    tasks = [k.removesuffix("_test_accuracy") for k in f32 if k.endswith("_test_accuracy")]
+    rows = [
+        f"| {kind} | {r['saved_model_mb']:.0f} | {r['sentences_per_s_median']:.1f} | "
+        + " | ".join(f"{r[f'{t}_test_accuracy']:.4f}" for t in tasks)
+        + " |"
+        for kind, r in (("float32", f32), ("int8", int8))
+    ]
+    trained = "a short run trained by the script" if exports["trained_here"] else exports["model"]
+    return [
+        "",
+        "## Exports (`python -m benchmarks.exports`)",
+        "",
+        made_at(exports) + f" Model: {trained}.",
+        "",
+        f"The fine-tuned encoder exported with `--format sentence-transformers` and loaded by "
+        f"`SentenceTransformer(folder)` in torch (modules: "
+        f"{', '.join(parity['sentence_transformers_modules'])}): min cosine "
+        f"**{parity['sentence_transformers_min_cosine']:.7f}** to the Keras model's own embedding "
+        f"over {parity['sentences']} real sentences; `--format keras-hub` reloaded by "
+        f"`SentenceEncoder.from_preset`: {parity['keras_hub_min_cosine']:.7f}.",
+        "",
+        "TF Serving export, float32 against `--quantize int8` (same model, same sentences, runs "
+        "interleaved in one process; sentences/s through the signature at batch 32, median):",
+        "",
+        "| weights | SavedModel (MB) | sentences/s | "
+        + " | ".join(f"{t} test accuracy ({f32[f'{t}_test_examples']})" for t in tasks)
+        + " |",
+        "|---" * (3 + len(tasks)) + "|",
+        *rows,
+        "",
+        f"int8 is {f32['saved_model_mb'] / int8['saved_model_mb']:.1f}x smaller and runs at "
+        f"{int8['sentences_per_s_median'] / f32['sentences_per_s_median']:.2f}x the float32 speed.",
+    ]
+
+
 def main():
     lines = [
         "# Benchmarks",
@@ -29,6 +79,8 @@ def main():
             + f"; {env['date']}.",
             "",
             "## Encode (`python -m benchmarks.encode`)",
+            "",
+            made_at(encode),
             "",
             f"{encode['sentences']} real sentences (BBC + tweets), batch {encode['batch_size']}, "
             f"max length {encode['max_length']}, {encode['repeats']} repeats, one process.",
@@ -56,6 +108,8 @@ def main():
             "",
             "## Serving signature (`python -m benchmarks.serving`)",
             "",
+            made_at(serving),
+            "",
             f"Exported SavedModel called from raw strings: {serving['throughput_batch_32']['median']:.1f} "
             f"sentences/s at batch 32 (median); one sentence: p50 {lat['p50']:.1f} ms, "
             f"p95 {lat['p95']:.1f} ms over {lat['calls']} calls.",
@@ -65,6 +119,8 @@ def main():
         lines += [
             "",
             "## Train step (`python -m benchmarks.train_step`)",
+            "",
+            made_at(train),
             "",
             f"Topic + sentiment, batch 32, mean padded length {train['mean_padded_length']:.0f}: "
             f"Keras {train['keras_steps_per_s']:.2f} steps/s vs torch + transformers "
@@ -78,6 +134,8 @@ def main():
             "",
             "## Frozen backbone: cached embeddings (`python -m benchmarks.frozen_cache`)",
             "",
+            made_at(cache),
+            "",
             "| run | seconds per epoch | data prep (s) | topic test acc | sentiment test acc |",
             "|---|---|---|---|---|",
             f"| cached (default) | {', '.join(f'{s:.2f}' for s in c['epoch_seconds'])} "
@@ -89,6 +147,7 @@ def main():
             f"Per epoch: **{cache['epoch_speedup_median']:.0f}x** faster; whole training (data preparation, "
             f"embedding, {cache['epochs']} epochs): {cache['speedup_including_cache_build']:.1f}x.",
         ]
+    lines += exports_section(load("exports"))
     Path("BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     print("wrote BENCHMARKS.md")
 

@@ -1,41 +1,71 @@
-"""Export a saved model for TF Serving: a SavedModel whose signature takes raw sentences.
+"""Export a trained model: TF Serving (raw strings in), sentence-transformers or keras-hub.
 
     python -m experiments.export --model runs/full-.../model.keras --output serving/mtl/1
+    python -m experiments.export --model PATH --output serving/mtl/2 --quantize int8
+    python -m experiments.export --format sentence-transformers --model PATH --output st-model
+    python -m experiments.export --format keras-hub --model PATH --output keras-hub-preset
 
-Signature `serving_default`: input `text` (tf.string [None]); outputs `embedding`
-(L2-normalised), `<task>_probs` and `<task>_label` per sentence head, and for an NER head
-`word_pieces` and `ner_tags` (per word piece, "" for padding and [CLS]/[SEP]).
+tf-serving (default): a SavedModel whose `serving_default` takes `text` (tf.string [None]) and
+returns `embedding` (L2-normalised), `<task>_probs` and `<task>_label` per sentence head, and
+for an NER head `word_pieces` and `ner_tags`. sentence-transformers: the fine-tuned encoder
+(BERT + mean pooling + Normalize) as a folder `SentenceTransformer(folder)` loads.
+keras-hub: a preset of the backbone and tokenizer. No format overwrites without --overwrite.
 """
 
 import argparse
 from pathlib import Path
 
 from experiments.cli import run_main
+from mtl_keras.errors import InputError
 from mtl_keras.export import SIGNATURE, export_for_serving
+from mtl_keras.portable import export_keras_hub, export_sentence_transformers
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
+
+FORMATS = ("tf-serving", "sentence-transformers", "keras-hub")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a model.keras written by experiments.run")
-    parser.add_argument("--output", required=True, help="version dir, e.g. serving/mtl/1")
+    parser.add_argument("--output", required=True, help="tf-serving: a version dir (serving/mtl/1)")
+    parser.add_argument("--format", default=FORMATS[0], choices=FORMATS)
     parser.add_argument(
         "--tokenizer", help=f"default: the '{TOKENIZER_DIR}/' folder beside the model"
     )
     parser.add_argument("--max-length", type=int, default=128, help="word pieces per sentence")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing version dir")
+    parser.add_argument("--quantize", choices=["int8"], help="tf-serving: int8 weights (smaller)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
     args = parser.parse_args(argv)
+    if args.quantize and args.format != "tf-serving":
+        raise InputError(f"--quantize applies to --format tf-serving only, not {args.format}.")
     model_path = Path(args.model)
     model = load_model(model_path, compile=False)  # first: a bad model file is named as such
     tokenizer = load_tokenizer(args.tokenizer or model_path.parent / TOKENIZER_DIR)
-    output = export_for_serving(
-        model, tokenizer, args.output, max_length=args.max_length, overwrite=args.overwrite
-    )
-    heads = ", ".join(t.name for t in model.tasks)
-    print(f"exported {model_path} (heads: {heads}) to {output}")
-    print(
-        f"inspect: saved_model_cli show --dir {output} --tag_set serve --signature_def {SIGNATURE}"
-    )
+    if args.format == "sentence-transformers":
+        output = export_sentence_transformers(
+            model.backbone,
+            tokenizer,
+            args.output,
+            max_length=args.max_length,
+            overwrite=args.overwrite,
+        )
+        print(f"exported the encoder of {model_path} to {output}: SentenceTransformer('{output}')")
+    elif args.format == "keras-hub":
+        output = export_keras_hub(model.backbone, tokenizer, args.output, overwrite=args.overwrite)
+        print(f"exported the encoder of {model_path} to {output} (a keras-hub preset)")
+    else:
+        output = export_for_serving(
+            model,
+            tokenizer,
+            args.output,
+            max_length=args.max_length,
+            overwrite=args.overwrite,
+            quantize=args.quantize,
+        )
+        heads = ", ".join(t.name for t in model.tasks)
+        print(f"exported {model_path} (heads: {heads}) to {output}")
+        show = f"saved_model_cli show --dir {output} --tag_set serve --signature_def {SIGNATURE}"
+        print(f"inspect: {show}")
     return output
 
 

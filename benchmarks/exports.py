@@ -1,0 +1,128 @@
+"""Exports: sentence-transformers and keras-hub reload parity; int8 vs float32 serving.
+
+    python -m benchmarks.exports --model runs/full-<timestamp>/model.keras
+
+Needs the benchmark venv (torch + sentence-transformers, `make bench`). Without --model it
+first trains a short `full` run on topic + sentiment (1,000 examples per task, length 64,
+one epoch). Reports, on the same machine and in one process: min cosine of
+`SentenceTransformer(exported folder)` and of the keras-hub preset against the fine-tuned
+model's own embedding; for the TF Serving export in float32 and int8, the SavedModel size,
+sentences/s through the signature (batch 32, median of repeats, runs interleaved) and each
+task's accuracy on its full test split.
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import real_sentences, write_result
+
+
+def folder_mb(path):
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2**20
+
+
+def trained_model(folder):
+    from mtl_keras import RunConfig, train
+
+    config = RunConfig(scenario="full", tasks=("topic", "sentiment"), max_train_examples=1000,
+                       max_length=64, epochs=1, verbose=0, output_dir=str(folder))  # fmt: skip
+    return train(config).model_path
+
+
+def min_cosine(a, b):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float(np.min(np.sum(a * b, axis=1)))
+
+
+def encoder_parity(model, tokenizer, sentences, root):
+    from sentence_transformers import SentenceTransformer
+
+    from mtl_keras import SentenceEncoder
+    from mtl_keras.portable import export_keras_hub, export_sentence_transformers
+
+    ours = SentenceEncoder(model.backbone, tokenizer, 128).encode(sentences)
+    st_dir = export_sentence_transformers(model.backbone, tokenizer, root / "st", max_length=128)
+    torch_model = SentenceTransformer(str(st_dir), device="cpu")
+    theirs = torch_model.encode(sentences, batch_size=32, convert_to_numpy=True)
+    hub_dir = export_keras_hub(model.backbone, tokenizer, root / "keras_hub")
+    hub = SentenceEncoder.from_preset(hub_dir, 128).encode(sentences)
+    return {
+        "sentences": len(sentences),
+        "sentence_transformers_min_cosine": min_cosine(ours, theirs),
+        "keras_hub_min_cosine": min_cosine(ours, hub),
+        "sentence_transformers_modules": [type(m).__name__ for m in torch_model],
+    }
+
+
+def test_split(task):
+    from mtl_keras.data import load
+
+    rows = list(load(task.dataset, "test").as_numpy_iterator())
+    return [r["text"].decode() for r in rows], [task.labels[int(r["label"])] for r in rows]
+
+
+def serving_comparison(model, tokenizer, sentences, root, repeats):
+    import tensorflow as tf
+
+    from mtl_keras.export import export_for_serving
+
+    signatures, result = {}, {}
+    for kind, quantize in (("float32", None), ("int8", "int8")):
+        folder = export_for_serving(model, tokenizer, root / kind / "1", quantize=quantize)
+        signatures[kind] = tf.saved_model.load(str(folder)).signatures["serving_default"]
+        result[kind] = {"saved_model_mb": folder_mb(folder), "seconds": []}
+    batches = [tf.constant(sentences[i : i + 32]) for i in range(0, len(sentences), 32)]
+    for kind in signatures:  # warm-up
+        [signatures[kind](text=b) for b in batches[:2]]
+    for _ in range(repeats):
+        for kind, serve in signatures.items():  # interleaved, so drift hits both alike
+            start = time.perf_counter()
+            [serve(text=b) for b in batches]
+            result[kind]["seconds"].append(time.perf_counter() - start)
+    for kind, serve in signatures.items():
+        result[kind]["sentences_per_s_median"] = len(sentences) / float(
+            np.median(result[kind]["seconds"])
+        )
+        for task in (t for t in model.tasks if t.kind == "sentence"):
+            texts, gold = test_split(task)
+            predicted = [
+                label.decode()
+                for i in range(0, len(texts), 64)
+                for label in serve(text=tf.constant(texts[i : i + 64]))[
+                    f"{task.name}_label"
+                ].numpy()
+            ]
+            accuracy = float(np.mean([p == g for p, g in zip(predicted, gold, strict=True)]))
+            result[kind][f"{task.name}_test_accuracy"] = accuracy
+            result[kind][f"{task.name}_test_examples"] = len(texts)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a model.keras (default: train a short run first)")
+    parser.add_argument("--sentences", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
+
+    root = Path(tempfile.mkdtemp(prefix="mtl-exports-"))
+    model_path = Path(args.model) if args.model else trained_model(root / "run")
+    model = load_model(model_path, compile=False)
+    tokenizer = load_tokenizer(model_path.parent / TOKENIZER_DIR)
+    sentences = real_sentences(args.sentences)
+    parity = encoder_parity(model, tokenizer, sentences, root)
+    print(parity)
+    serving = serving_comparison(model, tokenizer, sentences, root, args.repeats)
+    print(serving)
+    write_result("exports", {"model": str(model_path), "trained_here": not args.model,
+                             "parity": parity, "serving": serving})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
