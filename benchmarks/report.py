@@ -21,6 +21,82 @@ def made_at(result):
             f"({env['cpus']} CPUs; {flags}).")  # fmt: skip
 
 
+def encode_section(encode):
+    rows = [
+        f"| {key.split('_', 1)[1]} | {key.split('_', 1)[0]} | {r['mtl_keras']['median']:.1f} | "
+        f"{r['sentence_transformers']['median']:.1f} | **{r['ratio_median']:.2f}x** | "
+        f"{r['min_cosine_between_outputs']:.6f} |"
+        for key, r in encode.items()
+        if isinstance(r, dict) and "ratio_median" in r
+    ]
+    return [
+        "",
+        "## Encode (`python -m benchmarks.encode`)",
+        "",
+        made_at(encode),
+        "",
+        f"{encode['sentences']} real sentences per set, batch {encode['batch_size']}, max length "
+        f"{encode['max_length']}, median of {encode['repeats']} repeats; each library in its own "
+        "process. `avx2` caps both libraries at AVX2 ("
+        + ", ".join(f"`{k}={v}`" for k, v in encode["avx2_only_env"].items())
+        + ").",
+        "",
+        "| set | instruction set | mtl_keras sentences/s | sentence-transformers | ratio | "
+        "min cosine |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def evaluation_section(result):
+    if not result:
+        return []
+    return [
+        "",
+        "## Evaluation against encode (`python -m benchmarks.evaluation`)",
+        "",
+        made_at(result),
+        "",
+        f"A run's final evaluation of the topic + sentiment test splits ({result['sentences']} "
+        "texts: reading, tokenizing, sorting, forward pass and all metrics) against "
+        "`SentenceEncoder.encode` of the same texts, in one process: "
+        f"{result['evaluation_sentences_per_s']:.1f} vs {result['encode_sentences_per_s']:.1f} "
+        f"sentences/s, **{result['ratio']:.2f}x** (target ≥ 0.8x).",
+    ]
+
+
+def train_epoch_section(result):
+    if not result:
+        return []
+    rows = [
+        f"| {label} | {r['examples_per_s']:.1f} | {r['epoch_seconds'][-1]:.1f} | "
+        f"{r['peak_rss_mb']:.0f} |"
+        for label, r in (
+            ("mtl_keras (`train`'s data + `fit`, length buckets)", result["keras"]),
+            ("mtl_keras without length buckets", result["keras_no_buckets"]),
+            ("mtl_keras, buckets + XLA (lengths rounded up to 16)", result["keras_xla"]),
+            ("torch + transformers, `LengthGroupedSampler`", result["torch"]),
+        )
+    ]
+    return [
+        "",
+        "## Fine-tuning epoch (`python -m benchmarks.train_epoch`)",
+        "",
+        made_at(result),
+        "",
+        f"Topic + sentiment, {result['examples_per_task']} real training examples per task, "
+        f"batch {result['batch_size']}, length up to {result['max_length']}; second epoch timed; "
+        "each side in its own process.",
+        "",
+        "| trainer | examples/s | epoch seconds | peak RSS (MB) |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        f"mtl_keras against torch: **{result['ratio']:.2f}x**; length buckets: "
+        f"{result['bucket_speedup']:.2f}x; XLA on top: {result['xla_speedup']:.2f}x.",
+    ]
+
+
 def exports_section(exports):
     if not exports:
         return []
@@ -74,33 +150,13 @@ def main():
     if encode:
         env = encode["environment"]
         lines += [
-            f"Machine: {env['cpus']} CPUs ({env['machine']}), Python {env['python']}, "
+            f"Versions: Python {env['python']}, "
             + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-            + f"; {env['date']}.",
-            "",
-            "## Encode (`python -m benchmarks.encode`)",
-            "",
-            made_at(encode),
-            "",
-            f"{encode['sentences']} real sentences (BBC + tweets), batch {encode['batch_size']}, "
-            f"max length {encode['max_length']}, {encode['repeats']} repeats, one process.",
-            "",
-            "| encoder | sentences/s (median) | best | peak RSS after (MB) |",
-            "|---|---|---|---|",
+            + ".",
+            *encode_section(encode),
         ]
-        for key, label in (
-            ("mtl_keras", "mtl_keras `SentenceEncoder.encode`"),
-            ("sentence_transformers", "sentence-transformers `encode` (torch)"),
-        ):
-            r = encode[key]
-            lines.append(
-                f"| {label} | {r['median']:.1f} | {r['best']:.1f} | {r['peak_rss_mb_after']:.0f} |"
-            )
-        lines += [
-            "",
-            f"Ratio (median): **{encode['ratio_median']:.2f}x**; outputs agree to min cosine "
-            f"{encode['min_cosine_between_outputs']:.6f}.",
-        ]
+    lines += evaluation_section(load("evaluation"))
+    lines += train_epoch_section(load("train_epoch"))
     serving = load("serving")
     if serving:
         lat = serving["single_sentence_latency_ms"]

@@ -79,6 +79,11 @@ def build_parser():
         action="store_true",
         help="run the frozen backbone every step instead of caching its embeddings",
     )
+    add(
+        "--no-length-buckets",
+        action="store_true",
+        help="batch training examples in arrival order instead of by similar length",
+    )
     add_numbers(p.add_argument_group("scenario knobs"), KNOBS)
     return p
 
@@ -102,6 +107,7 @@ def config_from_args(args):
     options["loss_weights"] = parse_loss_weights(args.loss_weights)
     options["save_model"] = not args.no_save_model
     options["cache_embeddings"] = not args.no_cache
+    options["length_buckets"] = not args.no_length_buckets
     return RunConfig(**options)
 
 

@@ -60,6 +60,7 @@ class RunConfig:
     )
     save_model: bool = True  # False: skip model.keras (studies)
     cache_embeddings: bool = True  # frozen backbone: train heads on embeddings computed once
+    length_buckets: bool = True  # batch training examples of similar length together
     frozen_layers: int = 3  # frozen_lower: lower k transformer layers
     unfreeze_every: int = 1  # gradual_unfreeze: epochs per stage
     layer_decay: float = 0.8  # llrd: factor per layer going down

@@ -161,12 +161,14 @@ def check_loss_weights(loss_weights, tasks):
         raise InputError("every loss weight is 0: nothing would train; give one task > 0.")
 
 
-def compile_model(model, optimizer, loss_weights=None, tasks=None):
+def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=False):
     """One sparse cross-entropy (from logits) and metric set per named task output.
 
     Args:
         model: a `MultiTaskModel`, or a model with one output per task (`heads_model`).
         tasks: the tasks to compile for; default `model.tasks`.
+        jit_compile: XLA. Off: batches vary in length, and on CPU it measured slower
+            even with lengths rounded to a few shapes (BENCHMARKS.md, "Fine-tuning epoch").
     """
     tasks = model.tasks if tasks is None else tasks
     loss_weights = loss_weights or {}
@@ -177,7 +179,7 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None):
         loss_weights={t.name: float(loss_weights.get(t.name, 1.0)) for t in tasks},
         # Weighted: an example only counts for the heads it has a label for.
         weighted_metrics={t.name: task_metrics(t) for t in tasks},
-        jit_compile=False,
+        jit_compile=jit_compile,
     )
     return model
 

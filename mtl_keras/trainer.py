@@ -73,6 +73,7 @@ class Run:
     stages: list
     fit_model: keras.Model = None  # what `fit` trains: the model, or its heads on a cache
     embed: object = None  # the frozen-backbone embedding function when caching
+    eval_data: dict = dataclasses.field(default_factory=dict)  # built once per split
 
 
 @dataclasses.dataclass
@@ -275,6 +276,7 @@ def load_data(run):
         seed=config.seed,
         data_dir=data_dir,
         embed=run.embed,
+        length_buckets=config.length_buckets,
     )
     validation, _ = evaluation_data(run, "validation", embed=run.embed)
     data = RunData(train_stream, steps, sizes, validation, time.perf_counter() - started)
@@ -285,19 +287,22 @@ def load_data(run):
     return data
 
 
-def evaluation_data(run, split, only=None, embed=None):
-    return evaluation_stream(
-        run.tasks,
-        split,
-        run.preprocessor,
-        batch_size=run.config.batch_size,
-        max_length=run.config.max_length,
-        data_dir=resolve_data_dir(run.config.data_dir),
-        max_examples=run.config.max_eval_examples,
-        only=only,
-        replicas=run.strategy.num_replicas_in_sync,
-        embed=embed,
-    )
+def evaluation_data(run, split, embed=None):
+    """(batches, {task: examples}) of a split: read, tokenized and sorted once per run."""
+    key = (split, embed is not None)
+    if key not in run.eval_data:
+        run.eval_data[key] = evaluation_stream(
+            run.tasks,
+            split,
+            run.preprocessor,
+            batch_size=run.config.batch_size,
+            max_length=run.config.max_length,
+            data_dir=resolve_data_dir(run.config.data_dir),
+            max_examples=run.config.max_eval_examples,
+            replicas=run.strategy.num_replicas_in_sync,
+            embed=embed,
+        )
+    return run.eval_data[key]
 
 
 def fit_stages(run, data, output):
@@ -380,20 +385,44 @@ def check_divergence(guard, history, checkpoint_dir):
 
 
 def evaluate(run, split):
-    """Per-task metrics on one split, each task on its own examples only."""
+    """Per-task metrics on one split, in one pass over all of its examples.
+
+    Each head's metrics are weighted by its own labels, so an example of another task
+    counts for nothing there; `xent` is the head's mean loss over its own examples.
+    """
+    data, sizes = evaluation_data(run, split)
+    if data is None:
+        return {name: {"examples": n} for name, n in sizes.items()}
+    logs = run.model.evaluate(data, return_dict=True, verbose=0)
+    return task_metrics(per_task_logs(logs, list(sizes)), sizes)
+
+
+def task_metrics(logs, sizes, prefix=""):
+    """{task: {"examples", metric: value}} from `<prefix><task>_<metric>` logs.
+
+    The per-task `_loss` is left out: Keras averages it over whole mixed batches.
+    """
     results = {}
-    for task in run.tasks:
-        data, size = evaluation_data(run, split, only=task.name)
-        if not size:
-            results[task.name] = {"examples": 0}
-            continue
-        logs = run.model.evaluate(data, return_dict=True, verbose=0)
-        logs = per_task_logs(logs, [t.name for t in run.tasks])
-        prefix = f"{task.name}_"
-        results[task.name] = {"examples": size} | {
-            k[len(prefix) :]: float(v) for k, v in logs.items() if k.startswith(prefix)
-        }
+    for name, examples in sizes.items():
+        start = f"{prefix}{name}_"
+        metrics = {k[len(start) :]: float(v) for k, v in logs.items() if k.startswith(start)}
+        metrics.pop("loss", None)
+        results[name] = {"examples": examples, **(metrics if examples else {})}
     return results
+
+
+def validation_metrics(run, fitted):
+    """The final validation metrics: the last epoch's, when `fit` measured them, else anew.
+
+    The weights after the last epoch are the final weights, so evaluating the
+    validation split again would only repeat that pass.
+    """
+    last = fitted.history[-1] if fitted.history else {}
+    _, sizes = evaluation_data(run, "validation", embed=run.embed)
+    measured = all(f"val_{n}_xent" in last for n, size in sizes.items() if size)
+    if last.get("epoch") != run.config.epochs - 1 or not measured or not any(sizes.values()):
+        return evaluate(run, "validation")
+    return task_metrics(last, sizes, prefix="val_")
 
 
 def param_counts(model):
@@ -407,7 +436,7 @@ def evaluate_run(run, data, fitted, output):
     return {
         "scenario": run.scenario.name,
         "tasks": [t.name for t in run.tasks],
-        "validation": evaluate(run, "validation"),
+        "validation": validation_metrics(run, fitted),
         "test": evaluate(run, "test"),
         "params": param_counts(run.model),
         "stages": fitted.stages,

@@ -103,10 +103,12 @@ def test_proportional_sampling_follows_sizes(tiny_data_dir):
 def test_evaluation_stream_covers_each_split_once(tiny_data_dir):
     tasks = resolve_tasks("topic,ner")
     pre = make_preprocessor(make_tiny_tokenizer(), 16)
-    data, size = evaluation_stream(tasks, "train", pre, 3, 16, tiny_data_dir)
+    data, eval_sizes = evaluation_stream(tasks, "train", pre, 3, 16, tiny_data_dir)
     batches = list(data)
     topic = sum(w["topic"].numpy().sum() for _, _, w in batches)
     ner_rows = sum((w["ner"].numpy().sum(1) > 0).sum() for _, _, w in batches)
     _, _, sizes = training_stream(tasks, pre, 1, 16, data_dir=tiny_data_dir)
     assert (topic, ner_rows) == (sizes["topic"], sizes["ner"])
-    assert size == sizes["topic"] + sizes["ner"]
+    assert eval_sizes == sizes
+    lengths = [int(n) for x, _, _ in batches for n in x["padding_mask"].numpy().sum(axis=1)]
+    assert lengths == sorted(lengths, reverse=True)  # longest first, like encode

@@ -153,7 +153,7 @@ def test_runner_writes_all_artefacts(runs):
         saved["config"]["scenario"] == "full"
         and saved["params"]["total"] > saved["params"]["trainable"] > 0
     )
-    assert set(saved["test"]["topic"]) >= {"accuracy", "macro_f1", "loss", "examples"}
+    assert set(saved["test"]["topic"]) >= {"accuracy", "macro_f1", "xent", "examples"}
     history = (folder / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,") and len(history) == 3  # header + 2 epochs
     assert len(saved["epoch_seconds"]) == 2

@@ -114,47 +114,63 @@ def trim_batch(x, y, w):
     return x, cut, cut_w
 
 
-def materialize(dataset, chunk=4096):
-    """Read a finite dataset once into memory and serve it from tensors.
+def split_arrays(task, tasks, split, preprocessor, max_length, data_dir=None,
+                 max_examples=None):  # fmt: skip
+    """One task's split, encoded for all heads, read once into numpy (x, y, w).
 
     Tokenization then happens once per run instead of once per epoch (our largest split,
-    30k tweets at 128 word pieces, is under 100 MB), and the order is fixed.
-    """
-    parts = list(dataset.batch(chunk).as_numpy_iterator())
-    if not parts:
-        return dataset.take(0), 0
-    joined = tf.nest.map_structure(lambda *xs: np.concatenate(xs), *parts)
-    return tf.data.Dataset.from_tensor_slices(joined), sum(len(p[0]["token_ids"]) for p in parts)
-
-
-def task_split(task, tasks, split, preprocessor, max_length, data_dir=None, max_examples=None,
-               embed=None):  # fmt: skip
-    """One task's split, encoded for all heads (unbatched, in memory), and its size.
-
-    With `embed` (a function of a batch of BERT inputs), each example's inputs are
-    replaced by their embedding, computed once here (see `embedding_cache`).
+    30k tweets at 128 word pieces, is under 100 MB). None when the split is empty.
     """
     dataset = load(task.dataset, split, data_dir)
     if max_examples:
         dataset = dataset.take(max_examples)
-    dataset, size = materialize(encode_examples(dataset, task, tasks, preprocessor, max_length))
-    if embed is not None and size:
-        dataset = embedding_cache(dataset, embed)
-    return dataset, size
+    encoded = encode_examples(dataset, task, tasks, preprocessor, max_length)
+    parts = list(encoded.batch(4096).as_numpy_iterator())
+    return join_arrays(parts) if parts else None
 
 
-def embedding_cache(dataset, embed, batch_size=64):
-    """(inputs, y, w) examples -> (embed(inputs), y, w), computed once, kept in memory.
+def join_arrays(parts):
+    return tf.nest.map_structure(lambda *xs: np.concatenate(xs), *parts)
+
+
+def array_size(arrays):
+    return 0 if arrays is None else len(arrays[0]["token_ids"])
+
+
+def task_split(task, tasks, split, preprocessor, max_length, data_dir=None, max_examples=None,
+               embed=None):  # fmt: skip
+    """One task's split as an in-memory dataset of single examples, and its size.
+
+    With `embed` (a function of a batch of BERT inputs), each example's inputs are
+    replaced by their embedding, computed once here (see `embedding_cache`).
+    """
+    arrays = split_arrays(task, tasks, split, preprocessor, max_length, data_dir, max_examples)
+    if arrays is None:
+        return load(task.dataset, split, data_dir).take(0), 0
+    if embed is not None:
+        return embedding_cache(arrays, embed), array_size(arrays)
+    return tf.data.Dataset.from_tensor_slices(arrays), array_size(arrays)
+
+
+def embedding_cache(arrays, embed, batch_size=64):
+    """(inputs, y, w) arrays -> dataset of (embed(inputs), y, w), computed once, in memory.
 
     For a frozen backbone in inference mode the pooled embedding of an example never
-    changes, so the heads can train on it directly: no backbone pass per epoch.
+    changes, so the heads can train on it directly: no backbone pass per epoch. Examples
+    are embedded longest first, each batch cut to its longest (as `encode` does), and
+    the embeddings are put back in the examples' order.
     """
-    vectors, targets = [], []
-    for x, y, w in dataset.batch(batch_size):
-        vectors.append(np.asarray(embed(trim_padding(x))))
-        targets.append(tf.nest.map_structure(np.asarray, (y, w)))
-    y, w = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *targets)
-    return tf.data.Dataset.from_tensor_slices((np.concatenate(vectors), y, w))
+    x, y, w = arrays
+    lengths = x["padding_mask"].sum(axis=1)
+    order = np.argsort(-lengths, kind="stable")
+    vectors = [None] * len(order)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        longest = max(int(lengths[index].max()), 1)
+        batch = {f: tf.constant(x[f][index, :longest]) for f in FEATURES}
+        for i, vector in zip(index, np.asarray(embed(batch)), strict=True):
+            vectors[i] = vector
+    return tf.data.Dataset.from_tensor_slices((np.stack(vectors), y, w))
 
 
 def training_stream(
@@ -168,12 +184,16 @@ def training_stream(
     seed=0,
     data_dir=None,
     embed=None,
+    length_buckets=True,
 ):
     """Mixed multi-task training batches; returns (dataset, steps_per_epoch, sizes).
 
     One epoch draws as many examples as the (capped) training sets hold together, from
-    each task with `sampling_weights`; the order is fixed by `seed`. With `embed`, the
-    batches hold cached embeddings instead of BERT inputs (see `embedding_cache`).
+    each task with `sampling_weights`; the order is fixed by `seed`. With
+    `length_buckets`, the shuffled mixed stream is grouped into batches of similar length
+    (see `bucket_boundaries`), so each batch, cut to its longest sentence, carries little
+    padding; the mix of tasks and the shuffling are kept. With `embed`, the batches hold
+    cached embeddings instead of BERT inputs (see `embedding_cache`).
     """
     parts, sizes = [], []
     for index, task in enumerate(tasks):
@@ -194,11 +214,29 @@ def training_stream(
     else:
         mixed = tf.data.Dataset.sample_from_datasets(parts, weights.tolist(), seed=seed)
     steps = max(1, sum(sizes) // batch_size)
-    stream = mixed.batch(batch_size, drop_remainder=True)
+    if embed is None and length_buckets:
+        boundaries = bucket_boundaries(max_length)
+        stream = mixed.bucket_by_sequence_length(
+            lambda x, y, w: tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32)),
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            drop_remainder=True,
+        )
+    else:
+        stream = mixed.batch(batch_size, drop_remainder=True)
     if embed is None:
         stream = stream.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
     stream = stream.prefetch(tf.data.AUTOTUNE)
     return stream, steps, dict(zip([t.name for t in tasks], sizes, strict=True))
+
+
+def bucket_boundaries(max_length, width=16):
+    """Length buckets [1, 17), [17, 33), ...: a batch only holds lengths from one bucket.
+
+    Narrow enough that a batch wastes at most `width` pieces per row, wide enough that
+    buckets fill quickly (tweets and news sentences spread over 10-60 pieces).
+    """
+    return list(range(width + 1, max_length + 1, width))
 
 
 def pad_batch_to_multiple(multiple):
@@ -226,25 +264,33 @@ def pad_batch_to_multiple(multiple):
 
 def evaluation_stream(tasks, split, preprocessor, batch_size=32, max_length=128, data_dir=None,
                       max_examples=None, only=None, replicas=1, embed=None):  # fmt: skip
-    """Every example of `split` for each task in turn (or only task `only`), batched.
+    """Every example of `split` for each task (or only task `only`), longest first, batched.
 
-    Returns (dataset, number of examples); the dataset is None when there are none.
-    With `replicas` > 1, batches are padded to split evenly (see pad_batch_to_multiple).
+    Sorted by length like `SentenceEncoder.encode`: each batch is cut to its longest
+    sentence, so similar lengths together waste the least padding; the weighted metrics
+    do not depend on the order. Returns (dataset, {task name: examples}); the dataset is
+    None when there are no examples. With `replicas` > 1, batches are padded to split
+    evenly (see pad_batch_to_multiple).
     """
-    dataset, total = None, 0
+    parts, sizes = [], {}
     for task in tasks:
         if only is not None and task.name != only:
             continue
-        encoded, size = task_split(
-            task, tasks, split, preprocessor, max_length, data_dir, max_examples, embed
-        )
-        dataset = encoded if dataset is None else dataset.concatenate(encoded)
-        total += size
-    if not total:
-        return None, 0
+        arrays = split_arrays(task, tasks, split, preprocessor, max_length, data_dir, max_examples)
+        sizes[task.name] = array_size(arrays)
+        parts += [] if arrays is None else [arrays]
+    if not parts:
+        return None, sizes
+    joined = join_arrays(parts)
+    order = np.argsort(-joined[0]["padding_mask"].sum(axis=1), kind="stable")
+    joined = tf.nest.map_structure(lambda a: a[order], joined)
+    if embed is not None:
+        dataset = embedding_cache(joined, embed)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(joined)
     batches = dataset.batch(batch_size)
     if embed is None:
         batches = batches.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
     if replicas > 1:
         batches = batches.map(pad_batch_to_multiple(replicas))
-    return batches.prefetch(tf.data.AUTOTUNE), total
+    return batches.prefetch(tf.data.AUTOTUNE), sizes

