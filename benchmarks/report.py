@@ -17,7 +17,8 @@ def made_at(result):
         return (f"Measured {env['date']} at a commit before 3fa4443, on a {env['cpus']}-CPU "
                 "machine whose CPU model and instruction sets were not recorded.")  # fmt: skip
     flags = " ".join(f for f in env.get("cpu_vector_flags", []) if f.startswith("avx"))
-    return (f"Measured at commit {env['commit']}, {env['date']}, on {env['cpu_model']} "
+    note = f" ({env['commit_note']})" if env.get("commit_note") else ""
+    return (f"Measured at commit {env['commit']}{note}, {env['date']}, on {env['cpu_model']} "
             f"({env['cpus']} CPUs; {flags}).")  # fmt: skip
 
 
@@ -144,6 +145,8 @@ def main():
         "Made by `make bench` (each script writes `benchmarks/results/<name>.json`; this table is",
         "`python -m benchmarks.report`). Speeds are ratios against a peer measured in the same run",
         "on the same machine. 2-core CPU numbers are noisy: compare within one run only.",
+        "Nothing else ran on the machine during the measurements below (editing files aside),",
+        "unless a section says otherwise.",
         "",
     ]
     encode = load("encode")
