@@ -13,14 +13,25 @@ from mtl_keras.tasks import DEFAULT_TASKS, resolve_tasks
 
 MAX_EPOCHS = 10_000  # a typo guard: more epochs than this is never meant
 PRESET_ENV = "MTL_KERAS_PRESET"  # a default for `preset`, like MTL_KERAS_DATA_DIR for data
-POSITIVE_INTS = (
-    "epochs",
-    "batch_size",
-    "max_length",
-    "max_train_examples",
-    "max_eval_examples",
-    "lora_rank",
-    "unfreeze_every",
+INF = math.inf
+# (field, lowest, highest, lowest allowed, highest allowed): the range of every number.
+RANGES = (
+    ("epochs", 1, MAX_EPOCHS, True, True),
+    ("batch_size", 1, INF, True, False),
+    ("max_length", 2, INF, True, False),
+    ("max_train_examples", 1, INF, True, False),
+    ("max_eval_examples", 1, INF, True, False),
+    ("seed", 0, 2**32 - 1, True, True),
+    ("logical_cpus", 0, 64, True, True),
+    ("learning_rate", 0, INF, False, False),
+    ("weight_decay", 0, INF, True, False),
+    ("dropout", 0, 1, True, False),
+    ("temperature", 0, INF, False, False),
+    ("frozen_layers", 0, INF, True, False),
+    ("unfreeze_every", 1, INF, True, False),
+    ("layer_decay", 0, 1, False, True),
+    ("head_lr_multiplier", 0, INF, False, False),
+    ("lora_rank", 1, INF, True, False),
 )
 
 
@@ -108,46 +119,22 @@ class RunConfig:
                 )
 
     def _check_numbers(self):
-        for name in POSITIVE_INTS:
+        """Every number in its range (fields left at None are not checked)."""
+        for name, low, high, low_in, high_in in RANGES:
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise InputTypeError(f"--{_flag(name)} must be an integer, got {value!r}.")
-            if value is not None and value < 1:
-                raise InputError(f"--{_flag(name)} must be >= 1, got {value}.")
-        rate = self.learning_rate
-        if rate is not None and not (math.isfinite(rate) and rate > 0):
-            raise InputError(f"--learning-rate must be a finite number > 0, got {rate}.")
-        for name, low, high in (
-            ("weight_decay", 0, math.inf),
-            ("dropout", 0, 1),
-            ("temperature", 0, math.inf),
-            ("layer_decay", 0, 1),
-            ("head_lr_multiplier", 0, math.inf),
-        ):
-            value = getattr(self, name)
-            inside = math.isfinite(value) and low <= value <= high
-            if not inside or (name not in ("weight_decay", "dropout") and value == 0):
-                raise InputError(f"--{_flag(name)} is {value}: out of range.")
-        if self.dropout >= 1:
-            raise InputError(f"--dropout must be in [0, 1), got {self.dropout}.")
-
-        for name, low, high in (
-            ("max_length", 2, None),
-            ("epochs", 1, MAX_EPOCHS),
-            ("seed", 0, 2**32 - 1),
-            ("frozen_layers", 0, None),
-            ("logical_cpus", 0, 64),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < low or (high is not None and value > high):
-                top = "" if high is None else f"..{high}"
-                raise InputError(
-                    f"--{_flag(name)} must be an integer in {low}{top}, got {value!r}."
-                )
+            if value is None:
+                continue
+            above = value >= low if low_in else value > low
+            below = value <= high if high_in else value < high
+            if not (math.isfinite(value) and above and below):
+                interval = f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+                raise InputError(f"--{_flag(name)} must be in {interval}, got {value}.")
 
     def _check_choices(self):
         if self.sampling not in SAMPLING:
-            raise InputError(f"unknown sampling {self.sampling!r}; choose from: {SAMPLING}.")
+            raise InputError(
+                f"unknown sampling {self.sampling!r}; choose from: {', '.join(SAMPLING)}."
+            )
         if self.distribution not in ("none", "mirrored"):
             raise InputError(f"--distribution must be none or mirrored, not {self.distribution!r}.")
         if self.verbose not in ("auto", 0, 1, 2):

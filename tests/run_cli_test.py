@@ -15,7 +15,7 @@ from tests.conftest import tiny_run_argv
         (["--scenario", "nope"], "unknown scenario 'nope'; choose from: full, frozen_all,"),
         (["--tasks", "topic,pos"], "unknown task 'pos'; choose from: topic, sentiment, ner"),
         (["--scenario", "frozen_head_b", "--tasks", "topic"], "needs at least 2 tasks"),
-        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--epochs", "0"], "--epochs must be in [1, 10000], got 0"),
         (["--loss-weights", "topic=heavy"], "is not task=number"),
         (["--loss-weights", "ner=2"], "names 'ner', not one of the tasks: topic, sentiment"),
         (["--preset", "/no/such/dir"], "not a local keras-hub preset"),
