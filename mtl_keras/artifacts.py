@@ -33,6 +33,16 @@ def ensure_writable_dir(path, option):
     return path
 
 
+def check_replaceable(output, overwrite):
+    """Refuse to write a folder over a file, or over an existing folder without `overwrite`."""
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise InputError(f"'{output}' is a file: the export writes a folder there.")
+    if output.exists() and not overwrite:
+        raise InputError(f"'{output}' exists; pass --overwrite to replace it.")
+    return output
+
+
 def atomic_write(path, write, directory=False):
     """Call `write(tmp)` on a temporary sibling of `path`, then rename it to `path`.
 

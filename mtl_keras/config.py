@@ -85,9 +85,7 @@ class RunConfig:
         if self.preset is None and os.environ.get(PRESET_ENV):
             object.__setattr__(self, "preset", os.environ[PRESET_ENV])
         get_scenario(self.scenario, tasks)
-        if not isinstance(self.loss_weights, dict) or not all(
-            isinstance(v, int | float) for v in self.loss_weights.values()
-        ):
+        if not all(isinstance(v, int | float) for v in self.loss_weights.values()):
             raise InputTypeError(
                 f"loss_weights must map task names to numbers, got {self.loss_weights!r}."
             )
@@ -141,7 +139,7 @@ class RunConfig:
             raise InputError(f"--verbose must be auto, 0, 1 or 2, got {self.verbose!r}.")
         for name in ("output_dir", "preset", "data_dir", "init_from"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, str | os.PathLike) or not str(value)):
+            if value is not None and not str(value):  # types: see _check_types
                 raise InputError(f"--{_flag(name)} must be a non-empty path, got {value!r}.")
 
     @property

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from mtl_keras.artifacts import atomic_write, ensure_writable_dir
+from mtl_keras.artifacts import atomic_write, check_replaceable, ensure_writable_dir
 from mtl_keras.errors import InputError
 from mtl_keras.model import EMBEDDING, MultiTaskModel
 from mtl_keras.preprocessing import check_max_length, make_preprocessor, trim_padding
@@ -58,11 +58,7 @@ def check_version_dir(output, overwrite):
             f"'{output}' does not end in a version number: TF Serving loads "
             "<model_dir>/<version>/, e.g. serving/mtl/1."
         )
-    if output.exists() and not output.is_dir():
-        raise InputError(f"'{output}' is a file: TF Serving needs a version folder there.")
-    if output.exists() and not overwrite:
-        raise InputError(f"'{output}' exists; pass --overwrite to replace that version.")
-    return output
+    return check_replaceable(output, overwrite)
 
 
 def export_for_serving(model, tokenizer, output, *, max_length=128, overwrite=False, quantize=None):

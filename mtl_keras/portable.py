@@ -17,9 +17,8 @@ from pathlib import Path
 import keras_hub
 import numpy as np
 
-from mtl_keras.artifacts import atomic_write
+from mtl_keras.artifacts import atomic_write, check_replaceable
 from mtl_keras.bert_layers import EMBEDDING_LAYERS, POOLER, transformer_layer
-from mtl_keras.errors import InputError
 
 OUR_BACKBONE_KEYS = ("frozen_layers", "lora_rank", "inference_mode")
 
@@ -149,15 +148,6 @@ def sentence_transformers_files(width, max_length, pooling="mean", normalize=Tru
     return files
 
 
-def check_output_folder(output, overwrite):
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise InputError(f"'{output}' is a file: the export writes a folder there.")
-    if output.exists() and not overwrite:
-        raise InputError(f"'{output}' exists; pass --overwrite to replace it.")
-    return output
-
-
 def export_sentence_transformers(backbone, tokenizer, output, *, max_length=128,
                                  normalize=True, overwrite=False):  # fmt: skip
     """Write `backbone` + mean pooling (+ L2 when `normalize`) for sentence-transformers.
@@ -166,7 +156,7 @@ def export_sentence_transformers(backbone, tokenizer, output, *, max_length=128,
     """
     from safetensors.numpy import save_file
 
-    output = check_output_folder(output, overwrite)
+    output = check_replaceable(output, overwrite)
     plain = plain_backbone(backbone)
     files = {
         "config.json": json.dumps(hf_config(plain), indent=2),
@@ -185,7 +175,7 @@ def export_sentence_transformers(backbone, tokenizer, output, *, max_length=128,
 
 def export_keras_hub(backbone, tokenizer, output, *, overwrite=False):
     """Write a keras-hub preset (plain `BertBackbone` + tokenizer); returns its path."""
-    output = check_output_folder(output, overwrite)
+    output = check_replaceable(output, overwrite)
     plain = plain_backbone(backbone)
 
     def write(folder):

@@ -56,13 +56,8 @@ def preset_config(path):
     `config` section or a Hugging Face config's own names.
     """
     path = check_local_preset(path)
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(
-            f"'{path}/config.json' is not readable JSON ({first_line(error)})."
-        ) from None
-    inner = config.get("config", config) if isinstance(config, dict) else None
+    config = read_json_object(path / "config.json")
+    inner = config.get("config", config)
     numbers = {}
     if isinstance(inner, dict):
         for name, keys in (
@@ -76,6 +71,17 @@ def preset_config(path):
     ):
         raise InputError(f"'{path}/config.json' does not describe a BERT model (positions, width).")
     return numbers
+
+
+def read_json_object(path):
+    """A JSON object from `path`, or a one-line `InputError` naming the file."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"'{path}' is not readable JSON ({first_line(error)}).") from None
+    if not isinstance(value, dict):
+        raise InputError(f"'{path}' is not a JSON object.")
+    return value
 
 
 def _load(kind, path, **kwargs):
@@ -109,14 +115,7 @@ def load_tokenizer(path):
     kwargs = {}
     if is_hugging_face_folder(path):
         config_file = path / "tokenizer_config.json"
-        try:
-            config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InputError(
-                f"'{config_file}' is not readable JSON ({first_line(error)})."
-            ) from None
-        if not isinstance(config, dict):
-            raise InputError(f"'{config_file}' is not a JSON object.")
+        config = read_json_object(config_file) if config_file.is_file() else {}
         lowercase = config.get("do_lower_case", True)
         strip = config.get("strip_accents")
         # keras-hub's converter already passes `lowercase` from the same file.

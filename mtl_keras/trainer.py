@@ -34,7 +34,7 @@ from mtl_keras.errors import InputError, TrainingDiverged
 from mtl_keras.model import MultiTaskModel, compile_model, per_task_logs
 from mtl_keras.optimizers import make_optimizer
 from mtl_keras.plots import plot_curves
-from mtl_keras.preprocessing import check_max_length, make_preprocessor
+from mtl_keras.preprocessing import make_preprocessor
 from mtl_keras.saving import TOKENIZER_DIR, check_model_file, copy_weights_from, save_tokenizer
 from mtl_keras.scenarios import (
     SCENARIOS,
@@ -124,10 +124,14 @@ def train(config=None, **options):
     return RunResult(output, metrics, model_path)
 
 
+def preset_path(config):
+    """The run's weights folder: `config.preset`, else the packaged all-MiniLM-L6-v2."""
+    return Path(config.preset) if config.preset else presets.default_preset_dir()
+
+
 def check_before_loading(config):
     """The preset, data folder and start model a run needs, checked before anything loads."""
-    preset = Path(config.preset) if config.preset else presets.default_preset_dir()
-    numbers = presets.preset_config(preset)
+    numbers = presets.preset_config(preset_path(config))
     if config.max_length > numbers["max_positions"]:
         raise InputError(
             f"--max-length {config.max_length} exceeds the encoder's "
@@ -173,10 +177,9 @@ def build(config):
     tasks = resolve_tasks(config.tasks)
     scenario = get_scenario(config.scenario, tasks)
     configure_devices(config.logical_cpus)
-    preset = Path(config.preset) if config.preset else presets.default_preset_dir()
+    preset = preset_path(config)
     tokenizer = presets.load_tokenizer(preset)
-    pretrained = presets.load_backbone(preset)
-    check_max_length(config.max_length, pretrained)
+    pretrained = presets.load_backbone(preset)  # its length was checked before loading
     mirrored = config.distribution == "mirrored"
     strategy = tf.distribute.MirroredStrategy() if mirrored else tf.distribute.get_strategy()
     stages = training_stages(

@@ -141,12 +141,13 @@ def task_split(task, tasks, split, preprocessor, max_length, data_dir=None, max_
                embed=None):  # fmt: skip
     """One task's split as an in-memory dataset of single examples, and its size.
 
-    With `embed` (a function of a batch of BERT inputs), each example's inputs are
-    replaced by their embedding, computed once here (see `embedding_cache`).
+    The dataset is None when the split is empty. With `embed` (a function of a batch of
+    BERT inputs), each example's inputs are replaced by their embedding, computed once
+    here (see `embedding_cache`).
     """
     arrays = split_arrays(task, tasks, split, preprocessor, max_length, data_dir, max_examples)
     if arrays is None:
-        return load(task.dataset, split, data_dir).take(0), 0
+        return None, 0
     if embed is not None:
         return embedding_cache(arrays, embed), array_size(arrays)
     return tf.data.Dataset.from_tensor_slices(arrays), array_size(arrays)
