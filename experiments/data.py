@@ -2,6 +2,9 @@
 
 python -m experiments.data prepare [--data-dir DIR]
 python -m experiments.data stats   [--data-dir DIR] [--datasets bbc_news,wnut16]
+
+Labels per split: classes (bbc_news, tweet_sentiment), entity types (wnut16) or the
+genres of the pairs (stsb, whose words and pieces count both sentences).
 """
 
 import argparse
@@ -15,23 +18,28 @@ from mtl_keras.data import BUILDERS, get_builder, load, resolve_data_dir
 from mtl_keras.data.splits import SPLITS
 
 
+def example_words(example, names):
+    """(words of the text, labels it counts for): entity types, the class, or for a pair
+    the words of both sentences and its genre."""
+    if "ner" in example:
+        entities = [names[i][2:] for i in example["ner"] if names[i].startswith("B-")]
+        return [t.decode() for t in example["tokens"]], entities
+    if "score" in example:
+        text = example["sentence1"] + b" " + example["sentence2"]
+        return text.decode().split(), [example["genre"].decode()]
+    return example["text"].decode().split(), [names[example["label"]]]
+
+
 def split_stats(name, split, data_dir, tokenizer):
     """examples, label counts, mean words and word pieces of one split."""
-    builder = get_builder(name, data_dir)
-    is_ner = name == "wnut16"
-    label_names = (
-        builder.info.features["ner"].feature if is_ner else builder.info.features["label"]
-    ).names
+    features = get_builder(name, data_dir).info.features
+    names = []
+    if "ner" in features or "label" in features:
+        names = (features["ner"].feature if "ner" in features else features["label"]).names
     labels, words, pieces = collections.Counter(), [], []
     for example in load(name, split, data_dir).as_numpy_iterator():
-        if is_ner:
-            tokens = [t.decode() for t in example["tokens"]]
-            labels.update(
-                label_names[i][2:] for i in example["ner"] if label_names[i].startswith("B-")
-            )
-        else:
-            tokens = example["text"].decode().split()
-            labels[label_names[example["label"]]] += 1
+        tokens, counted = example_words(example, names)
+        labels.update(counted)
         words.append(len(tokens))
         pieces.append(sum(len(p) for p in tokenizer(tokens)) if tokens else 0)
     return len(words), labels, np.mean(words or [0]), np.mean(pieces or [0])

@@ -7,9 +7,11 @@
 
 tf-serving (default): a SavedModel whose `serving_default` takes `text` (tf.string [None]) and
 returns `embedding` (L2-normalised), `<task>_probs` and `<task>_label` per sentence head, and
-for an NER head `word_pieces` and `ner_tags`. sentence-transformers: the fine-tuned encoder
-(BERT + mean pooling + Normalize) as a folder `SentenceTransformer(folder)` loads.
-keras-hub: a preset of the backbone and tokenizer. No format overwrites without --overwrite.
+for an NER head `word_pieces` and `ner_tags` (a pair task, which scores two texts, trains
+the `embedding`). sentence-transformers: the fine-tuned encoder (BERT + the model's mean, cls
+or max pooling + Normalize) as a folder `SentenceTransformer(folder)` loads. keras-hub: a
+preset of the backbone and tokenizer (no pooling: keras-hub backbones have none). No format
+overwrites without --overwrite.
 """
 
 import argparse
@@ -47,6 +49,7 @@ def main(argv=None):
             tokenizer,
             args.output,
             max_length=args.max_length,
+            pooling=model.pooling_mode,
             overwrite=args.overwrite,
         )
         print(f"exported the encoder of {model_path} to {output}: SentenceTransformer('{output}')")

@@ -16,6 +16,7 @@ from experiments.cli import run_main
 from mtl_keras import RunConfig, train
 from mtl_keras.data.pipeline import SAMPLING
 from mtl_keras.errors import InputError
+from mtl_keras.pooling import POOLING
 from mtl_keras.scenarios import SCENARIOS
 from mtl_keras.tasks import TASKS
 
@@ -59,6 +60,7 @@ def build_parser():
     add("--tasks", default=",".join(DEFAULTS["tasks"]), help=f"comma-separated: {', '.join(TASKS)}")
     add_numbers(p, NUMBERS)
     add("--sampling", default=DEFAULTS["sampling"], choices=SAMPLING)
+    add("--pooling", default=DEFAULTS["pooling"], choices=list(POOLING), help="sentence embedding")
     add("--loss-weights", default="", help="e.g. topic=1,sentiment=0.5")
     add("--output-dir", help="default: runs/<scenario>-<timestamp>")
     add(
@@ -84,6 +86,11 @@ def build_parser():
         action="store_true",
         help="batch training examples in arrival order instead of by similar length",
     )
+    add(
+        "--no-sts",
+        action="store_true",
+        help="skip the STS-B test Spearman of the embedding before and after training",
+    )
     add_numbers(p.add_argument_group("scenario knobs"), KNOBS)
     return p
 
@@ -108,6 +115,7 @@ def config_from_args(args):
     options["save_model"] = not args.no_save_model
     options["cache_embeddings"] = not args.no_cache
     options["length_buckets"] = not args.no_length_buckets
+    options["measure_sts"] = not args.no_sts
     return RunConfig(**options)
 
 

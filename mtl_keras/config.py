@@ -8,6 +8,7 @@ import typing
 from mtl_keras.data.pipeline import SAMPLING
 from mtl_keras.errors import InputError, InputTypeError
 from mtl_keras.model import check_loss_weights
+from mtl_keras.pooling import POOLING
 from mtl_keras.scenarios import SCENARIOS, get_scenario
 from mtl_keras.tasks import DEFAULT_TASKS, resolve_tasks
 
@@ -54,6 +55,7 @@ class RunConfig:
     dropout: float = 0.1  # before each head
     max_train_examples: int | None = None  # per task; None: all
     max_eval_examples: int | None = None  # per task and split; None: all
+    pooling: str = "mean"  # sentence embedding: mean, cls, max or attention
     sampling: str = "proportional"
     temperature: float = 2.0  # for sampling="temperature"
     loss_weights: dict = dataclasses.field(default_factory=dict)  # task -> weight
@@ -72,6 +74,7 @@ class RunConfig:
     save_model: bool = True  # False: skip model.keras (studies)
     cache_embeddings: bool = True  # frozen backbone: train heads on embeddings computed once
     length_buckets: bool = True  # batch training examples of similar length together
+    measure_sts: bool = True  # STS-B test Spearman of the embedding before and after
     frozen_layers: int = 3  # frozen_lower: lower k transformer layers
     unfreeze_every: int = 1  # gradual_unfreeze: epochs per stage
     layer_decay: float = 0.8  # llrd: factor per layer going down
@@ -129,6 +132,10 @@ class RunConfig:
                 raise InputError(f"--{_flag(name)} must be in {interval}, got {value}.")
 
     def _check_choices(self):
+        if self.pooling not in POOLING:
+            raise InputError(
+                f"unknown pooling {self.pooling!r}; choose from: {', '.join(POOLING)}."
+            )
         if self.sampling not in SAMPLING:
             raise InputError(
                 f"unknown sampling {self.sampling!r}; choose from: {', '.join(SAMPLING)}."

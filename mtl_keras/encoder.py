@@ -36,16 +36,22 @@ class SentenceEncoder:
         tokenizer: the matching `keras_hub.models.BertTokenizer`.
         max_length: word pieces per sentence including [CLS]/[SEP]; longer text is
             truncated (all-MiniLM-L6-v2 was trained at 128).
+        model: BERT inputs -> embedding; default mean pooling over `backbone`.
     """
 
-    def __init__(self, backbone, tokenizer, max_length=128):
+    def __init__(self, backbone, tokenizer, max_length=128, model=None):
         check_max_length(max_length, backbone)
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.preprocessor = make_preprocessor(tokenizer, max_length)
-        self.model = embedding_model(backbone)
+        self.model = model or embedding_model(backbone)
         self._forward = traced_inference(self.model)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, max_length=128):
+        """The embedding of a `MultiTaskModel`: its backbone, its pooling, its weights."""
+        return cls(model.backbone, tokenizer, max_length, model.embedding_model())
 
     @classmethod
     def from_preset(cls, path, max_length=128):

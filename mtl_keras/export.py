@@ -32,7 +32,7 @@ def serving_outputs(model, tokenizer, preprocessor, tasks):
         x = {name: tf.cast(value, tf.int32) for name, value in x.items()}
         out = model(x, training=False)
         result = {EMBEDDING: tf.math.l2_normalize(out[EMBEDDING], axis=-1)}
-        for task in tasks:
+        for task in (t for t in tasks if t.kind != "pair"):  # pairs: see `embedding`
             logits = tf.cast(out[task.name], tf.float32)
             names = tf.constant(task.labels)
             predicted = tf.gather(names, tf.argmax(logits, axis=-1))
@@ -99,12 +99,13 @@ def quantized_copy(model, mode):
         raise InputError(f"unknown quantization {mode!r}; choose int8.")
     from mtl_keras.portable import plain_backbone
 
-    copy = MultiTaskModel(plain_backbone(model.backbone), model.tasks, model.dropout)
-    for task in model.tasks:
-        for mine, theirs in zip(
-            copy.head_layers(task.name), model.head_layers(task.name), strict=True
-        ):
+    copy = MultiTaskModel(
+        plain_backbone(model.backbone), model.tasks, model.dropout, model.pooling_mode
+    )
+    for name in model.head_denses:
+        for mine, theirs in zip(copy.head_layers(name), model.head_layers(name), strict=True):
             mine.set_weights(theirs.get_weights())
+    copy.pooling.set_weights(model.pooling.get_weights())  # attention pooling has weights
     with warnings.catch_warnings():  # Keras warns once per layer kind it leaves as is
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
         copy.quantize(mode)

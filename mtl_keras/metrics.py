@@ -1,4 +1,4 @@
-"""Metrics for sparse labels and logits: macro-F1 per sentence head, entity F1 for NER."""
+"""Task metrics: macro-F1 per sentence head, entity F1 for NER, correlation for pairs."""
 
 import keras
 import numpy as np
@@ -99,3 +99,35 @@ class EntityF1(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "tag_names": self.tag_names}
+
+
+@keras.saving.register_keras_serializable(package="mtl_keras")
+class Correlation(keras.metrics.Metric):
+    """Pearson correlation of prediction and target over every weighted example seen.
+
+    Keras' `PearsonCorrelation` averages one correlation per row and ignores sample
+    weights; a pair task needs one correlation over all of its own examples (weight 0
+    rows, from other tasks, do not count), accumulated batch by batch.
+    """
+
+    def __init__(self, name="pearson", **kwargs):
+        super().__init__(name=name, **kwargs)
+        # Weighted sums of 1, x, y, x^2, y^2 and xy.
+        self.sums = self.add_variable(shape=(6,), initializer="zeros", name="sums")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        x = ops.cast(ops.reshape(y_pred, [-1]), "float32")
+        y = ops.cast(ops.reshape(y_true, [-1]), "float32")
+        w = ops.ones_like(x) if sample_weight is None else ops.reshape(sample_weight, [-1])
+        w = ops.cast(w, "float32")
+        terms = [w, w * x, w * y, w * x * x, w * y * y, w * x * y]
+        self.sums.assign_add(ops.stack([ops.sum(t) for t in terms]))
+
+    def result(self):
+        n, sx, sy, sxx, syy, sxy = (self.sums[i] for i in range(6))
+        covariance = n * sxy - sx * sy
+        variance = (n * sxx - sx * sx) * (n * syy - sy * sy)
+        return ops.divide_no_nan(covariance, ops.sqrt(ops.maximum(variance, 0.0)))
+
+    def reset_state(self):
+        self.sums.assign(ops.zeros((6,)))

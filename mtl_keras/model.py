@@ -5,9 +5,9 @@ import keras
 from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.bert_layers import POOLER
 from mtl_keras.errors import InputError
-from mtl_keras.metrics import EntityF1, MacroF1
-from mtl_keras.pooling import MeanPooling
-from mtl_keras.preprocessing import FEATURES
+from mtl_keras.metrics import Correlation, EntityF1, MacroF1
+from mtl_keras.pooling import make_pooling
+from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES
 from mtl_keras.tasks import Task
 
 EMBEDDING = "embedding"
@@ -15,13 +15,16 @@ EMBEDDING = "embedding"
 
 @keras.saving.register_keras_serializable(package="mtl_keras")
 class MultiTaskModel(keras.Model):
-    """BERT inputs -> backbone -> masked mean -> one named logits output per task.
+    """BERT inputs -> backbone -> pooling -> one named output per task.
 
     Sentence heads (dropout + dense) read the pooled embedding; token heads read the
-    sequence output. The model's outputs are the task logits only, so `fit` needs a
-    target per task and nothing else; `embedding_model()` gives the pooled embedding
-    and `heads_model()` the sentence heads on their own. Built like keras-hub's task
-    models (layers, functional model, config), so a saved model knows its own tasks.
+    sequence output; a pair task (sentence similarity) has no head: its output is the
+    cosine of the embeddings of the text and of a second text (`pair_*` inputs, through
+    the same backbone and pooling), so its loss trains the embedding itself. The
+    model's outputs are the task outputs only, so `fit` needs a target per task and
+    nothing else; `embedding_model()` gives the pooled embedding and `heads_model()`
+    the sentence heads on their own. Built like keras-hub's task models (layers,
+    functional model, config), so a saved model knows its own tasks.
 
     Args:
         backbone: a `keras_hub.models.BertBackbone` (pretrained or tiny); a plain one is
@@ -29,37 +32,51 @@ class MultiTaskModel(keras.Model):
             survive save and reload.
         tasks: `mtl_keras.tasks.Task` objects (or their configs), one head each.
         dropout: dropout before each head's dense layer.
+        pooling: how token vectors become the sentence embedding: "mean" (the
+            default, as sentence-transformers), "cls", "max" or "attention" (learned).
         frozen_heads: names of tasks whose heads start frozen (recorded in the config,
             so a reloaded model trains what the saved one did).
     """
 
-    def __init__(self, backbone, tasks, dropout=0.1, frozen_heads=(), **kwargs):
+    def __init__(self, backbone, tasks, dropout=0.1, pooling="mean", frozen_heads=(), **kwargs):
         # === Layers ===
         backbone = TunableBertBackbone.from_backbone(backbone)
         tasks = [Task.from_config(task) for task in tasks]
         check_task_names(tasks)
+        headed = [t for t in tasks if t.kind != "pair"]
         self.backbone = backbone
-        self.pooling = MeanPooling(name=EMBEDDING)
+        self.pooling = make_pooling(pooling, name=EMBEDDING)
         self.head_dropouts = {
-            t.name: keras.layers.Dropout(dropout, name=f"{t.name}_dropout") for t in tasks
+            t.name: keras.layers.Dropout(dropout, name=f"{t.name}_dropout") for t in headed
         }
-        self.head_denses = {t.name: keras.layers.Dense(t.num_classes, name=t.name) for t in tasks}
+        self.head_denses = {t.name: keras.layers.Dense(t.num_classes, name=t.name) for t in headed}
 
         # === Functional Model ===
-        inputs = {f: keras.Input(shape=(None,), dtype="int32", name=f) for f in FEATURES}
-        sequence = backbone(inputs)["sequence_output"]
+        pairs = len(headed) < len(tasks)
+        names = FEATURES + (PAIR_FEATURES if pairs else ())
+        inputs = {f: keras.Input(shape=(None,), dtype="int32", name=f) for f in names}
+        sequence = backbone({f: inputs[f] for f in FEATURES})["sequence_output"]
         embedding = self.pooling(sequence, inputs["padding_mask"])
         outputs = {}
-        for task in tasks:
+        for task in headed:
             features = embedding if task.kind == "sentence" else sequence
             outputs[task.name] = self.head_denses[task.name](
                 self.head_dropouts[task.name](features)
             )
+        if pairs:
+            second = dict(zip(FEATURES, (inputs[f] for f in PAIR_FEATURES), strict=True))
+            pair_sequence = backbone(second)["sequence_output"]
+            pair_embedding = self.pooling(pair_sequence, second["padding_mask"])
+            for task in tasks:
+                if task.kind == "pair":  # shape (batch, 1): the cosine of the two texts
+                    cosine = keras.layers.Dot(axes=1, normalize=True, name=task.name)
+                    outputs[task.name] = cosine([embedding, pair_embedding])
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.tasks = tasks
         self.dropout = dropout
+        self.pooling_mode = pooling
         self._embedding = embedding  # a symbolic tensor: what `embedding_model` returns
         # Mean pooling replaces BERT's [CLS] pooler, which would get no gradient.
         backbone.get_layer(POOLER).trainable = False
@@ -70,21 +87,31 @@ class MultiTaskModel(keras.Model):
     def head_layers(self, task_name):
         """The dropout and dense layer of one task's head."""
         if task_name not in self.head_denses:
-            names = ", ".join(t.name for t in self.tasks)
+            names = ", ".join(self.head_denses) or "none"
             raise InputError(f"this model has no head {task_name!r}; its heads: {names}.")
         return [self.head_dropouts[task_name], self.head_denses[task_name]]
 
     def frozen_heads(self):
-        return [t.name for t in self.tasks if not self.head_denses[t.name].trainable]
+        return [name for name, dense in self.head_denses.items() if not dense.trainable]
+
+    @property
+    def text_inputs(self):
+        """The inputs of one text (without the second text of a pair task)."""
+        return {f: self.input[f] for f in FEATURES}
 
     def embedding_model(self):
         """BERT inputs -> the pooled (not normalised) sentence embedding; shares weights."""
-        return keras.Model(self.input, self._embedding, name=f"{self.name}_embedding")
+        return keras.Model(self.text_inputs, self._embedding, name=f"{self.name}_embedding")
 
     def inference_model(self):
-        """BERT inputs -> {"embedding", <task>: logits}: one pass for serving and prediction."""
-        outputs = {EMBEDDING: self._embedding, **self.output}
-        return keras.Model(self.input, outputs, name=f"{self.name}_inference")
+        """BERT inputs -> {"embedding", <task>: logits}: one pass for serving and prediction.
+
+        Per text, so pair tasks (which score two texts) are left out; the embedding they
+        trained is the `embedding` output.
+        """
+        heads = {t.name: self.output[t.name] for t in self.tasks if t.kind != "pair"}
+        outputs = {EMBEDDING: self._embedding, **heads}
+        return keras.Model(self.text_inputs, outputs, name=f"{self.name}_inference")
 
     def heads_model(self):
         """The sentence heads as a model of their own, fed with embeddings.
@@ -92,9 +119,9 @@ class MultiTaskModel(keras.Model):
         The layers are shared, so training this trains this model's heads: what a frozen
         backbone needs once its embeddings are cached (`data.pipeline.embedding_cache`).
         """
-        token_tasks = [t.name for t in self.tasks if t.kind != "sentence"]
-        if token_tasks:
-            raise InputError(f"heads_model has no input for token heads: {token_tasks}.")
+        others = [t.name for t in self.tasks if t.kind != "sentence"]
+        if others:
+            raise InputError(f"heads_model only holds sentence heads, not {others}.")
         embedding = keras.Input(shape=(self.backbone.hidden_dim,), name=EMBEDDING)
         outputs = {
             t.name: self.head_denses[t.name](self.head_dropouts[t.name](embedding))
@@ -108,6 +135,7 @@ class MultiTaskModel(keras.Model):
             "backbone": keras.layers.serialize(self.backbone),
             "tasks": [task.get_config() for task in self.tasks],
             "dropout": self.dropout,
+            "pooling": self.pooling_mode,
             "frozen_heads": self.frozen_heads(),
             "name": self.name,
             "trainable": self.trainable,
@@ -131,12 +159,15 @@ def check_task_names(tasks):
 
 
 def task_metrics(task):
-    """Accuracy (per word for token heads), macro-F1 or entity F1, and cross-entropy.
+    """Accuracy (per word for token heads), macro-F1 or entity F1, and cross-entropy;
+    for pair tasks, the correlation of cosine and target and the squared error.
 
-    `xent` is the head's loss averaged over its own labelled examples (words for NER);
-    the `<task>_loss` Keras logs is averaged over the whole mixed batch instead (so that
-    every example counts the same in training), which makes it depend on the task mix.
+    `xent` (`mse`) is the task's loss averaged over its own labelled examples (words for
+    NER); the `<task>_loss` Keras logs is averaged over the whole mixed batch instead (so
+    that every example counts the same in training), which makes it depend on the mix.
     """
+    if task.kind == "pair":
+        return [Correlation(), keras.metrics.MeanSquaredError(name="mse")]
     common = [
         keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"),
@@ -161,8 +192,16 @@ def check_loss_weights(loss_weights, tasks):
         raise InputError("every loss weight is 0: nothing would train; give one task > 0.")
 
 
+def task_loss(task):
+    """Cross-entropy on logits; for a pair task sentence-transformers' CosineSimilarityLoss
+    (squared error between the cosine and the target score scaled to [0, 1])."""
+    if task.kind == "pair":
+        return keras.losses.MeanSquaredError()
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
 def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=False):
-    """One sparse cross-entropy (from logits) and metric set per named task output.
+    """One loss (`task_loss`) and metric set per named task output.
 
     Args:
         model: a `MultiTaskModel`, or a model with one output per task (`heads_model`).
@@ -175,7 +214,7 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
     check_loss_weights(loss_weights, tasks)
     model.compile(
         optimizer=optimizer,
-        loss={t.name: keras.losses.SparseCategoricalCrossentropy(from_logits=True) for t in tasks},
+        loss={t.name: task_loss(t) for t in tasks},
         loss_weights={t.name: float(loss_weights.get(t.name, 1.0)) for t in tasks},
         # Weighted: an example only counts for the heads it has a label for.
         weighted_metrics={t.name: task_metrics(t) for t in tasks},

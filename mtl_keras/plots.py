@@ -25,17 +25,13 @@ def save_figure(fig, path, dpi=80):
     return path
 
 
-def main_metric(task_kind):
-    return "entity_f1" if task_kind == "token" else "accuracy"
-
-
 def plot_curves(path, history, tasks):
-    """curves.png: per task, cross-entropy and main metric per epoch (train, validation)."""
+    """curves.png: per task, its loss and main metric per epoch (train, validation)."""
     plt = _pyplot()
     epochs = [row["epoch"] + 1 for row in history]
     fig, axes = plt.subplots(2, len(tasks), figsize=(4 * len(tasks), 6), squeeze=False)
     for column, task in enumerate(tasks):
-        for row, name in enumerate(("xent", main_metric(task.kind))):
+        for row, name in enumerate((task.loss_metric, task.main_metric)):
             ax = axes[row][column]
             for prefix, style in (("", "-o"), ("val_", "--s")):
                 key = f"{prefix}{task.name}_{name}"
@@ -110,5 +106,24 @@ def plot_learning_curves(path, curves, tasks):
             ax.set_xlabel("epoch")
     if axes[0][0].get_legend_handles_labels()[0]:  # no curves without validation data
         axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=70)
+
+
+def plot_sts_tradeoff(path, summary):
+    """Scatter: each task's test metric against the embedding's STS-B Spearman after
+    training, one point per config (how much a scenario forgets against what it learns)."""
+    plt = _pyplot()
+    configs = list(summary)
+    metrics = [k for k in next(iter(summary.values())) if k.endswith(("accuracy", "entity_f1"))]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        xs = [summary[c]["sts_after"][0] for c in configs]
+        ys = [summary[c][metric][0] for c in configs]
+        ax.scatter(xs, ys)
+        for x, y, c in zip(xs, ys, configs, strict=True):
+            ax.annotate(c, (x, y), fontsize=6)
+        ax.set_xlabel("STS-B test Spearman x 100 after training")
+        ax.set_ylabel(f"test {metric}")
     fig.tight_layout()
     return save_figure(fig, path, dpi=70)

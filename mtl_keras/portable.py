@@ -19,6 +19,7 @@ import numpy as np
 
 from mtl_keras.artifacts import atomic_write, check_replaceable
 from mtl_keras.bert_layers import EMBEDDING_LAYERS, POOLER, transformer_layer
+from mtl_keras.errors import InputError
 
 OUR_BACKBONE_KEYS = ("frozen_layers", "lora_rank", "inference_mode")
 
@@ -118,6 +119,10 @@ def tokenizer_files(tokenizer, max_length):
     }
 
 
+# Our pooling modes -> sentence-transformers' Pooling flags.
+ST_POOLING = {"mean": "mean_tokens", "cls": "cls_token", "max": "max_tokens"}
+
+
 def sentence_transformers_files(width, max_length, pooling="mean", normalize=True):
     """{relative path: text} of sentence-transformers' module files."""
     modules = [
@@ -133,7 +138,7 @@ def sentence_transformers_files(width, max_length, pooling="mean", normalize=Tru
         modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
                         "type": "sentence_transformers.models.Normalize"})  # fmt: skip
     modes = ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens")
-    chosen = {"cls": "cls_token", "mean": "mean_tokens", "max": "max_tokens"}[pooling]
+    chosen = ST_POOLING[pooling]
     pooling_config = {"word_embedding_dimension": width,
                       **{f"pooling_mode_{m}": m == chosen for m in modes}}  # fmt: skip
     files = {
@@ -149,19 +154,26 @@ def sentence_transformers_files(width, max_length, pooling="mean", normalize=Tru
 
 
 def export_sentence_transformers(backbone, tokenizer, output, *, max_length=128,
-                                 normalize=True, overwrite=False):  # fmt: skip
-    """Write `backbone` + mean pooling (+ L2 when `normalize`) for sentence-transformers.
+                                 normalize=True, pooling="mean", overwrite=False):  # fmt: skip
+    """Write `backbone` + pooling (+ L2 when `normalize`) for sentence-transformers.
 
+    `pooling` is the model's (`MultiTaskModel.pooling_mode`): mean, cls or max, which
+    sentence-transformers' Pooling module has; it has no learned attention pooling.
     Returns the folder; it is written beside and renamed into place, like every export.
     """
     from safetensors.numpy import save_file
 
+    if pooling not in ST_POOLING:
+        raise InputError(
+            f"sentence-transformers has no {pooling!r} pooling (it has "
+            f"{', '.join(ST_POOLING)}): export this model with --format tf-serving."
+        )
     output = check_replaceable(output, overwrite)
     plain = plain_backbone(backbone)
     files = {
         "config.json": json.dumps(hf_config(plain), indent=2),
         **tokenizer_files(tokenizer, max_length),
-        **sentence_transformers_files(plain.hidden_dim, max_length, "mean", normalize),
+        **sentence_transformers_files(plain.hidden_dim, max_length, pooling, normalize),
     }
 
     def write(folder):

@@ -6,6 +6,8 @@ import tensorflow as tf
 from mtl_keras.errors import InputError
 
 FEATURES = ("token_ids", "padding_mask", "segment_ids")
+# The second text of a pair task (sentence similarity) enters as inputs of its own.
+PAIR_FEATURES = tuple(f"pair_{f}" for f in FEATURES)
 
 
 # Hugging Face's BERT tokenizer drops NUL, U+FFFD and other control/format characters and
@@ -52,12 +54,17 @@ def check_max_length(max_length, backbone):
 
 
 def trim_padding(features):
-    """Cut a padded batch to its longest sentence.
+    """Cut a padded batch to its longest sentence (and the pair inputs to their longest).
 
     The preprocessor pads to `max_length`; attention and pooling ignore padding, so
     dropping the all-padding columns changes no result and saves most of the compute
     on short text (tweets average ~16 words, far below 128 word pieces).
     """
-    lengths = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1)
-    longest = tf.maximum(tf.reduce_max(lengths), 1)
-    return {name: value[:, :longest] for name, value in features.items()}
+    out = dict(features)
+    for names in (FEATURES, PAIR_FEATURES):
+        if names[1] not in features:
+            continue
+        lengths = tf.reduce_sum(tf.cast(features[names[1]], tf.int32), axis=1)
+        longest = tf.maximum(tf.reduce_max(lengths), 1)
+        out.update({name: features[name][:, :longest] for name in names})
+    return out

@@ -78,7 +78,25 @@ def get_scenario(name, tasks=()):
             f"scenario {name!r} needs at least {scenario.min_tasks} tasks (it freezes head "
             f"{scenario.frozen_head + 1}), got {len(tasks)}: pass e.g. --tasks topic,sentiment."
         )
+    check_pair_tasks(scenario, tasks)
     return scenario
+
+
+def check_pair_tasks(scenario, tasks):
+    """A pair task has no head and trains only the encoder: refuse scenarios where it can't."""
+    pairs = [t.name for t in tasks if t.kind == "pair"]
+    if not pairs:
+        return
+    if scenario.frozen_head is not None and tasks[scenario.frozen_head].name in pairs:
+        raise InputError(
+            f"scenario {scenario.name!r} freezes the head of task {pairs[0]!r}, which has "
+            "none (it trains the encoder): list a task with a head in that place."
+        )
+    if "backbone" in scenario.freeze and scenario.trains:
+        raise InputError(
+            f"task {pairs[0]!r} trains the encoder, which scenario {scenario.name!r} "
+            "freezes: choose full, frozen_lower, gradual_unfreeze, llrd or lora."
+        )
 
 
 def frozen_parts(scenario, tasks):
@@ -90,14 +108,14 @@ def frozen_parts(scenario, tasks):
 def part_layers(model, part, lower_frozen_layers=0):
     """The layers that make up one part (see PARTS, or `head:<task>`) of a MultiTaskModel."""
     backbone = model.backbone
-    if part == "backbone":
-        return [backbone]
+    if part == "backbone":  # the whole encoder: pooling too (attention pooling learns)
+        return [backbone, model.pooling]
     if part == "embeddings":
         return [backbone.get_layer(name) for name in EMBEDDING_LAYERS]
     if part == "lower":
         return [backbone.get_layer(transformer_layer(i)) for i in range(lower_frozen_layers)]
     if part == "heads":
-        return [layer for task in model.tasks for layer in model.head_layers(task.name)]
+        return [layer for name in model.head_denses for layer in model.head_layers(name)]
     if part.startswith(HEAD_PART):
         return model.head_layers(part.removeprefix(HEAD_PART))
     raise InputError(f"unknown part {part!r}; choose from: {', '.join(PARTS)}, head:<task>.")

@@ -18,7 +18,13 @@ import numpy as np
 
 from mtl_keras.config import RunConfig
 from mtl_keras.errors import InputError
-from mtl_keras.plots import plot_learning_curves, plot_study_metrics, plot_study_tradeoffs
+from mtl_keras.plots import (
+    plot_learning_curves,
+    plot_sts_tradeoff,
+    plot_study_metrics,
+    plot_study_tradeoffs,
+)
+from mtl_keras.tasks import TASKS
 from mtl_keras.trainer import train
 
 # The per-run budget: sized so that one run takes about 2-3 minutes on 2 CPU cores.
@@ -43,13 +49,32 @@ CONFIGS = {
     "llrd-0.8": ("llrd", {"layer_decay": 0.8}),
     "llrd-0.95": ("llrd", {"layer_decay": 0.95}),
     "lora": ("lora", {"lora_rank": 8}),
+    "full-cls": ("full", {"pooling": "cls"}),
+    "full-max": ("full", {"pooling": "max"}),
+    "full-attention": ("full", {"pooling": "attention"}),
 }
 # grid name -> (tasks, configs, seeds)
+MAIN_CONFIGS = [c for c in CONFIGS if not c.startswith("full-")]
 GRIDS = {
-    "main": ("topic,sentiment", list(CONFIGS), [0, 1, 2]),
+    "main": ("topic,sentiment", MAIN_CONFIGS, [0, 1, 2]),
     "ner": ("topic,ner", ["full", "frozen_backbone", "llrd-0.8", "lora"], [0]),
+    # Does training the embedding on STS-B pairs keep it a good sentence encoder?
+    "similarity": (
+        "topic,sentiment,similarity",
+        [
+            "full",
+            "frozen_all",
+            "frozen_head_a",
+            "frozen_lower",
+            "gradual_unfreeze",
+            "llrd-0.8",
+            "lora",
+        ],
+        [0],
+    ),  # fmt: skip
+    "pooling": ("topic,sentiment", ["full", "full-cls", "full-max", "full-attention"], [0]),
 }
-MAIN_METRIC = {"topic": "accuracy", "sentiment": "accuracy", "ner": "entity_f1"}
+STS_COLUMNS = ("sts_after", "sts_change")  # STS-B test Spearman x 100 after training, change
 
 
 def run_config(folder, tasks, config, seed, overrides=None, save_model=False):
@@ -137,9 +162,12 @@ def rows_from_runs(root):
             "wall_seconds": metrics["wall_seconds"],
         }
         for task in metrics["tasks"]:
-            for key in ("accuracy", "macro_f1", "entity_f1"):
+            for key in ("accuracy", "macro_f1", "entity_f1", "pearson"):
                 if key in metrics["test"].get(task, {}):
                     row[f"{task}_{key}"] = metrics["test"][task][key]
+        if metrics.get("sts_b"):
+            row["sts_before"] = metrics["sts_b"]["before"]
+            row.update({k: metrics["sts_b"][k.removeprefix("sts_")] for k in STS_COLUMNS})
         rows.append(row)
     return rows
 
@@ -162,7 +190,8 @@ def summarise(rows, grid):
         columns = [
             k
             for k in group[0]
-            if k.endswith(("accuracy", "f1")) or k in ("trainable_params", "seconds_per_epoch")
+            if k.endswith(("accuracy", "f1", "pearson"))
+            or k in (*STS_COLUMNS, "trainable_params", "seconds_per_epoch")
         ]
         out[config] = {
             k: (
@@ -187,6 +216,8 @@ def markdown_table(summary):
                 cells.append(f"{mean:,.0f}")
             elif column == "seconds_per_epoch":
                 cells.append(f"{mean:.0f}")
+            elif column in STS_COLUMNS:
+                cells.append(f"{mean:.2f} ± {std:.2f}")
             else:
                 cells.append(f"{mean:.4f} ± {std:.4f}")
         n = next(iter(values.values()))[2]
@@ -202,21 +233,23 @@ def grid_section(root, results_dir, rows, grid):
         return []
     plot_study_metrics(results_dir / f"{grid}_metrics.png", summary)
     plot_study_tradeoffs(results_dir / f"{grid}_tradeoffs.png", summary)
+    figures = f"![metrics](results/{grid}_metrics.png) ![trade-offs](results/{grid}_tradeoffs.png)"
+    if "sts_after" in next(iter(summary.values())):
+        plot_sts_tradeoff(results_dir / f"{grid}_sts.png", summary)
+        figures += f" ![accuracy against STS-B](results/{grid}_sts.png)"
     curves = {}
     for history in sorted((Path(root) / grid).glob("*-seed0/history.csv")):
         with open(history) as handle:
             curves[history.parent.name.removesuffix("-seed0")] = list(csv.DictReader(handle))
-    names = tasks.split(",")
-    plot_learning_curves(
-        results_dir / f"{grid}_learning_curves.png", curves, [(t, MAIN_METRIC[t]) for t in names]
-    )
+    metrics = [(t, TASKS[t].main_metric) for t in tasks.split(",")]
+    plot_learning_curves(results_dir / f"{grid}_learning_curves.png", curves, metrics)
     return [
         "",
         f"## Grid `{grid}`: tasks {tasks}, seeds {seeds}",
         "",
         markdown_table(summary),
         "",
-        f"![metrics](results/{grid}_metrics.png) ![trade-offs](results/{grid}_tradeoffs.png)",
+        figures,
         f"![learning curves](results/{grid}_learning_curves.png)",
     ]
 

@@ -5,10 +5,16 @@ import dataclasses
 from mtl_keras.data import sources
 from mtl_keras.errors import InputError
 
+KINDS = ("sentence", "token", "pair")
+MAIN_METRIC = {"sentence": "accuracy", "token": "entity_f1", "pair": "pearson"}
+
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One head: `sentence` tasks label a whole text, `token` tasks label every word."""
+    """One task: `sentence` tasks label a whole text, `token` tasks label every word,
+    `pair` tasks score how similar two texts are (the cosine of their embeddings; no
+    head of their own: they train the encoder).
+    """
 
     name: str
     dataset: str
@@ -18,6 +24,16 @@ class Task:
     @property
     def num_classes(self):
         return len(self.labels)
+
+    @property
+    def main_metric(self):
+        """The metric that says how well the task went (studies and plots)."""
+        return MAIN_METRIC[self.kind]
+
+    @property
+    def loss_metric(self):
+        """The task's own loss, averaged over its own examples."""
+        return "mse" if self.kind == "pair" else "xent"
 
     def get_config(self):
         """Plain JSON: a saved model carries its own task list, not a name to look up."""
@@ -36,6 +52,7 @@ TASKS = {
         Task("topic", "bbc_news", "sentence", tuple(sources.BBC_LABELS)),
         Task("sentiment", "tweet_sentiment", "sentence", tuple(sources.SENTIMENT_LABELS)),
         Task("ner", "wnut16", "token", tuple(sources.NER_TAGS)),
+        Task("similarity", "stsb", "pair", ()),
     )
 }
 DEFAULT_TASKS = ("topic", "sentiment")

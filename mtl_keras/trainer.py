@@ -29,7 +29,7 @@ from mtl_keras.callbacks import (
 from mtl_keras.config import RunConfig
 from mtl_keras.data.loading import resolve_data_dir
 from mtl_keras.data.pipeline import evaluation_stream, training_stream
-from mtl_keras.encoder import traced_inference
+from mtl_keras.encoder import SentenceEncoder, traced_inference
 from mtl_keras.errors import InputError, TrainingDiverged
 from mtl_keras.model import MultiTaskModel, compile_model, per_task_logs
 from mtl_keras.optimizers import make_optimizer
@@ -43,6 +43,7 @@ from mtl_keras.scenarios import (
     set_frozen,
     training_stages,
 )
+from mtl_keras.similarity import sts_pairs, sts_spearman
 from mtl_keras.tasks import resolve_tasks
 
 ARTEFACTS = ("model.keras", "tokenizer/", "metrics.json", "history.csv", "logs/", "curves.png")
@@ -74,6 +75,7 @@ class Run:
     fit_model: keras.Model = None  # what `fit` trains: the model, or its heads on a cache
     embed: object = None  # the frozen-backbone embedding function when caching
     eval_data: dict = dataclasses.field(default_factory=dict)  # built once per split
+    sts_pairs: tuple = None  # the STS-B test pairs, read once
 
 
 @dataclasses.dataclass
@@ -110,9 +112,11 @@ def train(config=None, **options):
     try:
         ensure_writable_dir(output, "--output-dir")
         run = build(config)
+        sts_before = measure_sts(run)
         data = load_data(run)
         fitted = fit_stages(run, data, output)
         metrics = evaluate_run(run, data, fitted, output)
+        metrics["sts_b"] = sts_change(run, sts_before, measure_sts(run))
         metrics["wall_seconds"] = time.perf_counter() - started
         model_path = write_artifacts(run, fitted, metrics, output)
     except BaseException:
@@ -230,7 +234,7 @@ def new_model(config, scenario, tasks, pretrained):
     keras.utils.set_random_seed(config.seed)
     backbone = TunableBertBackbone.from_backbone(pretrained)
     backbone.inference_mode = scenario.inference_backbone
-    model = MultiTaskModel(backbone, tasks, config.dropout)
+    model = MultiTaskModel(backbone, tasks, config.dropout, config.pooling)
     if config.init_from:
         copied = copy_weights_from(model, config.init_from)
         print(f"initialised from {config.init_from}: {', '.join(copied)}")
@@ -414,6 +418,26 @@ def task_metrics(logs, sizes, prefix=""):
     return results
 
 
+def measure_sts(run):
+    """STS-B test Spearman x 100 of the run's embedding as it is now (None if turned off)."""
+    if not run.config.measure_sts:
+        return None
+    if run.sts_pairs is None:
+        run.sts_pairs = sts_pairs("test", resolve_data_dir(run.config.data_dir))
+    encoder = SentenceEncoder.from_model(run.model, run.tokenizer, run.config.max_length)
+    return sts_spearman(
+        lambda texts: encoder.encode(texts, batch_size=run.config.batch_size), run.sts_pairs
+    )
+
+
+def sts_change(run, before, after):
+    """The forgetting measure: the embedding's STS-B figure before and after training."""
+    if before is None:
+        return None
+    return {"split": "test", "pairs": len(run.sts_pairs[2]), "max_length": run.config.max_length,
+            "before": before, "after": after, "change": after - before}  # fmt: skip
+
+
 def validation_metrics(run, fitted):
     """The final validation metrics: the last epoch's, when `fit` measured them, else anew.
 
@@ -422,7 +446,8 @@ def validation_metrics(run, fitted):
     """
     last = fitted.history[-1] if fitted.history else {}
     _, sizes = evaluation_data(run, "validation", embed=run.embed)
-    measured = all(f"val_{n}_xent" in last for n, size in sizes.items() if size)
+    loss = {task.name: task.loss_metric for task in run.tasks}
+    measured = all(f"val_{n}_{loss[n]}" in last for n, size in sizes.items() if size)
     if last.get("epoch") != run.config.epochs - 1 or not measured or not any(sizes.values()):
         return evaluate(run, "validation")
     return task_metrics(last, sizes, prefix="val_")
@@ -493,14 +518,24 @@ def check_finite(model, metrics):
 
 
 def format_metrics(metrics):
-    """The per-task validation and test table a run prints at the end."""
+    """The per-task validation and test table a run prints at the end.
+
+    `f1 / r`: macro-F1 (sentence), entity F1 (token) or Pearson r (pair); `loss`: the
+    task's cross-entropy, or squared error for a pair task.
+    """
     nan = float("nan")
-    lines = [f"\n{'task':10} {'split':10} {'accuracy':>9} {'f1':>7} {'xent':>7}"]
+    lines = [f"\n{'task':10} {'split':10} {'accuracy':>9} {'f1 / r':>7} {'loss':>7}"]
     for split in ("validation", "test"):
         for task, m in metrics[split].items():
-            f1 = m.get("macro_f1", m.get("entity_f1", nan))
+            f1 = m.get("macro_f1", m.get("entity_f1", m.get("pearson", nan)))
             lines.append(
                 f"{task:10} {split:10} {m.get('accuracy', nan):9.4f} {f1:7.4f} "
-                f"{m.get('xent', nan):7.4f}  ({m['examples']} examples)"
+                f"{m.get('xent', m.get('mse', nan)):7.4f}  ({m['examples']} examples)"
             )
+    sts = metrics.get("sts_b")
+    if sts:
+        lines.append(
+            f"\nembedding on STS-B {sts['split']} ({sts['pairs']} pairs), Spearman x 100: "
+            f"{sts['before']:.2f} before training, {sts['after']:.2f} after ({sts['change']:+.2f})"
+        )
     return "\n".join(lines)

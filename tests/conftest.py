@@ -88,8 +88,43 @@ TINY_WNUT = (
 )
 
 
+TINY_STSB = {  # (score, sentence1, sentence2) per official split file
+    "sts-train.csv": [
+        ("5.0", "the quick brown fox", "the quick brown fox"),
+        ("4.2", "the team won the match", "the team won"),
+        ("1.0", "stocks fell", "the lazy dog"),
+        ("0.0", "a new phone chip", "the film star"),
+        ("3.0", "the market fell", "stocks fell ."),
+    ],
+    "sts-dev.csv": [
+        ("4.8", "the lazy dog", "a lazy dog"),
+        ("2.5", "the film star", "a new film"),
+        ("0.4", "the team won", "the phone chip"),
+    ],
+    "sts-test.csv": [
+        ("4.6", "the new phone", "a new phone chip"),
+        ("3.1", "sport team won", "the team won the match"),
+        ("0.2", "cafe sao paulo", "stocks fell"),
+        ("1.5", "the quick fox", "the fox jumps over the dog"),
+    ],
+}
+
+
+def write_tiny_stsb(folder):
+    """Tiny STS-B files: tab-separated like the packaged ones, one extra trailing field
+    and one malformed row (no second sentence)."""
+    folder.mkdir(parents=True)
+    for name, rows in TINY_STSB.items():
+        lines = [f"main-captions\tMSRvid\t2012\t{i:04d}\t{score}\t{a}\t{b}"
+                 for i, (score, a, b) in enumerate(rows)]  # fmt: skip
+        lines[0] += "\textra field"
+        lines.append("main-news\tx\t2012\t9999\t2.0\tonly one sentence")
+        (folder / name).write_text("\n".join(lines) + "\n")
+    return folder
+
+
 def write_tiny_sources(root):
-    """Tiny copies of the three packaged sources, same formats, a few malformed rows."""
+    """Tiny copies of the packaged sources, same formats, a few malformed rows."""
     bbc = root / "bbc"
     for folder, articles in TINY_BBC.items():
         (bbc / folder).mkdir(parents=True)
@@ -100,12 +135,13 @@ def write_tiny_sources(root):
     tweets.write_text("\n".join(lines) + "\n")
     wnut = root / "ner.txt"
     wnut.write_text(TINY_WNUT)
-    return {"bbc_news": bbc, "tweet_sentiment": tweets, "wnut16": wnut}
+    stsb = write_tiny_stsb(root / "stsb")
+    return {"bbc_news": bbc, "tweet_sentiment": tweets, "wnut16": wnut, "stsb": stsb}
 
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory):
-    """A data dir with all three datasets prepared from the tiny sources."""
+    """A data dir with every dataset prepared from the tiny sources."""
     from mtl_keras.data import get_builder
 
     root = tmp_path_factory.mktemp("tiny_data")

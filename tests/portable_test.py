@@ -69,6 +69,18 @@ def test_sentence_transformers_folder_layout(fine_tuned, tmp_path):
     assert (out / "vocab.txt").read_text().split("\n")[:3] == ["[PAD]", "[UNK]", "[CLS]"]
 
 
+def test_sentence_transformers_pooling_follows_the_model(fine_tuned, tmp_path):
+    backbone = fine_tuned[0].backbone
+    out = export_sentence_transformers(backbone, make_tiny_tokenizer(), tmp_path / "cls",
+                                       max_length=16, pooling="cls")  # fmt: skip
+    pooling = json.loads((out / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode_cls_token"] and not pooling["pooling_mode_mean_tokens"]
+    with pytest.raises(InputError, match="no 'attention' pooling.*--format tf-serving"):
+        export_sentence_transformers(backbone, make_tiny_tokenizer(), tmp_path / "attention",
+                                     pooling="attention")  # fmt: skip
+    assert not (tmp_path / "attention").exists()
+
+
 def test_lora_adapters_are_merged_into_the_export(tmp_path):
     keras.utils.set_random_seed(4)
     backbone = TunableBertBackbone.from_backbone(make_tiny_backbone())

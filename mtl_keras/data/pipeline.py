@@ -10,8 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_keras.data.loading import load
+from mtl_keras.data.sources import STSB_MAX_SCORE
 from mtl_keras.errors import InputError
-from mtl_keras.preprocessing import FEATURES, clean_text, trim_padding
+from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, clean_text, trim_padding
 
 SAMPLING = ("proportional", "round_robin", "temperature")
 
@@ -42,21 +43,42 @@ def align_word_tags(words, tags, tokenizer, max_length):
 
 
 def _empty_targets(tasks, max_length):
-    """Label 0 with weight 0 for every head (shape [] for sentence, [L] for token heads)."""
-    shape = {"sentence": [], "token": [max_length]}
-    y = {t.name: tf.zeros(shape[t.kind], tf.int32) for t in tasks}
-    w = {t.name: tf.zeros(shape[t.kind], tf.float32) for t in tasks}
+    """Target 0 with weight 0 for every task: shape [] for sentence, [L] for token heads,
+    [1] (a score in [0, 1], like the cosine output) for pair tasks."""
+    shape = {"sentence": [], "token": [max_length], "pair": [1]}
+    dtype = {"sentence": tf.int32, "token": tf.int32, "pair": tf.float32}
+    y = {t.name: tf.zeros(shape[t.kind], dtype[t.kind]) for t in tasks}
+    w = {t.name: tf.zeros([max_length] if t.kind == "token" else [], tf.float32) for t in tasks}
     return y, w
 
 
+def has_pairs(tasks):
+    return any(task.kind == "pair" for task in tasks)
+
+
 def encode_examples(dataset, task, tasks, preprocessor, max_length):
-    """Map a TFDS split of `task` to (features, labels, weights) for all `tasks`' heads."""
+    """Map a TFDS split of `task` to (features, labels, weights) for all `tasks`' heads.
+
+    With a pair task among `tasks`, every example also carries `pair_*` inputs: the
+    second text of a pair, or an empty text ([CLS][SEP]: a finite embedding whose
+    cosine gets weight 0) for the examples of the other tasks.
+    """
     tokenizer = preprocessor.tokenizer
+    names = FEATURES + (PAIR_FEATURES if has_pairs(tasks) else ())
 
     def sentence_example(example):
         x = preprocessor(example["text"])
         y, w = _empty_targets(tasks, max_length)
         y[task.name] = tf.cast(example["label"], tf.int32)
+        w[task.name] = tf.constant(1.0)
+        return x, y, w
+
+    def pair_example(example):
+        x = preprocessor(example["sentence1"])
+        second = preprocessor(example["sentence2"])
+        x.update({p: second[f] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)})
+        y, w = _empty_targets(tasks, max_length)
+        y[task.name] = tf.reshape(tf.cast(example["score"], tf.float32) / STSB_MAX_SCORE, [1])
         w[task.name] = tf.constant(1.0)
         return x, y, w
 
@@ -73,11 +95,16 @@ def encode_examples(dataset, task, tasks, preprocessor, max_length):
         y[task.name], w[task.name] = tags, weights
         return x, y, w
 
-    def cast(x, y, w):
-        return {f: tf.cast(x[f], tf.int32) for f in FEATURES}, y, w
+    empty = preprocessor(tf.constant(""))
 
-    encode = sentence_example if task.kind == "sentence" else token_example
-    return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE).map(cast)
+    def cast(x, y, w):
+        for f, p in zip(FEATURES, PAIR_FEATURES, strict=True):
+            if p in names and p not in x:
+                x[p] = empty[f]
+        return {f: tf.cast(x[f], tf.int32) for f in names}, y, w
+
+    encode = {"sentence": sentence_example, "token": token_example, "pair": pair_example}
+    return dataset.map(encode[task.kind], num_parallel_calls=tf.data.AUTOTUNE).map(cast)
 
 
 def sampling_weights(sizes, strategy="proportional", temperature=2.0):
@@ -216,9 +243,9 @@ def training_stream(
         mixed = tf.data.Dataset.sample_from_datasets(parts, weights.tolist(), seed=seed)
     steps = max(1, sum(sizes) // batch_size)
     if embed is None and length_buckets:
-        boundaries = bucket_boundaries(max_length)
+        boundaries = bucket_boundaries(max_length, pairs=has_pairs(tasks))
         stream = mixed.bucket_by_sequence_length(
-            lambda x, y, w: tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32)),
+            lambda x, y, w: length_key(x, max_length),
             bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
             drop_remainder=True,
@@ -231,13 +258,34 @@ def training_stream(
     return stream, steps, dict(zip([t.name for t in tasks], sizes, strict=True))
 
 
-def bucket_boundaries(max_length, width=16):
+def bucket_boundaries(max_length, width=16, pairs=False):
     """Length buckets [1, 17), [17, 33), ...: a batch only holds lengths from one bucket.
 
     Narrow enough that a batch wastes at most `width` pieces per row, wide enough that
-    buckets fill quickly (tweets and news sentences spread over 10-60 pieces).
+    buckets fill quickly (tweets and news sentences spread over 10-60 pieces). With
+    `pairs`, the same buckets again above `max_length` hold the pairs (see `length_key`).
     """
-    return list(range(width + 1, max_length + 1, width))
+    single = list(range(width + 1, max_length + 1, width))
+    if not pairs:
+        return single
+    offset = max_length + 1
+    return [*single, offset, *(b + offset for b in single)]
+
+
+def length_key(x, max_length):
+    """Word pieces of the text (per example, or per row of a batch); the order in which
+    training buckets and evaluation batches are formed.
+
+    A pair example (a second text longer than [CLS][SEP]) counts `max_length + 1` more,
+    so pairs and single texts fall into batches of their own: a batch of single texts
+    then runs the second encoder pass over [CLS][SEP] alone, not over padding to the
+    longest second text.
+    """
+    length = tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32), axis=-1)
+    if "pair_padding_mask" in x:
+        second = tf.reduce_sum(tf.cast(x["pair_padding_mask"], tf.int32), axis=-1)
+        length += tf.cast(second > 2, tf.int32) * (max_length + 1)
+    return length
 
 
 def pad_batch_to_multiple(multiple):
@@ -283,7 +331,7 @@ def evaluation_stream(tasks, split, preprocessor, batch_size=32, max_length=128,
     if not parts:
         return None, sizes
     joined = join_arrays(parts)
-    order = np.argsort(-joined[0]["padding_mask"].sum(axis=1), kind="stable")
+    order = np.argsort(-np.asarray(length_key(joined[0], max_length)), kind="stable")
     joined = tf.nest.map_structure(lambda a: a[order], joined)
     if embed is not None:
         dataset = embedding_cache(joined, embed)

