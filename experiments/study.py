@@ -9,7 +9,9 @@ finished runs are skipped. Results: results/study.csv, RESULTS.md and results/*.
 """
 
 import argparse
+import functools
 import shlex
+import subprocess
 from pathlib import Path
 
 from experiments.cli import run_main
@@ -62,7 +64,18 @@ def main(argv=None):
             print("[transfer] topic alone, then + sentiment with the topic head frozen", flush=True)
             study.transfer_experiment(root, overrides)
     results = Path(args.results_dir)
-    study.report(root, results, results.parent / "RESULTS.md")
+    study.report(root, results, results.parent / "RESULTS.md", commit=git_commit())
+
+
+def git_commit():
+    """The checkout's short commit (with `+changes` if files differ), or None outside git."""
+    try:
+        run = functools.partial(subprocess.run, capture_output=True, text=True, check=True)
+        commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if dirty else "")
 
 
 if __name__ == "__main__":

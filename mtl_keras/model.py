@@ -188,7 +188,7 @@ def check_loss_weights(loss_weights, tasks):
     for name, weight in loss_weights.items():
         if not weight >= 0 or weight == float("inf"):  # also false for NaN
             raise InputError(f"loss weight {name}={weight} must be a finite number >= 0.")
-    if loss_weights and all(loss_weights.get(n, 1.0) == 0 for n in names):
+    if loss_weights and all(loss_weights.get(t.name, t.loss_weight) == 0 for t in tasks):
         raise InputError("every loss weight is 0: nothing would train; give one task > 0.")
 
 
@@ -205,6 +205,7 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
 
     Args:
         model: a `MultiTaskModel`, or a model with one output per task (`heads_model`).
+        loss_weights: {task name: weight}; a task left out weighs its `Task.loss_weight`.
         tasks: the tasks to compile for; default `model.tasks`.
         jit_compile: XLA. Off: batches vary in length, and on CPU it measured slower
             even with lengths rounded to a few shapes (BENCHMARKS.md, "Fine-tuning epoch").
@@ -215,7 +216,7 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
     model.compile(
         optimizer=optimizer,
         loss={t.name: task_loss(t) for t in tasks},
-        loss_weights={t.name: float(loss_weights.get(t.name, 1.0)) for t in tasks},
+        loss_weights={t.name: float(loss_weights.get(t.name, t.loss_weight)) for t in tasks},
         # Weighted: an example only counts for the heads it has a label for.
         weighted_metrics={t.name: task_metrics(t) for t in tasks},
         jit_compile=jit_compile,

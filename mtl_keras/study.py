@@ -227,7 +227,8 @@ def markdown_table(summary):
 
 def grid_section(root, results_dir, rows, grid):
     """Markdown for one grid (table and plots), or [] when none of its runs finished."""
-    tasks, _, seeds = GRIDS[grid]
+    tasks = GRIDS[grid][0]
+    seeds = sorted({row["seed"] for row in rows if row["grid"] == grid})
     summary = summarise(rows, grid)
     if not summary:
         return []
@@ -273,8 +274,12 @@ def transfer_section(root):
     ]
 
 
-def report(root, results_dir, readme):
-    """results/study.csv, plots and the markdown report, from the finished runs."""
+def report(root, results_dir, readme, commit=None):
+    """results/study.csv, plots and the markdown report, from the finished runs.
+
+    `<results_dir>/notes.md`, when present, is appended as it is: the analysis written by
+    hand survives a regenerated report. `commit` is named in the header.
+    """
     rows = rows_from_runs(root)
     if not rows:
         raise InputError(f"no finished runs under {root}: run the study first.")
@@ -285,12 +290,16 @@ def report(root, results_dir, readme):
     parts = [
         "# Study results",
         "",
-        'Made by `python -m experiments.study` (see README, "Training considerations").',
+        'Made by `python -m experiments.study` (see README, "Training considerations")'
+        + (f", report written at commit `{commit}`." if commit else "."),
         f"Per-run budget: `{budget}` (test metrics on up to 1,000 examples per task).",
         "Means ± standard deviations over seeds; every number comes from results/study.csv.",
     ]
     for grid in GRIDS:
         parts += grid_section(root, results_dir, rows, grid)
     parts += transfer_section(root)
+    notes = results_dir / "notes.md"
+    if notes.is_file():
+        parts += ["", notes.read_text().rstrip()]
     Path(readme).write_text("\n".join(parts) + "\n")
     print(f"wrote {results_dir / 'study.csv'} ({len(rows)} runs), {readme} and plots")

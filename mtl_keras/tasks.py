@@ -20,6 +20,7 @@ class Task:
     dataset: str
     kind: str
     labels: tuple
+    loss_weight: float = 1.0  # the default weight of the task's loss (`--loss-weights`)
 
     @property
     def num_classes(self):
@@ -52,7 +53,10 @@ TASKS = {
         Task("topic", "bbc_news", "sentence", tuple(sources.BBC_LABELS)),
         Task("sentiment", "tweet_sentiment", "sentence", tuple(sources.SENTIMENT_LABELS)),
         Task("ner", "wnut16", "token", tuple(sources.NER_TAGS)),
-        Task("similarity", "stsb", "pair", ()),
+        # A squared error of cosines is about 20x smaller than the heads' cross-entropy;
+        # at weight 1 the heads pulled STS-B from 82.03 to 79.36, at 10 it rose to 83.30
+        # (topic + sentiment + similarity, 1,000 examples each, 2 epochs; README).
+        Task("similarity", "stsb", "pair", (), loss_weight=10.0),
     )
 }
 DEFAULT_TASKS = ("topic", "sentiment")

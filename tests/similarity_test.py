@@ -72,6 +72,7 @@ def test_correlation_metric_counts_only_weighted_rows_across_batches():
     assert isinstance(clone, Correlation) and clone.name == "pearson"
 
 
+@pytest.mark.slow
 def test_pretrained_encoder_reproduces_the_published_sts_b_figure(tmp_path):
     """all-MiniLM-L6-v2 on the official STS-B test split: MTEB reports 82.03."""
     get_builder("stsb", tmp_path)  # the packaged STS-B, prepared offline
