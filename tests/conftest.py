@@ -158,15 +158,20 @@ def tiny_run_argv(preset, data_dir, out, *extra):
     return [*paths, *common, *extra]
 
 
+def finished_tiny_run(tmp_path_factory, preset, data_dir, name, options):
+    """Run `experiments.run` tiny with `options` (a string) into a new folder; return it."""
+    from experiments import run
+
+    out = tmp_path_factory.mktemp(name)
+    run.main(tiny_run_argv(preset, data_dir, out, *options.split()))
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tiny_preset, tiny_data_dir, tmp_path_factory):
     """A finished tiny `experiments.run` with all three heads: its output folder."""
-    from experiments import run
-
-    out = tmp_path_factory.mktemp("tiny_run")
-    extra = "--scenario full --tasks topic,sentiment,ner --epochs 1".split()
-    run.main(tiny_run_argv(tiny_preset, tiny_data_dir, out, *extra))
-    return out
+    options = "--scenario full --tasks topic,sentiment,ner --epochs 1"
+    return finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, "tiny_run", options)
 
 
 def tiny_inputs():

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments import run
 from mtl_keras import MultiTaskModel
 from mtl_keras.data.pipeline import evaluation_stream, training_stream
 from mtl_keras.errors import InputError
@@ -16,7 +15,12 @@ from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, make_preprocessor
 from mtl_keras.saving import load_model, load_tokenizer
 from mtl_keras.scenarios import get_scenario
 from mtl_keras.tasks import resolve_tasks
-from tests.conftest import make_tiny_backbone, make_tiny_tokenizer, tiny_inputs, tiny_run_argv
+from tests.conftest import (
+    finished_tiny_run,
+    make_tiny_backbone,
+    make_tiny_tokenizer,
+    tiny_inputs,
+)
 
 
 def pair_inputs():
@@ -81,10 +85,8 @@ def test_frozen_all_measures_pairs_without_training():
 
 @pytest.fixture(scope="module")
 def similarity_run(tiny_preset, tiny_data_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("similarity_run")
-    extra = "--tasks topic,similarity --pooling attention --epochs 2".split()
-    run.main(tiny_run_argv(tiny_preset, tiny_data_dir, out, *extra))
-    return out
+    options = "--tasks topic,similarity --pooling attention --epochs 2"
+    return finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, "pairs", options)
 
 
 def test_run_reports_pairs_and_the_sts_b_change(similarity_run):

