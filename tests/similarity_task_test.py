@@ -2,11 +2,12 @@
 
 import json
 
+import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtl_keras import MultiTaskModel
+from mtl_keras import MultiTaskModel, embedding_model
 from mtl_keras.data.pipeline import evaluation_stream, training_stream
 from mtl_keras.errors import InputError
 from mtl_keras.export import export_for_serving
@@ -121,3 +122,17 @@ def test_predictor_labels_texts_of_a_pair_trained_model(similarity_run):
     (result,) = predictor.predict(["the quick fox"], embeddings=True)
     assert set(result) == {"text", "topic", "embedding"}  # no per-text similarity
     assert len(result["embedding"]) == 16
+
+
+@pytest.mark.parametrize("scenario", ["lora", "gradual_unfreeze"])
+def test_pairs_alone_train_the_encoder_under_other_scenarios(
+    scenario, tiny_preset, tiny_data_dir, tmp_path_factory
+):
+    options = f"--tasks similarity --scenario {scenario} --epochs 2"
+    out = finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, scenario, options)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"similarity"} and metrics["optimizer_iterations"] > 0
+    trained = load_model(out / "model.keras").embedding_model()(tiny_inputs(), training=False)
+    start = keras_hub.models.BertBackbone.from_preset(str(tiny_preset))
+    untrained = embedding_model(start)(tiny_inputs(), training=False)
+    assert np.abs(trained.numpy() - untrained.numpy()).max() > 1e-4  # the pair loss moved it
