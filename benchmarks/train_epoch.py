@@ -37,12 +37,13 @@ def keras_epoch(examples, max_length, length_buckets, xla=False):
     from mtl_keras import RunConfig
     from mtl_keras.callbacks import EpochTimer
     from mtl_keras.model import compile_model
-    from mtl_keras.trainer import build, load_data
+    from mtl_keras.trainer import attach_optimizer, build, load_data
 
     config = RunConfig(scenario="full", tasks=("topic", "sentiment"), max_train_examples=examples,
                        max_length=max_length, epochs=2, verbose=0, length_buckets=length_buckets)  # fmt: skip
     run = build(config)
     data = load_data(run)
+    attach_optimizer(run, data.steps)
     train = data.train
     if xla:  # sentence tasks only: their targets have no length axis to pad
         compile_model(run.fit_model, run.optimizer, jit_compile=True)

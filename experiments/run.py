@@ -18,6 +18,7 @@ from mtl_keras.data.pipeline import SAMPLING
 from mtl_keras.errors import InputError
 from mtl_keras.pooling import POOLING
 from mtl_keras.scenarios import SCENARIOS
+from mtl_keras.schedules import SCHEDULES
 from mtl_keras.tasks import TASKS
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
@@ -30,6 +31,9 @@ NUMBERS = [
     ("max_length", int, "word pieces per text, [CLS]/[SEP] included"),
     ("learning_rate", float, "default: the scenario's own (see scenarios.py)"),
     ("weight_decay", float, None),
+    ("warmup_ratio", float, "share of the steps that warm the learning rate up"),
+    ("gradient_accumulation_steps", int, "batches whose gradients make one update"),
+    ("head_lr_multiplier", float, "the heads' factor on the learning rate"),
     ("dropout", float, "before each head"),
     ("max_train_examples", int, "per task (default: all)"),
     ("max_eval_examples", int, "per task and split (default: all)"),
@@ -41,7 +45,6 @@ KNOBS = [
     ("frozen_layers", int, "frozen_lower: lower k transformer layers"),
     ("unfreeze_every", int, "gradual_unfreeze: epochs per stage"),
     ("layer_decay", float, "llrd: factor per layer going down"),
-    ("head_lr_multiplier", float, "llrd: the heads' factor"),
     ("lora_rank", int, "lora: rank of the adapters"),
 ]
 
@@ -60,6 +63,7 @@ def build_parser():
     add("--tasks", default=",".join(DEFAULTS["tasks"]), help=f"comma-separated: {', '.join(TASKS)}")
     add_numbers(p, NUMBERS)
     add("--sampling", default=DEFAULTS["sampling"], choices=SAMPLING)
+    add("--schedule", default=DEFAULTS["schedule"], choices=SCHEDULES, help="after the warm-up")
     add("--pooling", default=DEFAULTS["pooling"], choices=list(POOLING), help="sentence embedding")
     add("--loss-weights", default="", help="e.g. topic=1,sentiment=0.5")
     add("--output-dir", help="default: runs/<scenario>-<timestamp>")

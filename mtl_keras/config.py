@@ -10,6 +10,7 @@ from mtl_keras.errors import InputError, InputTypeError
 from mtl_keras.model import check_loss_weights
 from mtl_keras.pooling import POOLING
 from mtl_keras.scenarios import SCENARIOS, get_scenario
+from mtl_keras.schedules import SCHEDULES
 from mtl_keras.tasks import DEFAULT_TASKS, resolve_tasks
 
 MAX_EPOCHS = 10_000  # a typo guard: more epochs than this is never meant
@@ -32,6 +33,8 @@ RANGES = (
     ("unfreeze_every", 1, INF, True, False),
     ("layer_decay", 0, 1, False, True),
     ("head_lr_multiplier", 0, INF, False, False),
+    ("warmup_ratio", 0, 1, True, False),
+    ("gradient_accumulation_steps", 1, 1024, True, True),
     ("lora_rank", 1, INF, True, False),
 )
 
@@ -52,6 +55,9 @@ class RunConfig:
     max_length: int = 128  # word pieces per text, [CLS]/[SEP] included
     learning_rate: float | None = None  # None: the scenario's own default
     weight_decay: float = 0.01
+    schedule: str = "constant"  # after the warm-up: linear or cosine decay to 0, or constant
+    warmup_ratio: float = 0.0  # share of the run's steps that warm the rate up from 0
+    gradient_accumulation_steps: int = 1  # batches whose gradients make one update
     dropout: float = 0.1  # before each head
     max_train_examples: int | None = None  # per task; None: all
     max_eval_examples: int | None = None  # per task and split; None: all
@@ -78,7 +84,7 @@ class RunConfig:
     frozen_layers: int = 3  # frozen_lower: lower k transformer layers
     unfreeze_every: int = 1  # gradual_unfreeze: epochs per stage
     layer_decay: float = 0.8  # llrd: factor per layer going down
-    head_lr_multiplier: float = 1.0  # llrd: the heads' factor
+    head_lr_multiplier: float = 1.0  # the heads' factor on the learning rate (every scenario)
     lora_rank: int = 8  # lora: rank of the adapters
 
     def __post_init__(self):
@@ -135,6 +141,10 @@ class RunConfig:
         if self.pooling not in POOLING:
             raise InputError(
                 f"unknown pooling {self.pooling!r}; choose from: {', '.join(POOLING)}."
+            )
+        if self.schedule not in SCHEDULES:
+            raise InputError(
+                f"unknown schedule {self.schedule!r}; choose from: {', '.join(SCHEDULES)}."
             )
         if self.sampling not in SAMPLING:
             raise InputError(

@@ -1,16 +1,42 @@
-"""The optimizer a scenario trains with."""
+"""The optimizer a run trains with: AdamW on a warm-up + decay schedule, per-group rates."""
 
 import keras
 
 from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers
+from mtl_keras.schedules import WarmupDecay
 
 
 def make_optimizer(
-    scenario, learning_rate, num_layers, layer_decay=0.8, head_multiplier=1.0, weight_decay=0.01
+    scenario,
+    learning_rate,
+    num_layers,
+    layer_decay=0.8,
+    head_multiplier=1.0,
+    weight_decay=0.01,
+    total_steps=None,
+    schedule="constant",
+    warmup_ratio=0.0,
+    accumulation_steps=1,
 ):
-    """AdamW, wrapped in LayerwiseLR when the scenario decays rates by layer."""
-    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
-    if scenario.layer_decay:
-        multipliers = layer_decay_multipliers(num_layers, layer_decay, head_multiplier)
-        optimizer = LayerwiseLR(optimizer, multipliers)
+    """AdamW on `schedule` over `total_steps`, in LayerwiseLR when rates differ by group.
+
+    The heads (everything outside the BERT backbone: heads, attention pooling) take
+    `head_multiplier` x the rate in every scenario: they start from random weights and
+    want a bigger step than the pretrained encoder. `llrd` also decays the encoder's
+    rates layer by layer. The multipliers scale the scheduled rate at every step.
+    """
+    rate = learning_rate
+    if total_steps:
+        warmup = int(round(warmup_ratio * total_steps))
+        rate = WarmupDecay(learning_rate, total_steps, warmup, schedule)
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=rate,
+        weight_decay=weight_decay,
+        gradient_accumulation_steps=accumulation_steps if accumulation_steps > 1 else None,
+    )
+    decay = layer_decay if scenario.layer_decay else 1.0
+    if decay != 1.0 or head_multiplier != 1.0:
+        optimizer = LayerwiseLR(
+            optimizer, layer_decay_multipliers(num_layers, decay, head_multiplier)
+        )
     return optimizer

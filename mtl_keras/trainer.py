@@ -70,7 +70,7 @@ class Run:
     preprocessor: object
     strategy: object
     model: MultiTaskModel
-    optimizer: keras.optimizers.Optimizer
+    optimizer: keras.optimizers.Optimizer | None  # made by `attach_optimizer`
     stages: list
     fit_model: keras.Model = None  # what `fit` trains: the model, or its heads on a cache
     embed: object = None  # the frozen-backbone embedding function when caching
@@ -114,6 +114,7 @@ def train(config=None, **options):
         run = build(config)
         sts_before = measure_sts(run)
         data = load_data(run)
+        attach_optimizer(run, data.steps)
         fitted = fit_stages(run, data, output)
         metrics = evaluate_run(run, data, fitted, output)
         metrics["sts_b"] = sts_change(run, sts_before, measure_sts(run))
@@ -177,7 +178,7 @@ def configure_devices(logical_cpus):
 
 
 def build(config):
-    """Step 1: local weights and tokenizer, the model under the scenario, the optimizer."""
+    """Step 1: local weights and tokenizer, the model under the scenario."""
     tasks = resolve_tasks(config.tasks)
     scenario = get_scenario(config.scenario, tasks)
     configure_devices(config.logical_cpus)
@@ -196,14 +197,6 @@ def build(config):
     )
     with strategy.scope():
         model = new_model(config, scenario, tasks, pretrained)
-        optimizer = make_optimizer(
-            scenario,
-            learning_rate=config.learning_rate_or_default,
-            num_layers=pretrained.num_layers,
-            layer_decay=config.layer_decay,
-            head_multiplier=config.head_lr_multiplier,
-            weight_decay=config.weight_decay,
-        )
     run = Run(
         config,
         scenario,
@@ -213,20 +206,42 @@ def build(config):
         make_preprocessor(tokenizer, config.max_length),
         strategy,
         model,
-        optimizer,
+        None,  # the optimizer: made once the data says how many steps the run has
         stages,
     )
-    with strategy.scope():
-        set_frozen(model, optimizer_parts(scenario, tasks), config.frozen_layers)
-        optimizer.build(model.trainable_variables)
     run.fit_model, run.embed = model, None
     if uses_embedding_cache(run):
         # A frozen backbone in inference mode gives every example the same embedding in
         # every epoch: compute it once and train the heads on the cache.
         run.embed = traced_inference(model.embedding_model())
         run.fit_model = model.heads_model()
-    recompile(run)
     return run
+
+
+def attach_optimizer(run, steps_per_epoch):
+    """Step 2b: the optimizer, its schedule spanning the run's steps; compile with it.
+
+    It is built over everything the scenario ever trains (see `optimizer_parts`), so
+    its state and step count carry through the stages of gradual unfreezing, and its
+    schedule runs once over the whole run.
+    """
+    config, model = run.config, run.model
+    with run.strategy.scope():
+        run.optimizer = make_optimizer(
+            run.scenario,
+            learning_rate=config.learning_rate_or_default,
+            num_layers=model.backbone.num_layers,
+            layer_decay=config.layer_decay,
+            head_multiplier=config.head_lr_multiplier,
+            weight_decay=config.weight_decay,
+            total_steps=steps_per_epoch * config.epochs,
+            schedule=config.schedule,
+            warmup_ratio=config.warmup_ratio,
+            accumulation_steps=config.gradient_accumulation_steps,
+        )
+        set_frozen(model, optimizer_parts(run.scenario, run.tasks), config.frozen_layers)
+        run.optimizer.build(model.trainable_variables)
+    recompile(run)
 
 
 def new_model(config, scenario, tasks, pretrained):

@@ -1,0 +1,60 @@
+"""The run's learning-rate schedule and the optimizer `make_optimizer` builds around it."""
+
+import types
+
+import keras
+import numpy as np
+import pytest
+
+from mtl_keras.errors import InputError
+from mtl_keras.layerwise_lr import LayerwiseLR
+from mtl_keras.optimizers import make_optimizer
+from mtl_keras.scenarios import SCENARIOS
+from mtl_keras.schedules import WarmupDecay
+
+
+def rates(schedule, steps):
+    return [float(schedule(step)) for step in steps]
+
+
+def test_linear_warmup_then_linear_decay_to_zero():
+    schedule = WarmupDecay(1.0, total_steps=12, warmup_steps=2, decay="linear")
+    np.testing.assert_allclose(rates(schedule, [0, 1, 2, 7, 12, 20]), [0.5, 1.0, 1.0, 0.5, 0, 0])
+
+
+def test_cosine_and_constant_after_the_same_warmup():
+    cosine = WarmupDecay(2.0, total_steps=10, warmup_steps=0, decay="cosine")
+    np.testing.assert_allclose(rates(cosine, [0, 5, 10]), [2.0, 1.0, 0.0], atol=1e-6)
+    constant = WarmupDecay(2.0, total_steps=10, warmup_steps=4, decay="constant")
+    np.testing.assert_allclose(rates(constant, [0, 3, 4, 9, 50]), [0.5, 2.0, 2.0, 2.0, 2.0])
+
+
+def test_schedule_round_trips_and_refuses_unknown_shapes():
+    schedule = WarmupDecay(3e-5, total_steps=100, warmup_steps=10, decay="cosine")
+    clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert clone.get_config() == schedule.get_config()
+    with pytest.raises(InputError, match="unknown schedule 'step'; choose from: linear, cosine"):
+        WarmupDecay(1.0, 10, decay="step")
+
+
+def test_heads_take_their_multiplier_in_every_scenario():
+    optimizer = make_optimizer(SCENARIOS["full"], 1e-4, num_layers=2, head_multiplier=10.0)
+    assert isinstance(optimizer, LayerwiseLR)
+    for path, factor in (("transformer_layer_1/self_attention_layer/query/kernel", 1.0),
+                         ("token_embedding/embeddings", 1.0), ("topic/kernel", 10.0),
+                         ("embedding/score/kernel", 10.0)):  # fmt: skip
+        assert optimizer.factor(types.SimpleNamespace(path=path)) == factor, path
+    plain = make_optimizer(SCENARIOS["full"], 1e-4, num_layers=2)
+    assert isinstance(plain, keras.optimizers.AdamW)  # nothing to scale: no wrapper
+
+
+def test_gradient_accumulation_updates_every_k_batches():
+    optimizer = make_optimizer(SCENARIOS["full"], 0.1, num_layers=2, weight_decay=0.0,
+                               total_steps=8, schedule="constant", accumulation_steps=2)  # fmt: skip
+    weight = keras.Variable(np.ones(3, "float32"))
+    optimizer.build([weight])
+    seen = []
+    for _ in range(4):
+        optimizer.apply([np.ones(3, "float32")], [weight])
+        seen.append(float(weight.numpy()[0]))
+    assert seen[0] == 1.0 and seen[1] < 1.0 and seen[2] == seen[1] and seen[3] < seen[2]
