@@ -33,6 +33,7 @@ NUMBERS = [
     ("weight_decay", float, None),
     ("warmup_ratio", float, "share of the steps that warm the learning rate up"),
     ("gradient_accumulation_steps", int, "batches whose gradients make one update"),
+    ("patience", int, "early stopping: epochs without a better validation score (keeps the best)"),
     ("head_lr_multiplier", float, "the heads' factor on the learning rate"),
     ("dropout", float, "before each head"),
     ("max_train_examples", int, "per task (default: all)"),

@@ -1,4 +1,5 @@
-"""Callbacks of a training run: epoch timing, resumable checkpoints, divergence stop."""
+"""Callbacks of a training run: epoch timing, resumable checkpoints, divergence stop,
+the validation score that early stopping watches."""
 
 import json
 import math
@@ -26,6 +27,31 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self._start)
+
+
+class ValidationScore(keras.callbacks.Callback):
+    """Adds `val_score` to each epoch's logs: the mean of the tasks' main validation metrics.
+
+    One number for a multi-task model, so that Keras' `EarlyStopping` can watch it
+    (accuracy for sentence heads, entity F1 for NER, Pearson r for pairs; all in [0, 1]
+    or near it, so no task dominates). Tasks without validation data are left out.
+    """
+
+    MONITOR = "val_score"
+
+    def __init__(self, tasks, per_task_logs):
+        super().__init__()
+        self.keys = [f"val_{task.name}_{task.main_metric}" for task in tasks]
+        self.names = [task.name for task in tasks]
+        self.per_task_logs = per_task_logs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        named = self.per_task_logs(logs, self.names)
+        values = [float(named[key]) for key in self.keys if key in named]
+        if values:
+            logs[self.MONITOR] = sum(values) / len(values)
 
 
 class DivergenceGuard(keras.callbacks.TerminateOnNaN):

@@ -35,6 +35,7 @@ RANGES = (
     ("head_lr_multiplier", 0, INF, False, False),
     ("warmup_ratio", 0, 1, True, False),
     ("gradient_accumulation_steps", 1, 1024, True, True),
+    ("patience", 0, MAX_EPOCHS, True, True),
     ("lora_rank", 1, INF, True, False),
 )
 
@@ -58,6 +59,7 @@ class RunConfig:
     schedule: str = "constant"  # after the warm-up: linear or cosine decay to 0, or constant
     warmup_ratio: float = 0.0  # share of the run's steps that warm the rate up from 0
     gradient_accumulation_steps: int = 1  # batches whose gradients make one update
+    patience: int | None = None  # early stopping: epochs without a better validation score
     dropout: float = 0.1  # before each head
     max_train_examples: int | None = None  # per task; None: all
     max_eval_examples: int | None = None  # per task and split; None: all

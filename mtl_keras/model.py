@@ -235,8 +235,10 @@ def per_task_logs(logs, task_names):
     name, out = task_names[0], {}
     for key, value in logs.items():
         val, base = ("val_", key[4:]) if key.startswith("val_") else ("", key)
-        if base == "loss":
+        if base in ("loss", "score"):  # the whole model's: kept as they are
             out[key] = value
+            if base == "score":
+                continue
         if not base.startswith(f"{name}_"):
             base = f"{name}_{base}"
         out[val + base] = value

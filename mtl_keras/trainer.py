@@ -24,6 +24,7 @@ from mtl_keras.callbacks import (
     DivergenceGuard,
     EpochCheckpoint,
     EpochTimer,
+    ValidationScore,
     read_progress,
 )
 from mtl_keras.config import RunConfig
@@ -92,6 +93,7 @@ class Fitted:
     history: list
     epoch_seconds: list
     stages: list  # one dict per stage: epochs, frozen parts, trainable parameters
+    best_epoch: int | None = None  # early stopping restored this epoch's weights
 
 
 def train(config=None, **options):
@@ -331,24 +333,14 @@ def fit_stages(run, data, output):
     """Step 3: `fit` each stage, resuming after the last checkpointed epoch if any."""
     checkpoint_dir = output / CHECKPOINT_DIR
     history, timer, start_epoch = resume(run, checkpoint_dir)
-    names = [task.name for task in run.tasks]
     guard = DivergenceGuard()
-    callbacks = [
-        timer,
-        guard,
-        keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: history.append(
-                {"epoch": epoch, **{k: float(v) for k, v in per_task_logs(logs, names).items()}}
-            )
-        ),
-        EpochCheckpoint(
-            checkpoint_dir,
-            guard,
-            lambda epoch, logs: {"history": history, "epoch_seconds": timer.times},
-            target=run.model,
-        ),
-        keras.callbacks.TensorBoard(log_dir=str(output / "logs")),
-    ]
+    stopper = None
+    if run.config.patience is not None:
+        stopper = keras.callbacks.EarlyStopping(
+            ValidationScore.MONITOR, patience=run.config.patience, mode="max",
+            restore_best_weights=True, verbose=1 if run.config.verbose else 0,
+        )  # fmt: skip
+    callbacks = run_callbacks(run, output, history, timer, guard, stopper)
     stage_log = []
     for stage in run.stages:
         recompile(run, stage.frozen, stage.lower_frozen_layers)
@@ -380,7 +372,29 @@ def fit_stages(run, data, output):
             shuffle=False,
         )
         check_divergence(guard, history, checkpoint_dir)
-    return Fitted(history, timer.times, stage_log)
+    best = stopper.best_epoch if stopper is not None and stopper.best_weights else None
+    return Fitted(history, timer.times, stage_log, best)
+
+
+def run_callbacks(run, output, history, timer, guard, stopper=None):
+    """Timing, divergence stop, the validation score, history, [early stopping],
+    checkpoint, TensorBoard: in this order, as each reads what the ones before wrote."""
+    names = [task.name for task in run.tasks]
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: history.append(
+            {"epoch": epoch, **{k: float(v) for k, v in per_task_logs(logs, names).items()}}
+        )
+    )
+    checkpoint = EpochCheckpoint(
+        output / CHECKPOINT_DIR,
+        guard,
+        lambda epoch, logs: {"history": history, "epoch_seconds": timer.times},
+        target=run.model,
+    )
+    score = ValidationScore(run.tasks, per_task_logs)
+    stopping = [] if stopper is None else [stopper]
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(output / "logs"))
+    return [timer, guard, score, record, *stopping, checkpoint, tensorboard]
 
 
 def resume(run, checkpoint_dir):
@@ -454,18 +468,20 @@ def sts_change(run, before, after):
 
 
 def validation_metrics(run, fitted):
-    """The final validation metrics: the last epoch's, when `fit` measured them, else anew.
+    """The final validation metrics: those `fit` measured for the final weights, else anew.
 
-    The weights after the last epoch are the final weights, so evaluating the
-    validation split again would only repeat that pass.
+    The final weights are the last epoch's, or with early stopping the best epoch's;
+    `fit` measured the validation split right after that epoch, so evaluating it again
+    would only repeat that pass.
     """
-    last = fitted.history[-1] if fitted.history else {}
+    final = run.config.epochs - 1 if fitted.best_epoch is None else fitted.best_epoch
+    row = next((r for r in reversed(fitted.history) if r["epoch"] == final), {})
     _, sizes = evaluation_data(run, "validation", embed=run.embed)
     loss = {task.name: task.loss_metric for task in run.tasks}
-    measured = all(f"val_{n}_{loss[n]}" in last for n, size in sizes.items() if size)
-    if last.get("epoch") != run.config.epochs - 1 or not measured or not any(sizes.values()):
+    measured = all(f"val_{n}_{loss[n]}" in row for n, size in sizes.items() if size)
+    if not row or not measured or not any(sizes.values()):
         return evaluate(run, "validation")
-    return task_metrics(last, sizes, prefix="val_")
+    return task_metrics(row, sizes, prefix="val_")
 
 
 def param_counts(model):
@@ -483,6 +499,7 @@ def evaluate_run(run, data, fitted, output):
         "test": evaluate(run, "test"),
         "params": param_counts(run.model),
         "stages": fitted.stages,
+        "best_epoch": fitted.best_epoch,  # with --patience: the epoch whose weights were kept
         "train_examples": data.sizes,
         "epoch_seconds": fitted.epoch_seconds,
         "embedding_cache": run.embed is not None,
