@@ -151,19 +151,20 @@ def tiny_data_dir(tmp_path_factory):
     return root / "prepared"
 
 
-def tiny_run_argv(preset, data_dir, out, *extra):
-    """`experiments.run` arguments for a tiny run: tiny BERT, tiny data, short sequences."""
+def tiny_run_argv(preset, data_dir, out, *extra, sts=False):
+    """`experiments.run` arguments for a tiny run: tiny BERT, tiny data, short sequences;
+    the STS-B measure only with `sts` (tests of it ask; it costs every run seconds)."""
     common = "--max-length 16 --batch-size 4 --verbose 0 --learning-rate 1e-3".split()
     paths = ["--preset", str(preset), "--data-dir", str(data_dir), "--output-dir", str(out)]
-    return [*paths, *common, *extra]
+    return [*paths, *common, *([] if sts else ["--no-sts"]), *extra]
 
 
-def finished_tiny_run(tmp_path_factory, preset, data_dir, name, options):
+def finished_tiny_run(tmp_path_factory, preset, data_dir, name, options, sts=False):
     """Run `experiments.run` tiny with `options` (a string) into a new folder; return it."""
     from experiments import run
 
     out = tmp_path_factory.mktemp(name)
-    run.main(tiny_run_argv(preset, data_dir, out, *options.split()))
+    run.main(tiny_run_argv(preset, data_dir, out, *options.split(), sts=sts))
     return out
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from experiments import sts as sts_cli
 from mtl_keras import MultiTaskModel, embedding_model
 from mtl_keras.data.pipeline import evaluation_stream, training_stream
 from mtl_keras.errors import InputError
@@ -87,7 +88,9 @@ def test_frozen_all_measures_pairs_without_training():
 @pytest.fixture(scope="module")
 def similarity_run(tiny_preset, tiny_data_dir, tmp_path_factory):
     options = "--tasks topic,similarity --pooling attention --epochs 2"
-    return finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, "pairs", options)
+    return finished_tiny_run(
+        tmp_path_factory, tiny_preset, tiny_data_dir, "pairs", options, sts=True
+    )
 
 
 def test_run_reports_pairs_and_the_sts_b_change(similarity_run):
@@ -136,3 +139,15 @@ def test_pairs_alone_train_the_encoder_under_other_scenarios(
     start = keras_hub.models.BertBackbone.from_preset(str(tiny_preset))
     untrained = embedding_model(start)(tiny_inputs(), training=False)
     assert np.abs(trained.numpy() - untrained.numpy()).max() > 1e-4  # the pair loss moved it
+
+
+def test_sts_cli_on_the_saved_model_and_preset_repeats_the_runs_figures(
+    similarity_run, tiny_preset, tiny_data_dir, capsys
+):
+    sts = json.loads((similarity_run / "metrics.json").read_text())["sts_b"]
+    common = ["--max-length", "16", "--data-dir", str(tiny_data_dir)]
+    after = sts_cli.main(["--model", str(similarity_run / "model.keras"), *common])
+    before = sts_cli.main(["--preset", str(tiny_preset), *common])
+    assert after["spearman"] == pytest.approx(sts["after"], abs=1e-6)
+    assert before["spearman"] == pytest.approx(sts["before"], abs=1e-6)
+    assert "STS-B test (4 pairs), cosine Spearman x 100" in capsys.readouterr().out
