@@ -32,6 +32,7 @@ from mtl_keras.data.loading import resolve_data_dir
 from mtl_keras.data.pipeline import evaluation_stream, training_stream
 from mtl_keras.encoder import SentenceEncoder, traced_inference
 from mtl_keras.errors import InputError, TrainingDiverged
+from mtl_keras.metrics import entity_f1_by_type
 from mtl_keras.model import MultiTaskModel, compile_model, per_task_logs
 from mtl_keras.optimizers import make_optimizer
 from mtl_keras.plots import plot_curves
@@ -484,6 +485,27 @@ def validation_metrics(run, fitted):
     return task_metrics(row, sizes, prefix="val_")
 
 
+def entity_types_f1(run, split):
+    """{token task: {entity type: F1}} on a split (the micro F1 is in `evaluate`'s)."""
+    out = {}
+    for task in (t for t in run.tasks if t.kind == "token"):
+        data, _ = evaluation_stream(
+            run.tasks, split, run.preprocessor, batch_size=run.config.batch_size,
+            max_length=run.config.max_length, data_dir=resolve_data_dir(run.config.data_dir),
+            max_examples=run.config.max_eval_examples, only=task.name,
+        )  # fmt: skip
+        if data is None:
+            continue
+        true, pred, weight = [], [], []
+        for x, y, w in data:  # rows padded to a batch's longest: keep them row by row
+            logits = run.model(x, training=False)[task.name]
+            true += list(np.asarray(y[task.name]))
+            pred += list(np.argmax(logits, axis=-1))
+            weight += list(np.asarray(w[task.name]))
+        out[task.name] = entity_f1_by_type(true, pred, weight, task.labels)
+    return out
+
+
 def param_counts(model):
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_weights))
     total = int(sum(np.prod(v.shape) for v in model.weights))
@@ -497,6 +519,7 @@ def evaluate_run(run, data, fitted, output):
         "tasks": [t.name for t in run.tasks],
         "validation": validation_metrics(run, fitted),
         "test": evaluate(run, "test"),
+        "test_entity_f1_by_type": entity_types_f1(run, "test"),
         "params": param_counts(run.model),
         "stages": fitted.stages,
         "best_epoch": fitted.best_epoch,  # with --patience: the epoch whose weights were kept

@@ -1,7 +1,7 @@
 import numpy as np
 
 from mtl_keras.data.sources import NER_TAGS
-from mtl_keras.metrics import EntityF1, MacroF1, entity_spans
+from mtl_keras.metrics import EntityF1, MacroF1, entity_f1_by_type, entity_spans
 
 T = {name: i for i, name in enumerate(NER_TAGS)}
 
@@ -52,3 +52,14 @@ def test_macro_f1_from_sparse_labels_and_logits():
     weighted.update_state(y_true, logits, np.array([1, 1, 1, 0], "float32"))
     np.testing.assert_allclose(float(weighted.result()), 1.0, rtol=1e-5)
     assert MacroF1.from_config(metric.get_config()).num_classes == 3
+
+
+def test_entity_f1_by_type_next_to_the_micro_figure():
+    y_true = [ids("O", "B-person", "I-person", "O", "B-geo-loc", "O", "B-person")]
+    y_pred = [ids("O", "B-person", "I-person", "O", "B-company", "O", "O")]
+    weight = [np.array([0, 1, 1, 1, 1, 1, 1])]
+    by_type = entity_f1_by_type(y_true, y_pred, weight, NER_TAGS)
+    # person: 1 of 2 gold found, 1 predicted -> 2/3; geo-loc and company: 0; others: none.
+    assert by_type["person"] == np.float64(2 / 3).item()
+    assert by_type["geo-loc"] == 0.0 and by_type["company"] == 0.0
+    assert set(by_type) == {t[2:] for t in NER_TAGS if t != "O"}

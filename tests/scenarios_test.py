@@ -8,6 +8,7 @@ import pytest
 
 from experiments import run
 from mtl_keras.backbone import TunableBertBackbone
+from mtl_keras.data.sources import NER_TYPES
 from mtl_keras.layerwise_lr import LayerwiseLR
 from mtl_keras.model import MultiTaskModel
 from mtl_keras.scenarios import SCENARIOS, gradual_stages
@@ -157,6 +158,12 @@ def test_runner_writes_all_artefacts(runs):
     history = (folder / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,") and len(history) == 3  # header + 2 epochs
     assert len(saved["epoch_seconds"]) == 2
+
+
+def test_ner_runs_report_f1_per_entity_type(tiny_run):
+    saved = json.loads((tiny_run / "metrics.json").read_text())
+    by_type = saved["test_entity_f1_by_type"]["ner"]
+    assert set(by_type) == set(NER_TYPES) and all(0.0 <= f <= 1.0 for f in by_type.values())
 
 
 def test_llrd_model_reloads_with_optimizer_and_keeps_training(runs, tiny_data_dir):
