@@ -68,6 +68,7 @@ GRIDS = {
             "frozen_lower",
             "gradual_unfreeze",
             "llrd-0.8",
+            "llrd-0.95",
             "lora",
         ],
         [0],
