@@ -217,10 +217,10 @@ def markdown_table(summary):
                 cells.append(f"{mean:,.0f}")
             elif column == "seconds_per_epoch":
                 cells.append(f"{mean:.0f}")
-            elif column in STS_COLUMNS:
-                cells.append(f"{mean:.2f} ± {std:.2f}")
             else:
-                cells.append(f"{mean:.4f} ± {std:.4f}")
+                digits = 2 if column in STS_COLUMNS else 4
+                spread = f" ± {std:.{digits}f}" if values[column][2] > 1 else ""  # one seed: none
+                cells.append(f"{mean:.{digits}f}{spread}")
         n = next(iter(values.values()))[2]
         lines.append(f"| {config} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -294,7 +294,8 @@ def report(root, results_dir, readme, commit=None):
         'Made by `python -m experiments.study` (see README, "Training considerations")'
         + (f", report written at commit `{commit}`." if commit else "."),
         f"Per-run budget: `{budget}` (test metrics on up to 1,000 examples per task).",
-        "Means ± standard deviations over seeds; every number comes from results/study.csv.",
+        "Means ± standard deviations over seeds (a single seed: its value); every number comes "
+        "from results/study.csv.",
     ]
     for grid in GRIDS:
         parts += grid_section(root, results_dir, rows, grid)
