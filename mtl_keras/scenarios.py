@@ -95,7 +95,7 @@ def check_pair_tasks(scenario, tasks):
     if "backbone" in scenario.freeze and scenario.trains:
         raise InputError(
             f"task {pairs[0]!r} trains the encoder, which scenario {scenario.name!r} "
-            "freezes: choose full, frozen_lower, gradual_unfreeze, llrd or lora."
+            "freezes: choose full, frozen_head_a/b, frozen_lower, gradual_unfreeze, llrd or lora."
         )
 
 
