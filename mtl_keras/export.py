@@ -32,7 +32,7 @@ def serving_outputs(model, tokenizer, preprocessor, tasks):
         x = {name: tf.cast(value, tf.int32) for name, value in x.items()}
         out = model(x, training=False)
         result = {EMBEDDING: tf.math.l2_normalize(out[EMBEDDING], axis=-1)}
-        for task in (t for t in tasks if t.kind != "pair"):  # pairs: see `embedding`
+        for task in tasks:
             logits = tf.cast(out[task.name], tf.float32)
             names = tf.constant(task.labels)
             predicted = tf.gather(names, tf.argmax(logits, axis=-1))
@@ -84,7 +84,7 @@ def export_for_serving(model, tokenizer, output, *, max_length=128, overwrite=Fa
     archive.track(inference)
     archive.add_endpoint(
         SIGNATURE,
-        serving_outputs(inference, tokenizer, preprocessor, model.tasks),
+        serving_outputs(inference, tokenizer, preprocessor, model.text_tasks),
         input_signature=[tf.TensorSpec([None], tf.string, name="text")],
     )
     return atomic_write(output, lambda tmp: archive.write_out(tmp, verbose=False), directory=True)

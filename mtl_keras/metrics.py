@@ -52,28 +52,28 @@ def entity_spans(tags, names):
     return set(spans)
 
 
-def entity_counts(y_true, y_pred, weight, names):
-    """True positives, predicted and gold entity counts over weighted (word) positions."""
-    counts = np.zeros(3, np.float32)
+def entity_type_counts(y_true, y_pred, weight, names):
+    """{entity type: [true positives, predicted, gold]} over weighted (word) positions."""
+    counts = collections.defaultdict(lambda: np.zeros(3, np.float32))
     for true_row, pred_row, weight_row in zip(y_true, y_pred, weight, strict=True):
-        keep = weight_row > 0
-        gold = entity_spans(true_row[keep].tolist(), names)
-        found = entity_spans(pred_row[keep].tolist(), names)
-        counts += [len(gold & found), len(found), len(gold)]
-    return counts
-
-
-def entity_f1_by_type(y_true, y_pred, weight, names):
-    """{entity type: F1} over weighted (word) positions, next to the micro F1 of EntityF1."""
-    counts = collections.defaultdict(lambda: np.zeros(3))
-    for true_row, pred_row, weight_row in zip(y_true, y_pred, weight, strict=True):
-        keep = weight_row > 0
+        keep = np.asarray(weight_row) > 0
         gold = entity_spans(np.asarray(true_row)[keep].tolist(), names)
         found = entity_spans(np.asarray(pred_row)[keep].tolist(), names)
         for span in gold | found:
             counts[span[2]] += [span in gold and span in found, span in found, span in gold]
+    return counts
+
+
+def entity_counts(y_true, y_pred, weight, names):
+    """True positives, predicted and gold entity counts over weighted (word) positions."""
+    return sum(entity_type_counts(y_true, y_pred, weight, names).values(), np.zeros(3, np.float32))
+
+
+def entity_f1_by_type(y_true, y_pred, weight, names):
+    """{entity type: F1} over weighted (word) positions, next to the micro F1 of EntityF1."""
+    counts = entity_type_counts(y_true, y_pred, weight, names)
     types = sorted({name[2:] for name in names if name != "O"})
-    return {t: float(2 * counts[t][0] / max(counts[t][1] + counts[t][2], 1)) for t in types}
+    return {t: 2 * float(counts[t][0]) / max(float(counts[t][1] + counts[t][2]), 1) for t in types}
 
 
 @keras.saving.register_keras_serializable(package="mtl_keras")

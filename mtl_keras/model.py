@@ -95,6 +95,12 @@ class MultiTaskModel(keras.Model):
         return [name for name, dense in self.head_denses.items() if not dense.trainable]
 
     @property
+    def text_tasks(self):
+        """The tasks with an output per text: all but pair tasks, which score two texts
+        (what they trained shows in the embedding)."""
+        return [task for task in self.tasks if task.kind != "pair"]
+
+    @property
     def text_inputs(self):
         """The inputs of one text (without the second text of a pair task)."""
         return {f: self.input[f] for f in FEATURES}
@@ -106,10 +112,9 @@ class MultiTaskModel(keras.Model):
     def inference_model(self):
         """BERT inputs -> {"embedding", <task>: logits}: one pass for serving and prediction.
 
-        Per text, so pair tasks (which score two texts) are left out; the embedding they
-        trained is the `embedding` output.
+        Per text, so only `text_tasks`; the embedding pair tasks trained is `embedding`.
         """
-        heads = {t.name: self.output[t.name] for t in self.tasks if t.kind != "pair"}
+        heads = {t.name: self.output[t.name] for t in self.text_tasks}
         outputs = {EMBEDDING: self._embedding, **heads}
         return keras.Model(self.text_inputs, outputs, name=f"{self.name}_inference")
 

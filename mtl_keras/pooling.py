@@ -99,8 +99,3 @@ def make_pooling(mode, **kwargs):
     if mode not in POOLING:
         raise InputError(f"unknown pooling {mode!r}; choose from: {', '.join(POOLING)}.")
     return POOLING[mode](**kwargs)
-
-
-def pooling_mode(layer):
-    """The name (a key of POOLING) of a pooling layer."""
-    return next(mode for mode, cls in POOLING.items() if type(layer) is cls)

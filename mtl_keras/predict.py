@@ -41,8 +41,7 @@ class Predictor:
             raise InputError(f"max_length={max_length} exceeds the model's {limit} positions.")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}.")
-        # Per text: a pair task (which scores two texts) shows in the embedding only.
-        self.tasks = [task for task in model.tasks if task.kind != "pair"]
+        self.tasks = model.text_tasks
         self.model, self.tokenizer = model, tokenizer
         self.max_length, self.batch_size = max_length, batch_size
         self.preprocessor = make_preprocessor(tokenizer, max_length)

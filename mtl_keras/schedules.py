@@ -41,7 +41,7 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         elif self.decay == "cosine":
             falling = self.peak * 0.5 * (1.0 + ops.cos(math.pi * progress))
         else:
-            falling = ops.convert_to_tensor(self.peak, "float32") + 0.0 * progress
+            falling = ops.full_like(progress, self.peak)
         return ops.where(step < self.warmup_steps, rising, falling)
 
     def get_config(self):

@@ -78,6 +78,7 @@ class Run:
     embed: object = None  # the frozen-backbone embedding function when caching
     eval_data: dict = dataclasses.field(default_factory=dict)  # built once per split
     sts_pairs: tuple = None  # the STS-B test pairs, read once
+    sts_encoder: SentenceEncoder = None  # the model's embedding, traced once
 
 
 @dataclasses.dataclass
@@ -452,11 +453,14 @@ def measure_sts(run):
     """STS-B test Spearman x 100 of the run's embedding as it is now (None if turned off)."""
     if not run.config.measure_sts:
         return None
-    if run.sts_pairs is None:
+    if run.sts_pairs is None:  # traced once: it reads the variables, so later calls see training
         run.sts_pairs = sts_pairs("test", resolve_data_dir(run.config.data_dir))
-    encoder = SentenceEncoder.from_model(run.model, run.tokenizer, run.config.max_length)
+        run.sts_encoder = SentenceEncoder.from_model(
+            run.model, run.tokenizer, run.config.max_length
+        )
     return sts_spearman(
-        lambda texts: encoder.encode(texts, batch_size=run.config.batch_size), run.sts_pairs
+        lambda texts: run.sts_encoder.encode(texts, batch_size=run.config.batch_size),
+        run.sts_pairs,
     )
 
 
