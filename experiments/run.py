@@ -34,7 +34,11 @@ NUMBERS = [
     ("warmup_ratio", float, "share of the steps that warm the learning rate up"),
     ("gradient_accumulation_steps", int, "batches whose gradients make one update"),
     ("patience", int, "early stopping: epochs without a better validation score (keeps the best)"),
-    ("head_lr_multiplier", float, "the heads' factor on the learning rate"),
+    (
+        "head_lr_multiplier",
+        float,
+        "the heads' factor on the learning rate (default: the scenario's)",
+    ),
     ("dropout", float, "before each head"),
     ("max_train_examples", int, "per task (default: all)"),
     ("max_eval_examples", int, "per task and split (default: all)"),
@@ -67,6 +71,11 @@ def build_parser():
     add("--schedule", default=DEFAULTS["schedule"], choices=SCHEDULES, help="after the warm-up")
     add("--pooling", default=DEFAULTS["pooling"], choices=list(POOLING), help="sentence embedding")
     add("--loss-weights", default="", help="e.g. topic=1,sentiment=0.5")
+    add(
+        "--train-examples",
+        default="",
+        help="per-task caps over --max-train-examples, e.g. sentiment=250",
+    )
     add("--output-dir", help="default: runs/<scenario>-<timestamp>")
     add(
         "--preset",
@@ -100,23 +109,25 @@ def build_parser():
     return p
 
 
-def parse_loss_weights(text):
+def parse_task_values(text, option="--loss-weights", kind=float):
     """`topic=1,sentiment=0.5` -> {"topic": 1.0, "sentiment": 0.5}."""
-    weights = {}
+    values = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = item.partition("=")
         try:
-            weights[name.strip()] = float(value)
+            values[name.strip()] = kind(value)
         except ValueError:
-            raise InputError(f"--loss-weights item {item!r} is not task=number.") from None
-    return weights
+            what = "number" if kind is float else "whole number"
+            raise InputError(f"{option} item {item!r} is not task={what}.") from None
+    return values
 
 
 def config_from_args(args):
     """The `RunConfig` that a parsed command line asks for (checked on creation)."""
     options = {k: v for k, v in vars(args).items() if k in DEFAULTS}
     options["verbose"] = args.verbose if args.verbose == "auto" else _verbosity(args.verbose)
-    options["loss_weights"] = parse_loss_weights(args.loss_weights)
+    options["loss_weights"] = parse_task_values(args.loss_weights)
+    options["train_examples"] = parse_task_values(args.train_examples, "--train-examples", int)
     options["save_model"] = not args.no_save_model
     options["cache_embeddings"] = not args.no_cache
     options["length_buckets"] = not args.no_length_buckets

@@ -56,12 +56,13 @@ class RunConfig:
     max_length: int = 128  # word pieces per text, [CLS]/[SEP] included
     learning_rate: float | None = None  # None: the scenario's own default
     weight_decay: float = 0.01
-    schedule: str = "constant"  # after the warm-up: linear or cosine decay to 0, or constant
-    warmup_ratio: float = 0.0  # share of the run's steps that warm the rate up from 0
+    schedule: str = "linear"  # after the warm-up: linear or cosine decay to 0, or constant
+    warmup_ratio: float = 0.1  # share of the run's steps that warm the rate up from 0
     gradient_accumulation_steps: int = 1  # batches whose gradients make one update
     patience: int | None = None  # early stopping: epochs without a better validation score
     dropout: float = 0.1  # before each head
     max_train_examples: int | None = None  # per task; None: all
+    train_examples: dict = dataclasses.field(default_factory=dict)  # task -> its own cap
     max_eval_examples: int | None = None  # per task and split; None: all
     pooling: str = "mean"  # sentence embedding: mean, cls, max or attention
     sampling: str = "proportional"
@@ -86,7 +87,7 @@ class RunConfig:
     frozen_layers: int = 3  # frozen_lower: lower k transformer layers
     unfreeze_every: int = 1  # gradual_unfreeze: epochs per stage
     layer_decay: float = 0.8  # llrd: factor per layer going down
-    head_lr_multiplier: float = 1.0  # the heads' factor on the learning rate (every scenario)
+    head_lr_multiplier: float | None = None  # the heads' factor on it; None: the scenario's
     lora_rank: int = 8  # lora: rank of the adapters
 
     def __post_init__(self):
@@ -101,6 +102,7 @@ class RunConfig:
                 f"loss_weights must map task names to numbers, got {self.loss_weights!r}."
             )
         check_loss_weights(self.loss_weights, tasks)
+        self._check_train_examples()
         self._check_numbers()
         self._check_choices()
 
@@ -161,9 +163,29 @@ class RunConfig:
             if value is not None and not str(value):  # types: see _check_types
                 raise InputError(f"--{_flag(name)} must be a non-empty path, got {value!r}.")
 
+    def _check_train_examples(self):
+        for name, cap in self.train_examples.items():
+            if name not in self.tasks:
+                raise InputError(
+                    f"--train-examples names task {name!r}, which this run does not train; "
+                    f"its tasks: {', '.join(self.tasks)}."
+                )
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise InputError(
+                    f"--train-examples {name}={cap!r}: a cap must be a whole number >= 1."
+                )
+
+    def train_cap(self, task):
+        """How many training examples of `task` the run uses (None: all)."""
+        return self.train_examples.get(task, self.max_train_examples)
+
     @property
     def learning_rate_or_default(self):
         return self.learning_rate or SCENARIOS[self.scenario].learning_rate
+
+    @property
+    def head_lr_multiplier_or_default(self):
+        return self.head_lr_multiplier or SCENARIOS[self.scenario].head_lr_multiplier
 
     def to_dict(self):
         """Plain JSON values (for metrics.json)."""

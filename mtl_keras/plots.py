@@ -127,3 +127,26 @@ def plot_sts_tradeoff(path, summary):
         ax.set_ylabel(f"test {metric}")
     fig.tight_layout()
     return save_figure(fig, path, dpi=70)
+
+
+def plot_size_curve(path, curves, metrics):
+    """Lines: test metrics against the training examples of the varied task, per scenario.
+
+    Args:
+        curves: {scenario: [(examples, {metric: (mean, std, seeds)})]}, examples rising.
+        metrics: the metric columns to draw, one panel each.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for scenario, points in curves.items():
+            xs = [x for x, _ in points]
+            means = [values[metric][0] for _, values in points]
+            stds = [values[metric][1] for _, values in points]
+            ax.errorbar(xs, means, yerr=stds, fmt="-o", capsize=3, label=scenario)
+        ax.set_xscale("log")
+        ax.set_xlabel("sentiment training tweets")
+        ax.set_title(f"test {metric} (mean ± std over seeds)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=70)

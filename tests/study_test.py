@@ -41,3 +41,33 @@ def test_tiny_study_writes_tables_plots_and_resumes(tiny_preset, tiny_data_dir, 
     stamp = log.stat().st_mtime_ns
     study.main(argv)
     assert log.stat().st_mtime_ns == stamp
+
+
+def test_sweep_and_size_configs(tmp_path):
+    from mtl_keras import study as lib
+
+    swept = lib.run_config(tmp_path, "topic,sentiment", "lora-lr0.001-h20", 0)
+    assert (swept.scenario, swept.learning_rate, swept.head_lr_multiplier) == ("lora", 1e-3, 20)
+    small = lib.run_config(tmp_path, "topic,sentiment", "llrd-0.8-n250", 1)
+    assert small.max_train_examples is None and small.train_examples == {"sentiment": 250}
+    assert (small.scenario, small.layer_decay) == ("llrd", 0.8)  # the base config's knobs kept
+    assert lib.run_config(tmp_path, "topic,sentiment", "full-nall", 0).train_examples == {}
+    assert len(lib.GRIDS["size"][1]) == len(lib.SIZE_SCENARIOS) * len(lib.SIZES)
+
+
+def test_size_curve_groups_configs_by_scenario(tmp_path):
+    from mtl_keras import study as lib
+    from mtl_keras.plots import plot_size_curve
+
+    rows = [
+        {"grid": "size", "config": f"full-n{n}", "seed": s, "sentiment_train": t,
+         "sentiment_accuracy": a + s / 100, "topic_accuracy": 0.9}
+        for n, t, a in (("250", 250, 0.6), ("all", 9000, 0.8), ("1000", 1000, 0.7))
+        for s in (0, 1)
+    ]  # fmt: skip
+    curves, metrics = lib.size_curves(rows, lib.summarise(rows, "size"))
+    assert sorted(metrics) == ["sentiment_accuracy", "topic_accuracy"]
+    points = curves["full"]
+    assert [x for x, _ in points] == [250, 1000, 9000]  # sorted by tweets, "all" last
+    assert [round(v["sentiment_accuracy"][0], 3) for _, v in points] == [0.605, 0.705, 0.805]
+    assert plot_size_curve(tmp_path / "size.png", curves, metrics).stat().st_size > 0

@@ -216,6 +216,7 @@ def training_stream(
 ):
     """Mixed multi-task training batches; returns (dataset, steps_per_epoch, sizes).
 
+    `max_examples` caps each task's training set: one number for all, or {task: cap}.
     One epoch draws as many examples as the (capped) training sets hold together, from
     each task with `sampling_weights`; the order is fixed by `seed`. With
     `length_buckets`, the shuffled mixed stream is grouped into batches of similar length
@@ -223,10 +224,12 @@ def training_stream(
     padding; the mix of tasks and the shuffling are kept. With `embed`, the batches hold
     cached embeddings instead of BERT inputs (see `embedding_cache`).
     """
+    caps = max_examples if isinstance(max_examples, dict) else {}
     parts, sizes = [], []
     for index, task in enumerate(tasks):
+        cap = caps.get(task.name) if caps else max_examples
         encoded, size = task_split(
-            task, tasks, "train", preprocessor, max_length, data_dir, max_examples, embed
+            task, tasks, "train", preprocessor, max_length, data_dir, cap, embed
         )
         if size == 0:
             raise InputError(f"task {task.name!r} has no training examples.")
