@@ -28,7 +28,7 @@ from mtl_keras.callbacks import (
     read_progress,
 )
 from mtl_keras.config import RunConfig
-from mtl_keras.data.loading import resolve_data_dir
+from mtl_keras.data.loading import get_builder, resolve_data_dir
 from mtl_keras.data.pipeline import evaluation_stream, training_stream
 from mtl_keras.encoder import SentenceEncoder, traced_inference
 from mtl_keras.errors import InputError, TrainingDiverged
@@ -510,6 +510,32 @@ def entity_types_f1(run, split):
     return out
 
 
+# Crowd annotators' agreement on a tweet's label: accuracy on the tweets at or above it
+# shows how much label noise caps the accuracy on all of them.
+CONFIDENT = 0.8
+
+
+def confident_metrics(run, split):
+    """{task: metrics} on the examples of `split` labelled with confidence >= CONFIDENT,
+    for each task whose dataset records annotator confidence (tweet sentiment)."""
+    data_dir, out = resolve_data_dir(run.config.data_dir), {}
+    for task in run.tasks:
+        if "confidence" not in get_builder(task.dataset, data_dir).info.features:
+            continue
+        data, sizes = evaluation_stream(
+            run.tasks, split, run.preprocessor, batch_size=run.config.batch_size,
+            max_length=run.config.max_length, data_dir=data_dir,
+            max_examples=run.config.max_eval_examples, only=task.name,
+            where=lambda example: example["confidence"] >= CONFIDENT,
+        )  # fmt: skip
+        metrics = {"min_confidence": CONFIDENT, "examples": sizes[task.name]}
+        if data is not None:
+            logs = run.model.evaluate(data, return_dict=True, verbose=0)
+            metrics.update(task_metrics(per_task_logs(logs, [task.name]), sizes)[task.name])
+        out[task.name] = metrics
+    return out
+
+
 def param_counts(model):
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_weights))
     total = int(sum(np.prod(v.shape) for v in model.weights))
@@ -524,6 +550,7 @@ def evaluate_run(run, data, fitted, output):
         "validation": validation_metrics(run, fitted),
         "test": evaluate(run, "test"),
         "test_entity_f1_by_type": entity_types_f1(run, "test"),
+        "test_confident": confident_metrics(run, "test"),
         "params": param_counts(run.model),
         "stages": fitted.stages,
         "best_epoch": fitted.best_epoch,  # with --patience: the epoch whose weights were kept
@@ -591,6 +618,13 @@ def format_metrics(metrics):
             lines.append(
                 f"{task:10} {split:10} {m.get('accuracy', nan):9.4f} {f1:7.4f} "
                 f"{m.get('xent', m.get('mse', nan)):7.4f}  ({m['examples']} examples)"
+            )
+    for task, m in metrics.get("test_confident", {}).items():
+        if "accuracy" in m:
+            lines.append(
+                f"{task:10} {'test':10} {m['accuracy']:9.4f} {m['macro_f1']:7.4f} "
+                f"{m['xent']:7.4f}  ({m['examples']} examples labelled with confidence "
+                f">= {m['min_confidence']})"
             )
     sts = metrics.get("sts_b")
     if sts:

@@ -112,3 +112,19 @@ def test_evaluation_stream_covers_each_split_once(tiny_data_dir):
     assert eval_sizes == sizes
     lengths = [int(n) for x, _, _ in batches for n in x["padding_mask"].numpy().sum(axis=1)]
     assert lengths == sorted(lengths, reverse=True)  # longest first, like encode
+
+
+def test_a_split_can_be_read_as_a_subset(tiny_data_dir):
+    from mtl_keras.data.pipeline import array_size, split_arrays
+
+    preprocessor = make_preprocessor(make_tiny_tokenizer(), 16)
+    task = resolve_tasks("sentiment")
+
+    def size(where=None):
+        return sum(
+            array_size(split_arrays(task[0], task, s, preprocessor, 16, tiny_data_dir, where=where))
+            for s in ("train", "validation", "test")
+        )
+
+    # Tiny tweets: confidences 0.9, 1.0, none (NaN), 0.7, 0.5, 0.8 once de-duplicated.
+    assert (size(), size(lambda e: e["confidence"] >= 0.8)) == (6, 3)

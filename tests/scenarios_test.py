@@ -8,6 +8,7 @@ import pytest
 
 from experiments import run
 from mtl_keras.backbone import TunableBertBackbone
+from mtl_keras.data import load
 from mtl_keras.data.sources import NER_TYPES
 from mtl_keras.layerwise_lr import LayerwiseLR
 from mtl_keras.model import MultiTaskModel
@@ -243,3 +244,14 @@ def test_frozen_backbone_cache_matches_running_the_backbone(
             for key in ("accuracy", "xent"):
                 assert cached[split][task][key] == pytest.approx(direct[split][task][key], abs=1e-4)
     assert cached["optimizer_iterations"] == direct["optimizer_iterations"]
+
+
+def test_sentiment_is_also_scored_on_confidently_labelled_tweets(tiny_run, tiny_data_dir):
+    saved = json.loads((tiny_run / "metrics.json").read_text())
+    confident = saved["test_confident"]
+    assert set(confident) == {"sentiment"}  # the only dataset with annotator confidence
+    tweets = load("tweet_sentiment", "test", tiny_data_dir)
+    expected = sum(float(e["confidence"]) >= 0.8 for e in tweets)
+    assert confident["sentiment"]["min_confidence"] == 0.8
+    assert confident["sentiment"]["examples"] == expected <= saved["test"]["sentiment"]["examples"]
+    assert expected == 0 or 0.0 <= confident["sentiment"]["accuracy"] <= 1.0

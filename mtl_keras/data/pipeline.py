@@ -142,13 +142,16 @@ def trim_batch(x, y, w):
 
 
 def split_arrays(task, tasks, split, preprocessor, max_length, data_dir=None,
-                 max_examples=None):  # fmt: skip
+                 max_examples=None, where=None):  # fmt: skip
     """One task's split, encoded for all heads, read once into numpy (x, y, w).
 
     Tokenization then happens once per run instead of once per epoch (our largest split,
     30k tweets at 128 word pieces, is under 100 MB). None when the split is empty.
+    `where` (a function of a raw example to a bool tensor) keeps a subset.
     """
     dataset = load(task.dataset, split, data_dir)
+    if where is not None:
+        dataset = dataset.filter(where)
     if max_examples:
         dataset = dataset.take(max_examples)
     encoded = encode_examples(dataset, task, tasks, preprocessor, max_length)
@@ -315,20 +318,23 @@ def pad_batch_to_multiple(multiple):
 
 
 def evaluation_stream(tasks, split, preprocessor, batch_size=32, max_length=128, data_dir=None,
-                      max_examples=None, only=None, replicas=1, embed=None):  # fmt: skip
+                      max_examples=None, only=None, replicas=1, embed=None,
+                      where=None):  # fmt: skip
     """Every example of `split` for each task (or only task `only`), longest first, batched.
 
     Sorted by length like `SentenceEncoder.encode`: each batch is cut to its longest
     sentence, so similar lengths together waste the least padding; the weighted metrics
     do not depend on the order. Returns (dataset, {task name: examples}); the dataset is
     None when there are no examples. With `replicas` > 1, batches are padded to split
-    evenly (see pad_batch_to_multiple).
+    evenly (see pad_batch_to_multiple). `where` keeps a subset (see `split_arrays`).
     """
     parts, sizes = [], {}
     for task in tasks:
         if only is not None and task.name != only:
             continue
-        arrays = split_arrays(task, tasks, split, preprocessor, max_length, data_dir, max_examples)
+        arrays = split_arrays(
+            task, tasks, split, preprocessor, max_length, data_dir, max_examples, where
+        )
         sizes[task.name] = array_size(arrays)
         parts += [] if arrays is None else [arrays]
     if not parts:
