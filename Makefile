@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run train-full test lint bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,16 @@ RUN_ARGS ?= --scenario full --tasks topic,sentiment --max-train-examples 2000 \
 	--max-length 64 --epochs 2
 run: setup
 	$(PY) -m experiments.run $(RUN_ARGS)
+
+# The full-data recipe: topic + sentiment + ner in one model on every training example,
+# evaluated on the full test splits, then exported for TF Serving (README, "Full data").
+FULL_DIR := runs/train-full-$(shell date +%Y%m%d-%H%M%S)
+FULL_ARGS ?= --scenario full --tasks topic,sentiment,ner --sampling temperature \
+	--max-length 128 --epochs 3
+train-full: setup
+	$(PY) -m experiments.run $(FULL_ARGS) --output-dir $(FULL_DIR)
+	$(PY) -m experiments.export --model $(FULL_DIR)/model.keras --output $(FULL_DIR)/serving/1 \
+		--max-length 128
 
 test: setup
 	$(PY) -m pytest

@@ -26,7 +26,7 @@ from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
 FORMATS = ("tf-serving", "sentence-transformers", "keras-hub")
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a model.keras written by experiments.run")
     parser.add_argument("--output", required=True, help="tf-serving: a version dir (serving/mtl/1)")
@@ -37,7 +37,11 @@ def main(argv=None):
     parser.add_argument("--max-length", type=int, default=128, help="word pieces per sentence")
     parser.add_argument("--quantize", choices=["int8"], help="tf-serving: int8 weights (smaller)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     if args.quantize and args.format != "tf-serving":
         raise InputError(f"--quantize applies to --format tf-serving only, not {args.format}.")
     model_path = Path(args.model)

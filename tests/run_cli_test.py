@@ -1,4 +1,5 @@
 import json
+import shlex
 import subprocess
 import sys
 
@@ -39,3 +40,24 @@ def test_mirrored_on_two_logical_cpus_end_to_end(tiny_preset, tiny_data_dir, tmp
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["replicas"] == 2 and metrics["optimizer_iterations"] > 0
     assert (out / "model.keras").is_file()
+
+
+def test_make_train_full_is_a_valid_full_data_run_then_its_export(tmp_path):
+    from pathlib import Path
+
+    from experiments import export
+
+    root = Path(__file__).resolve().parent.parent
+    dry = subprocess.run(
+        ["make", "-n", "train-full", "PY=python", f"FULL_DIR={tmp_path}/full", "STAMP="],
+        cwd=root, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = dry.stdout.replace("\\\n", " ").splitlines()  # join continued lines
+    commands = [shlex.split(line) for line in lines if " -m experiments." in line]
+    assert [c[2] for c in commands] == ["experiments.run", "experiments.export"]
+    config = run.parse_config(commands[0][3:])  # checked as a run would check it
+    assert config.tasks == ("topic", "sentiment", "ner") and config.max_train_examples is None
+    assert config.max_eval_examples is None  # the full test splits
+    exported = export.build_parser().parse_args(commands[1][3:])
+    assert exported.model == f"{config.output_dir}/model.keras"
+    assert exported.max_length == config.max_length
