@@ -62,8 +62,10 @@ SWEEP = [
     ("full", 5e-5, 1), ("full", 5e-5, 20), ("full", 5e-5, 100),
     ("full", 1e-4, 1), ("full", 1e-4, 20), ("full", 1e-4, 100), ("full", 2e-4, 20),
     ("frozen_backbone", 1e-3, 1), ("frozen_backbone", 3e-3, 1), ("frozen_backbone", 1e-2, 1),
+    ("frozen_backbone", 3e-2, 1),
     ("llrd", 1e-4, 20), ("llrd", 1e-4, 100), ("llrd", 2e-4, 20),
-    ("lora", 5e-4, 1), ("lora", 5e-4, 20), ("lora", 1e-3, 1), ("lora", 1e-3, 20),
+    ("lora", 5e-4, 1), ("lora", 5e-4, 20), ("lora", 5e-4, 100), ("lora", 1e-3, 1),
+    ("lora", 1e-3, 20),
 ]  # fmt: skip
 SWEEP_CONFIGS = [f"{scenario}-lr{rate:g}-h{head:g}" for scenario, rate, head in SWEEP]
 for _name, (_scenario, _rate, _head) in zip(SWEEP_CONFIGS, SWEEP, strict=True):
