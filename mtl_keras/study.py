@@ -204,6 +204,9 @@ def rows_from_runs(root):
             for key in ("accuracy", "macro_f1", "entity_f1", "pearson"):
                 if key in metrics["test"].get(task, {}):
                     row[f"{task}_{key}"] = metrics["test"][task][key]
+        for task, confident in metrics.get("test_confident", {}).items():
+            if "accuracy" in confident:  # on the tweets labelled with confidence >= 0.8
+                row[f"{task}_confident_accuracy"] = confident["accuracy"]
         if metrics.get("sts_b"):
             row["sts_before"] = metrics["sts_b"]["before"]
             row.update({k: metrics["sts_b"][k.removeprefix("sts_")] for k in STS_COLUMNS})
