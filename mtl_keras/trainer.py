@@ -531,7 +531,8 @@ def confident_metrics(run, split):
         metrics = {"min_confidence": CONFIDENT, "examples": sizes[task.name]}
         if data is not None:
             logs = run.model.evaluate(data, return_dict=True, verbose=0)
-            metrics.update(task_metrics(per_task_logs(logs, [task.name]), sizes)[task.name])
+            names = [t.name for t in run.tasks]  # the model's outputs, not only this task
+            metrics.update(task_metrics(per_task_logs(logs, names), sizes)[task.name])
         out[task.name] = metrics
     return out
 

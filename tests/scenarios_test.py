@@ -257,3 +257,25 @@ def test_sentiment_is_also_scored_on_confidently_labelled_tweets(tiny_run, tiny_
     assert confident["sentiment"]["min_confidence"] == 0.8
     assert confident["sentiment"]["examples"] == expected <= saved["test"]["sentiment"]["examples"]
     assert expected == 0 or 0.0 <= confident["sentiment"]["accuracy"] <= 1.0
+    assert set(confident["sentiment"]) <= {
+        "min_confidence",
+        "examples",
+        "accuracy",
+        "macro_f1",
+        "xent",
+    }
+
+
+def test_confident_metrics_hold_only_the_task_and_its_subset(tiny_preset, tiny_data_dir, tmp_path):
+    from mtl_keras import RunConfig
+    from mtl_keras.trainer import attach_optimizer, build, confident_metrics
+
+    config = RunConfig(tasks="topic,sentiment,ner", preset=str(tiny_preset), max_length=16,
+                       data_dir=str(tiny_data_dir), output_dir=str(tmp_path), measure_sts=False)  # fmt: skip
+    run = build(config)
+    attach_optimizer(run, steps_per_epoch=1)  # compiled, as after training
+    train = load("tweet_sentiment", "train", tiny_data_dir)
+    expected = sum(float(e["confidence"]) >= 0.8 for e in train)
+    got = confident_metrics(run, "train")["sentiment"]
+    assert got["examples"] == expected > 0
+    assert set(got) == {"min_confidence", "examples", "accuracy", "macro_f1", "xent"}
