@@ -227,10 +227,9 @@ def training_stream(
     padding; the mix of tasks and the shuffling are kept. With `embed`, the batches hold
     cached embeddings instead of BERT inputs (see `embedding_cache`).
     """
-    caps = max_examples if isinstance(max_examples, dict) else {}
     parts, sizes = [], []
     for index, task in enumerate(tasks):
-        cap = caps.get(task.name) if caps else max_examples
+        cap = max_examples.get(task.name) if isinstance(max_examples, dict) else max_examples
         encoded, size = task_split(
             task, tasks, "train", preprocessor, max_length, data_dir, cap, embed
         )
