@@ -431,8 +431,25 @@ def evaluate(run, split):
     data, sizes = evaluation_data(run, split)
     if data is None:
         return {name: {"examples": n} for name, n in sizes.items()}
+    return evaluated(run, data, sizes)
+
+
+def evaluated(run, data, sizes):
+    """{task in `sizes`: metrics} of `model.evaluate` over `data`.
+
+    The logs are named for every output of the model, whichever tasks `data` holds.
+    """
     logs = run.model.evaluate(data, return_dict=True, verbose=0)
-    return task_metrics(per_task_logs(logs, list(sizes)), sizes)
+    return task_metrics(per_task_logs(logs, [t.name for t in run.tasks]), sizes)
+
+
+def task_split_stream(run, split, task, where=None):
+    """(batches, {task: examples}) of one task's examples of `split` (a `where` subset)."""
+    return evaluation_stream(
+        run.tasks, split, run.preprocessor, batch_size=run.config.batch_size,
+        max_length=run.config.max_length, data_dir=resolve_data_dir(run.config.data_dir),
+        max_examples=run.config.max_eval_examples, only=task.name, where=where,
+    )  # fmt: skip
 
 
 def task_metrics(logs, sizes, prefix=""):
@@ -493,11 +510,7 @@ def entity_types_f1(run, split):
     """{token task: {entity type: F1}} on a split (the micro F1 is in `evaluate`'s)."""
     out = {}
     for task in (t for t in run.tasks if t.kind == "token"):
-        data, _ = evaluation_stream(
-            run.tasks, split, run.preprocessor, batch_size=run.config.batch_size,
-            max_length=run.config.max_length, data_dir=resolve_data_dir(run.config.data_dir),
-            max_examples=run.config.max_eval_examples, only=task.name,
-        )  # fmt: skip
+        data, _ = task_split_stream(run, split, task)
         if data is None:
             continue
         true, pred, weight = [], [], []
@@ -522,17 +535,12 @@ def confident_metrics(run, split):
     for task in run.tasks:
         if "confidence" not in get_builder(task.dataset, data_dir).info.features:
             continue
-        data, sizes = evaluation_stream(
-            run.tasks, split, run.preprocessor, batch_size=run.config.batch_size,
-            max_length=run.config.max_length, data_dir=data_dir,
-            max_examples=run.config.max_eval_examples, only=task.name,
-            where=lambda example: example["confidence"] >= CONFIDENT,
-        )  # fmt: skip
+        data, sizes = task_split_stream(
+            run, split, task, where=lambda example: example["confidence"] >= CONFIDENT
+        )
         metrics = {"min_confidence": CONFIDENT, "examples": sizes[task.name]}
         if data is not None:
-            logs = run.model.evaluate(data, return_dict=True, verbose=0)
-            names = [t.name for t in run.tasks]  # the model's outputs, not only this task
-            metrics.update(task_metrics(per_task_logs(logs, names), sizes)[task.name])
+            metrics.update(evaluated(run, data, sizes)[task.name])
         out[task.name] = metrics
     return out
 
@@ -612,21 +620,21 @@ def format_metrics(metrics):
     task's cross-entropy, or squared error for a pair task.
     """
     nan = float("nan")
+
+    def line(task, split, m, examples):
+        f1 = m.get("macro_f1", m.get("entity_f1", m.get("pearson", nan)))
+        loss = m.get("xent", m.get("mse", nan))
+        accuracy = m.get("accuracy", nan)
+        return f"{task:10} {split:10} {accuracy:9.4f} {f1:7.4f} {loss:7.4f}  ({examples})"
+
     lines = [f"\n{'task':10} {'split':10} {'accuracy':>9} {'f1 / r':>7} {'loss':>7}"]
     for split in ("validation", "test"):
         for task, m in metrics[split].items():
-            f1 = m.get("macro_f1", m.get("entity_f1", m.get("pearson", nan)))
-            lines.append(
-                f"{task:10} {split:10} {m.get('accuracy', nan):9.4f} {f1:7.4f} "
-                f"{m.get('xent', m.get('mse', nan)):7.4f}  ({m['examples']} examples)"
-            )
+            lines.append(line(task, split, m, f"{m['examples']} examples"))
     for task, m in metrics.get("test_confident", {}).items():
         if "accuracy" in m:
-            lines.append(
-                f"{task:10} {'test':10} {m['accuracy']:9.4f} {m['macro_f1']:7.4f} "
-                f"{m['xent']:7.4f}  ({m['examples']} examples labelled with confidence "
-                f">= {m['min_confidence']})"
-            )
+            subset = f"labelled with confidence >= {m['min_confidence']}"
+            lines.append(line(task, "test", m, f"{m['examples']} examples {subset}"))
     sts = metrics.get("sts_b")
     if sts:
         lines.append(
