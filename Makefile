@@ -37,8 +37,11 @@ train-full: setup
 	$(PY) -m experiments.export --model $(FULL_DIR)/model.keras --output $(FULL_DIR)/serving/1 \
 		--max-length 128
 
+# Two worker processes (pytest-xdist), one test file each at a time so a module's shared
+# fixtures are built once: about half the serial time on 2 cores. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(PY) -m ruff check .

@@ -186,10 +186,25 @@ def tiny_inputs():
 
 BAD_INPUT_RESULTS = []  # (surface, case, passed): the bad-input corpus, summarised at the end
 FUZZ_RESULTS = []  # (surface, case, passed, exit code): tests/fuzz_test.py's generated cases
+FUZZ_CASES = []  # the running test's fuzz cases; they travel to FUZZ_RESULTS in its report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the test's fuzz cases to its report: with `-n` (pytest-xdist) the test runs in
+    a worker process, and only reports reach the process that prints the summary."""
+    outcome = yield
+    if call.when == "call" and FUZZ_CASES:
+        outcome.get_result().user_properties.append(("fuzz_cases", [*FUZZ_CASES]))
+        FUZZ_CASES.clear()
 
 
 def pytest_runtest_logreport(report):
-    """Count each case of tests/bad_input_test.py (its tests are named by surface)."""
+    """Collect the fuzz cases, and count each case of tests/bad_input_test.py (its tests
+    are named by surface)."""
+    for name, value in report.user_properties:
+        if name == "fuzz_cases":
+            FUZZ_RESULTS.extend(tuple(case) for case in value)
     if "bad_input_test.py::" not in report.nodeid or report.when != "call":
         return
     surface, _, case = report.nodeid.split("::", 1)[1].partition("[")

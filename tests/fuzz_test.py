@@ -17,7 +17,7 @@ from experiments.cli import run_main
 from mtl_keras import Predictor, RunConfig, SentenceEncoder
 from mtl_keras.errors import UserError
 from mtl_keras.inputs import read_texts
-from tests.conftest import FUZZ_RESULTS
+from tests.conftest import FUZZ_CASES
 
 NUMBERS = ["nan", "inf", "-inf", "-1", "0", "1", "3", "0.5", "1e-300", "1e308", str(2**63),
            "-0", "abc", ""]  # fmt: skip
@@ -51,7 +51,7 @@ def exit_code(capsys, main, argv, surface, case):
         code = error.code
     err = capsys.readouterr().err
     ok = code in (0, 2) and "Traceback" not in err
-    FUZZ_RESULTS.append((surface, case, ok, code))
+    FUZZ_CASES.append((surface, case, ok, code))
     assert ok, (surface, case, argv, code, err[-500:])
     return code
 
@@ -114,12 +114,12 @@ def api_call(surface, case, call):
     try:
         call()
     except UserError:
-        FUZZ_RESULTS.append((surface, case, True, 2))
+        FUZZ_CASES.append((surface, case, True, 2))
         return
     except Exception as error:  # noqa: BLE001 - the finding this test exists for
-        FUZZ_RESULTS.append((surface, case, False, None))
+        FUZZ_CASES.append((surface, case, False, None))
         pytest.fail(f"{surface} case {case}: {type(error).__name__}: {error}")
-    FUZZ_RESULTS.append((surface, case, True, 0))
+    FUZZ_CASES.append((surface, case, True, 0))
 
 
 def random_value(rng):

@@ -6,6 +6,8 @@ head only on its own examples. NER tags are word-level: the first word piece of 
 carries the tag, other pieces, [CLS], [SEP] and padding get weight 0.
 """
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
@@ -56,6 +58,22 @@ def has_pairs(tasks):
     return any(task.kind == "pair" for task in tasks)
 
 
+_TRACED = weakref.WeakKeyDictionary()
+
+
+def traced(preprocessor):
+    """`preprocessor` as one `tf.function` of a single text, traced once per preprocessor.
+
+    `Dataset.map` traces its function anew on every call, and tracing keras-hub's
+    tokenizer takes most of a second: a run maps several splits, so it paid that several
+    times. A map that calls this function reuses the traced graph.
+    """
+    if preprocessor not in _TRACED:
+        signature = [tf.TensorSpec([], tf.string)]
+        _TRACED[preprocessor] = tf.function(preprocessor, input_signature=signature)
+    return _TRACED[preprocessor]
+
+
 def encode_examples(dataset, task, tasks, preprocessor, max_length):
     """Map a TFDS split of `task` to (features, labels, weights) for all `tasks`' heads.
 
@@ -63,19 +81,19 @@ def encode_examples(dataset, task, tasks, preprocessor, max_length):
     second text of a pair, or an empty text ([CLS][SEP]: a finite embedding whose
     cosine gets weight 0) for the examples of the other tasks.
     """
-    tokenizer = preprocessor.tokenizer
+    tokenizer, tokenize = preprocessor.tokenizer, traced(preprocessor)
     names = FEATURES + (PAIR_FEATURES if has_pairs(tasks) else ())
 
     def sentence_example(example):
-        x = preprocessor(example["text"])
+        x = tokenize(example["text"])
         y, w = _empty_targets(tasks, max_length)
         y[task.name] = tf.cast(example["label"], tf.int32)
         w[task.name] = tf.constant(1.0)
         return x, y, w
 
     def pair_example(example):
-        x = preprocessor(example["sentence1"])
-        second = preprocessor(example["sentence2"])
+        x = tokenize(example["sentence1"])
+        second = tokenize(example["sentence2"])
         x.update({p: second[f] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)})
         y, w = _empty_targets(tasks, max_length)
         y[task.name] = tf.reshape(tf.cast(example["score"], tf.float32) / STSB_MAX_SCORE, [1])
