@@ -1,3 +1,4 @@
+import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -33,3 +34,37 @@ def test_trim_padding_cuts_to_longest():
 def test_bad_max_length():
     with pytest.raises(InputError, match="max_length must be an int >= 2"):
         make_preprocessor(make_tiny_tokenizer(), 1)
+
+
+# Texts around the cut: long, words with several pieces, words that give no piece (a lone
+# combining accent, a non-ASCII space), CJK, punctuation runs, leading/trailing spaces.
+AROUND_THE_CUT = [
+    "the quick brown fox jumps over the lazy dog " * 3,
+    "jumping foxes, dogs! cafes? " * 4,
+    "\u0301 \u0301 \u0301 \u0301 \u0301 \u0301 \u0301 \u0301 \u0301 \u0301 the fox",
+    "\u3000 \u3000 \u3000 \u3000 \u3000 \u3000 \u3000 \u3000 \u3000 \u3000 \u3000 the dog",
+    "  the  fox\u00a0jumps\tover\n\nthe dog  ",
+    "東京 の the fox " * 3,
+    "...!!!???,,, " * 3,
+    "the fox",
+    "",
+]
+
+
+@pytest.mark.parametrize("length", [4, 8, 13])
+def test_cut_text_tokenizes_like_the_whole_text(length):
+    """Only the first words are tokenized; the result equals keras-hub's on the whole
+    (cleaned) text, one text at a time and as a batch, eager and traced."""
+    tokenizer = make_tiny_tokenizer()
+    ours = make_preprocessor(tokenizer, length)
+    plain = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=length)
+    texts = tf.constant(AROUND_THE_CUT)
+    expected = plain(clean_text(texts))
+    traced = tf.function(ours)
+    for got in (ours(texts), traced(texts)):
+        for feature, value in expected.items():
+            np.testing.assert_array_equal(got[feature].numpy(), value.numpy())
+    for i, text in enumerate(AROUND_THE_CUT):
+        np.testing.assert_array_equal(
+            ours(tf.constant(text))["token_ids"].numpy(), expected["token_ids"].numpy()[i]
+        )
