@@ -70,7 +70,8 @@ def traced(preprocessor):
     """
     if preprocessor not in _TRACED:
         signature = [tf.TensorSpec([], tf.string)]
-        _TRACED[preprocessor] = tf.function(preprocessor, input_signature=signature)
+        owner = weakref.ref(preprocessor)  # the cache must not keep its key alive
+        _TRACED[preprocessor] = tf.function(lambda text: owner()(text), input_signature=signature)
     return _TRACED[preprocessor]
 
 
