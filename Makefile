@@ -41,7 +41,7 @@ train-full: setup
 # fixtures are built once: about half the serial time on 2 cores. TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 lint: setup
 	$(PY) -m ruff check .
