@@ -33,8 +33,10 @@ def clean_text(text):
 def first_words(text, count):
     """Each text cut to its first `count` whitespace-separated words, and whether it was cut.
 
-    Works on one text or a batch of them, in graph code too.
+    Works on one text or a batch of them, in graph code too; other shapes are left whole.
     """
+    if text.shape.rank not in (0, 1):
+        return text, tf.zeros_like(text, tf.bool)
     words = tf.strings.split(text)
     if text.shape.rank == 0:
         return tf.strings.reduce_join(words[:count], separator=" "), tf.size(words) > count
