@@ -1,3 +1,5 @@
+import gc
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -128,3 +130,28 @@ def test_a_split_can_be_read_as_a_subset(tiny_data_dir):
 
     # Tiny tweets: confidences 0.9, 1.0, none (NaN), 0.7, 0.5, 0.8 once de-duplicated.
     assert (size(), size(lambda e: e["confidence"] >= 0.8)) == (6, 3)
+
+
+def _traced_run(texts):
+    """Tokenize `texts` through a traced map, as a run does; the preprocessor dies with
+    this frame (a test's own locals can outlive `del` on Python 3.11)."""
+    from mtl_keras.data import pipeline
+
+    pre = make_preprocessor(make_tiny_tokenizer(), 8)
+    assert pipeline.traced(pre) is pipeline.traced(pre)
+    mapped = tf.data.Dataset.from_tensor_slices(texts).map(pipeline.traced(pre))
+    got = [x["token_ids"] for x in mapped.as_numpy_iterator()]
+    return got, pre(tf.constant(texts))["token_ids"].numpy()
+
+
+def test_traced_tokenizer_is_reused_and_released():
+    """One traced function per preprocessor, equal to calling it, and not kept alive by
+    the cache once the run that made the preprocessor is gone."""
+    from mtl_keras.data import pipeline
+
+    gc.collect()
+    held = len(pipeline._TRACED)
+    got, expected = _traced_run(["the fox", "stocks fell ."])
+    np.testing.assert_array_equal(got, expected)
+    gc.collect()
+    assert len(pipeline._TRACED) == held
