@@ -2,11 +2,20 @@
 
 Both: all-MiniLM-L6-v2 encoder, masked mean pooling, two linear heads (topic: 5, sentiment:
 3), AdamW, batch 32 from the same real topic+sentiment batches (ours pads each batch to
-its longest sentence; the same padded batches go to torch).
+its longest sentence; the same padded batches go to torch). Each library runs in its own
+process, so neither's thread pools slow the other.
+
+    python -m benchmarks.train_step
 """
 
 import argparse
+import json
+import pickle
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -84,10 +93,32 @@ def torch_steps(batches, steps):
     return steps / (time.perf_counter() - start), torch.get_num_threads()
 
 
+def in_own_process(library, batches_file, steps):
+    argv = [sys.executable, "-m", "benchmarks.train_step", "--library", library,
+            "--batches", batches_file, "--steps", str(steps)]  # fmt: skip
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def one_side(library, batches_file, steps):
+    """Steps/s of one library in this process, printed as the last line (JSON)."""
+    batches = pickle.loads(Path(batches_file).read_bytes())
+    if library == "keras":
+        result = {"steps_per_s": keras_steps(batches, steps)}
+    else:
+        rate, threads = torch_steps(batches, steps)
+        result = {"steps_per_s": rate, "threads": threads}
+    print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--library", choices=("keras", "torch"))
+    parser.add_argument("--batches", help="(internal) pickled batches for --library")
     args = parser.parse_args(argv)
+    if args.library:
+        return one_side(args.library, args.batches, args.steps)
     from mtl_keras import presets
     from mtl_keras.data.pipeline import training_stream
     from mtl_keras.preprocessing import make_preprocessor
@@ -104,9 +135,13 @@ def main(argv=None):
     )
     batches = [tuple(part for part in b) for b in stream.take(args.steps).as_numpy_iterator()]
     lengths = [b[0]["token_ids"].shape[1] for b in batches]
-    ours = keras_steps(batches, args.steps)
+    with tempfile.TemporaryDirectory() as folder:
+        batches_file = str(Path(folder) / "batches.pkl")
+        Path(batches_file).write_bytes(pickle.dumps(batches))
+        keras_side = in_own_process("keras", batches_file, args.steps)
+        torch_side = in_own_process("torch", batches_file, args.steps)
+    ours, theirs = keras_side["steps_per_s"], torch_side["steps_per_s"]
     print(f"keras train steps/s: {ours:.3f}")
-    theirs, threads = torch_steps(batches, args.steps)
     print(f"torch train steps/s: {theirs:.3f}")
     write_result(
         "train_step",
@@ -116,9 +151,10 @@ def main(argv=None):
             "mean_padded_length": float(np.mean(lengths)),
             "keras_steps_per_s": ours,
             "torch_steps_per_s": theirs,
-            "torch_threads": threads,
+            "torch_threads": torch_side["threads"],
             "ratio": ours / theirs,
-            "peak_rss_mb": peak_rss_mb(),
+            "keras_peak_rss_mb": keras_side["peak_rss_mb"],
+            "torch_peak_rss_mb": torch_side["peak_rss_mb"],
         },
     )
 
