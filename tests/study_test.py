@@ -52,7 +52,10 @@ def test_sweep_and_size_configs(tmp_path):
     assert small.max_train_examples is None and small.train_examples == {"sentiment": 250}
     assert (small.scenario, small.layer_decay) == ("llrd", 0.8)  # the base config's knobs kept
     assert lib.run_config(tmp_path, "topic,sentiment", "full-nall", 0).train_examples == {}
-    assert len(lib.GRIDS["size"][1]) == len(lib.SIZE_SCENARIOS) * len(lib.SIZES)
+    slow_lora = lib.run_config(tmp_path, "topic,sentiment", "lora-lr0.0002-nall", 0)
+    assert (slow_lora.scenario, slow_lora.learning_rate, slow_lora.lora_rank) == ("lora", 2e-4, 8)
+    assert slow_lora.max_train_examples is None and slow_lora.train_examples == {}
+    assert len(lib.GRIDS["size"][1]) == len(lib.SIZE_SCENARIOS) * len(lib.SIZES) + 1
 
 
 def test_size_curve_groups_configs_by_scenario(tmp_path):
