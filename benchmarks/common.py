@@ -29,6 +29,22 @@ def real_sentences(n=2000, data_dir=None):
     return bbc + tweets
 
 
+def run_side(module, *options, env=None):
+    """Run `python -m module options...` in its own process; the JSON of its last line.
+
+    Each library is measured in a process of its own, so neither's thread pools slow the
+    other; a side prints its result as the last line of its output.
+    """
+    import os
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", module, *map(str, options)]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True,
+                         env={**os.environ, **(env or {})}).stdout  # fmt: skip
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def repeat_timing(fn, repeats=5):
     """Seconds of each of `repeats` calls (after one warm-up call)."""
     fn()

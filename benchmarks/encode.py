@@ -12,15 +12,12 @@ machine runs (oneDNN `ONEDNN_MAX_CPU_ISA`, MKL `MKL_ENABLE_INSTRUCTIONS`, torch
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import peak_rss_mb, rate_summary, repeat_timing, write_result
+from benchmarks.common import peak_rss_mb, rate_summary, repeat_timing, run_side, write_result
 
 AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
              "ATEN_CPU_CAPABILITY": "avx2"}  # fmt: skip
@@ -58,11 +55,9 @@ def one_side(library, sentences, repeats):
 
 
 def in_own_process(library, set_name, args, env, out):
-    argv = [sys.executable, "-m", "benchmarks.encode", "--library", library, "--set", set_name,
-            "--sentences", str(args.sentences), "--repeats", str(args.repeats), "--out", out]  # fmt: skip
-    result = subprocess.run(argv, check=True, capture_output=True, text=True,
-                            env={**os.environ, **env})  # fmt: skip
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_side("benchmarks.encode", "--library", library, "--set", set_name,
+                    "--sentences", args.sentences, "--repeats", args.repeats, "--out", out,
+                    env=env)  # fmt: skip
 
 
 def compare(args, set_name, env, folder):

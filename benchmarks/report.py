@@ -184,8 +184,7 @@ def main():
             f"Topic + sentiment, batch 32, mean padded length {train['mean_padded_length']:.0f}: "
             f"Keras {train['keras_steps_per_s']:.2f} steps/s vs torch + transformers "
             f"{train['torch_steps_per_s']:.2f} steps/s ({train['torch_threads']} threads): "
-            f"**{train['ratio']:.2f}x**"
-            + (" (each in its own process)." if "keras_peak_rss_mb" in train else "."),
+            f"**{train['ratio']:.2f}x** (each in its own process).",
         ]
     cache = load("frozen_cache")
     if cache:

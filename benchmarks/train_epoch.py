@@ -12,11 +12,9 @@ does with `group_by_length=True` (its `LengthGroupedSampler`) and padded to thei
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 
-from benchmarks.common import peak_rss_mb, write_result
+from benchmarks.common import peak_rss_mb, run_side, write_result
 
 SIDES = ("keras", "keras-no-buckets", "keras-xla", "torch")
 
@@ -119,10 +117,8 @@ def torch_epoch(examples, max_length):
 
 
 def in_own_process(library, args):
-    argv = [sys.executable, "-m", "benchmarks.train_epoch", "--library", library,
-            "--examples", str(args.examples), "--max-length", str(args.max_length)]  # fmt: skip
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_side("benchmarks.train_epoch", "--library", library, "--examples", args.examples,
+                    "--max-length", args.max_length)  # fmt: skip
 
 
 def main(argv=None):

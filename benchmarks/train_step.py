@@ -11,15 +11,13 @@ process, so neither's thread pools slow the other.
 import argparse
 import json
 import pickle
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import peak_rss_mb, write_result
+from benchmarks.common import peak_rss_mb, run_side, write_result
 
 
 def keras_steps(batches, steps):
@@ -94,10 +92,8 @@ def torch_steps(batches, steps):
 
 
 def in_own_process(library, batches_file, steps):
-    argv = [sys.executable, "-m", "benchmarks.train_step", "--library", library,
-            "--batches", batches_file, "--steps", str(steps)]  # fmt: skip
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_side("benchmarks.train_step", "--library", library, "--batches", batches_file,
+                    "--steps", steps)  # fmt: skip
 
 
 def one_side(library, batches_file, steps):
