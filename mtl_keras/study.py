@@ -75,22 +75,23 @@ for _name, (_scenario, _rate, _head) in zip(SWEEP_CONFIGS, SWEEP, strict=True):
 SIZES = (250, 1000, 4000, None)
 SIZE_SCENARIOS = ("frozen_backbone", "lora", "frozen_lower", "llrd-0.8", "full")
 SIZE_CONFIGS = []
+
+
+def _add_size_config(name, size, scenario, knobs):
+    """`<name>-n<size>`: every BBC article and `size` sentiment tweets (None: all)."""
+    SIZE_CONFIGS.append(f"{name}-n{size or 'all'}")
+    caps = {"sentiment": size} if size else {}
+    CONFIGS[SIZE_CONFIGS[-1]] = (
+        scenario, {**knobs, "max_train_examples": None, "train_examples": caps}
+    )  # fmt: skip
+
+
 for _config in SIZE_SCENARIOS:
     for _size in SIZES:
-        _scenario, _knobs = CONFIGS[_config]
-        _caps = {"sentiment": _size} if _size else {}
-        SIZE_CONFIGS.append(f"{_config}-n{_size or 'all'}")
-        CONFIGS[SIZE_CONFIGS[-1]] = (
-            _scenario, {**_knobs, "max_train_examples": None, "train_examples": _caps}
-        )  # fmt: skip
-
+        _add_size_config(_config, _size, *CONFIGS[_config])
 # LoRA's default rate was chosen on 124-step runs; over all the tweets (1,968 steps) it
 # broke the encoder, so the "all" point is also measured at a lower rate.
-SIZE_CONFIGS.append("lora-lr0.0002-nall")
-CONFIGS["lora-lr0.0002-nall"] = (
-    "lora", {**CONFIGS["lora"][1], "learning_rate": 2e-4, "max_train_examples": None,
-             "train_examples": {}},
-)  # fmt: skip
+_add_size_config("lora-lr0.0002", None, "lora", {**CONFIGS["lora"][1], "learning_rate": 2e-4})
 
 # grid name -> (tasks, configs, seeds)
 GRIDS = {
