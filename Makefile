@@ -59,8 +59,10 @@ $(BENCH_STAMP): requirements.txt requirements-assets.txt benchmarks/requirements
 
 bench: $(BENCH_STAMP)
 	$(BENCH_PY) -m benchmarks.encode
+	$(BENCH_PY) -m benchmarks.evaluation
 	$(BENCH_PY) -m benchmarks.serving
 	$(BENCH_PY) -m benchmarks.train_step
+	$(BENCH_PY) -m benchmarks.train_epoch
 	$(BENCH_PY) -m benchmarks.frozen_cache
 	$(BENCH_PY) -m benchmarks.exports
 	$(BENCH_PY) -m benchmarks.report

@@ -45,6 +45,25 @@ def run_side(module, *options, env=None):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def without_elementwise_work(model):
+    """Switch off every dropout and the feed-forward GELU of a BERT model, in place.
+
+    Not a usable model: a bound. The step that is left is the matrix multiplications
+    (and layer norm, softmax, the optimizer), so no fusing or rewriting of dropout and
+    GELU can make the real model faster than this. Attention keeps its code path (the
+    attention layers still see their configured dropout rate; only their dropout layer
+    does nothing).
+    """
+    import keras
+
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+        if hasattr(layer, "_feedforward_intermediate_dense"):  # keras-hub TransformerEncoder
+            layer._feedforward_intermediate_dense.activation = keras.activations.linear
+    return model
+
+
 def repeat_timing(fn, repeats=5):
     """Seconds of each of `repeats` calls (after one warm-up call)."""
     fn()

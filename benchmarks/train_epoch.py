@@ -8,15 +8,17 @@ runs two epochs and is timed on the second (the first traces / warms up). mtl_ke
 `mtl_keras.train`'s own data and `fit` path, with and without length buckets; torch runs a
 plain training loop whose batches are grouped by length the way transformers' Trainer
 does with `group_by_length=True` (its `LengthGroupedSampler`) and padded to their longest.
+`keras-bound` is mtl_keras with every dropout and GELU switched off: not a model, the most
+that fusing or rewriting that element-wise work could give.
 """
 
 import argparse
 import json
 import time
 
-from benchmarks.common import peak_rss_mb, run_side, write_result
+from benchmarks.common import peak_rss_mb, run_side, without_elementwise_work, write_result
 
-SIDES = ("keras", "keras-no-buckets", "keras-xla", "torch")
+SIDES = ("keras", "keras-no-buckets", "keras-xla", "keras-bound", "torch")
 
 
 def round_up_lengths(multiple):
@@ -31,7 +33,7 @@ def round_up_lengths(multiple):
     return pad
 
 
-def keras_epoch(examples, max_length, length_buckets, xla=False):
+def keras_epoch(examples, max_length, length_buckets, xla=False, bound=False):
     from mtl_keras import RunConfig
     from mtl_keras.callbacks import EpochTimer
     from mtl_keras.model import compile_model
@@ -43,6 +45,8 @@ def keras_epoch(examples, max_length, length_buckets, xla=False):
     data = load_data(run)
     attach_optimizer(run, data.steps)
     train = data.train
+    if bound:
+        without_elementwise_work(run.fit_model)
     if xla:  # sentence tasks only: their targets have no length axis to pad
         compile_model(run.fit_model, run.optimizer, jit_compile=True)
         train = train.map(round_up_lengths(16))
@@ -132,7 +136,8 @@ def main(argv=None):
             result = torch_epoch(args.examples, args.max_length)
         else:
             buckets, xla = args.library != "keras-no-buckets", args.library == "keras-xla"
-            result = keras_epoch(args.examples, args.max_length, buckets, xla)
+            bound = args.library == "keras-bound"
+            result = keras_epoch(args.examples, args.max_length, buckets, xla, bound)
         result["examples_per_s"] = result["examples_per_epoch"] / result["epoch_seconds"][-1]
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
@@ -147,6 +152,7 @@ def main(argv=None):
         "bucket_speedup": sides["keras"]["examples_per_s"]
         / sides["keras-no-buckets"]["examples_per_s"],
         "xla_speedup": sides["keras-xla"]["examples_per_s"] / sides["keras"]["examples_per_s"],
+        "bound_ratio": sides["keras-bound"]["examples_per_s"] / sides["torch"]["examples_per_s"],
     })  # fmt: skip
 
 

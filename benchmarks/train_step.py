@@ -5,6 +5,10 @@ Both: all-MiniLM-L6-v2 encoder, masked mean pooling, two linear heads (topic: 5,
 its longest sentence; the same padded batches go to torch). Each library runs in its own
 process, so neither's thread pools slow the other.
 
+A third process runs our step with every dropout and GELU switched off
+(`common.without_elementwise_work`): not a model, the most any fusing of those
+element-wise ops could give, measured against the same torch step.
+
     python -m benchmarks.train_step
 """
 
@@ -17,18 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import peak_rss_mb, run_side, write_result
+from benchmarks.common import peak_rss_mb, run_side, without_elementwise_work, write_result
 
 
-def keras_steps(batches, steps):
+def keras_steps(batches, steps, ceiling=False):
     import keras
 
     from mtl_keras import presets
+    from mtl_keras.callbacks import EpochTimer
     from mtl_keras.model import MultiTaskModel, compile_model
     from mtl_keras.tasks import resolve_tasks
 
     tasks = resolve_tasks("topic,sentiment")
     model = MultiTaskModel(presets.load_backbone(presets.default_preset_dir()), tasks)
+    if ceiling:
+        without_elementwise_work(model)
     compile_model(model, keras.optimizers.AdamW(5e-5))
     import tensorflow as tf
 
@@ -39,9 +46,11 @@ def keras_steps(batches, steps):
         ),
     )
     model.fit(data.take(3), verbose=0)  # trace
-    start = time.perf_counter()
-    model.fit(data.repeat().take(steps), steps_per_epoch=steps, verbose=0)
-    return steps / (time.perf_counter() - start)
+    # Timed from the epoch's start to its end, like the torch loop: `fit` itself sometimes
+    # spends seconds after training ends, shutting down this generator-fed dataset.
+    timer = EpochTimer()
+    model.fit(data.repeat().take(steps), steps_per_epoch=steps, verbose=0, callbacks=[timer])
+    return steps / timer.times[-1]
 
 
 def torch_steps(batches, steps):
@@ -91,16 +100,16 @@ def torch_steps(batches, steps):
     return steps / (time.perf_counter() - start), torch.get_num_threads()
 
 
-def in_own_process(library, batches_file, steps):
+def in_own_process(library, batches_file, steps, *options):
     return run_side("benchmarks.train_step", "--library", library, "--batches", batches_file,
-                    "--steps", steps)  # fmt: skip
+                    "--steps", steps, *options)  # fmt: skip
 
 
-def one_side(library, batches_file, steps):
+def one_side(library, batches_file, steps, ceiling=False):
     """Steps/s of one library in this process, printed as the last line (JSON)."""
     batches = pickle.loads(Path(batches_file).read_bytes())
     if library == "keras":
-        result = {"steps_per_s": keras_steps(batches, steps)}
+        result = {"steps_per_s": keras_steps(batches, steps, ceiling)}
     else:
         rate, threads = torch_steps(batches, steps)
         result = {"steps_per_s": rate, "threads": threads}
@@ -112,9 +121,11 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--library", choices=("keras", "torch"))
     parser.add_argument("--batches", help="(internal) pickled batches for --library")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="(internal) keras without dropout and GELU: the bound")  # fmt: skip
     args = parser.parse_args(argv)
     if args.library:
-        return one_side(args.library, args.batches, args.steps)
+        return one_side(args.library, args.batches, args.steps, args.ceiling)
     from mtl_keras import presets
     from mtl_keras.data.pipeline import training_stream
     from mtl_keras.preprocessing import make_preprocessor
@@ -136,9 +147,11 @@ def main(argv=None):
         Path(batches_file).write_bytes(pickle.dumps(batches))
         keras_side = in_own_process("keras", batches_file, args.steps)
         torch_side = in_own_process("torch", batches_file, args.steps)
+        ceiling = in_own_process("keras", batches_file, args.steps, "--ceiling")
     ours, theirs = keras_side["steps_per_s"], torch_side["steps_per_s"]
     print(f"keras train steps/s: {ours:.3f}")
     print(f"torch train steps/s: {theirs:.3f}")
+    print(f"keras without dropout and GELU: {ceiling['steps_per_s']:.3f}")
     write_result(
         "train_step",
         {
@@ -149,6 +162,8 @@ def main(argv=None):
             "torch_steps_per_s": theirs,
             "torch_threads": torch_side["threads"],
             "ratio": ours / theirs,
+            "keras_without_elementwise_steps_per_s": ceiling["steps_per_s"],
+            "ceiling_ratio": ceiling["steps_per_s"] / theirs,
             "keras_peak_rss_mb": keras_side["peak_rss_mb"],
             "torch_peak_rss_mb": torch_side["peak_rss_mb"],
         },
