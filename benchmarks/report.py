@@ -54,9 +54,7 @@ def encode_section(encode):
 
 
 def ceiling(row):
-    bound = row.get("mtl_keras_without_gelu")
-    if not bound:  # results written before the bound was measured
-        return "not measured"
+    bound = row["mtl_keras_without_gelu"]
     return f"{bound['median']:.1f} ({row['ceiling_ratio_median']:.2f}x)"
 
 
@@ -113,8 +111,6 @@ def train_epoch_section(result):
 
 
 def train_step_bound(train):
-    if "ceiling_ratio" not in train:  # results written before the bound was measured
-        return []
     return [
         "",
         "Bound: the same Keras step with every dropout and GELU switched off (not a model; the "
