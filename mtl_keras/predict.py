@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mtl_keras.data.loading import without_autotuning
 from mtl_keras.data.pipeline import align_word_tags
 from mtl_keras.encoder import traced_inference
 from mtl_keras.errors import InputError
@@ -109,6 +110,7 @@ class Predictor:
             return ids, first
 
         dataset = tf.data.Dataset.from_tensor_slices(ragged).map(encode).batch(4096)
+        dataset = without_autotuning(dataset)
         batches = list(dataset.as_numpy_iterator())
         ids, first = (np.concatenate([batch[i] for batch in batches]) for i in (0, 1))
         pad = self.tokenizer.pad_token_id

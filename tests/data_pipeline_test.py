@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mtl_keras.data.loading import load
 from mtl_keras.data.pipeline import (
     align_word_tags,
     evaluation_stream,
@@ -114,6 +115,16 @@ def test_evaluation_stream_covers_each_split_once(tiny_data_dir):
     assert eval_sizes == sizes
     lengths = [int(n) for x, _, _ in batches for n in x["padding_mask"].numpy().sum(axis=1)]
     assert lengths == sorted(lengths, reverse=True)  # longest first, like encode
+
+
+def test_every_pass_runs_without_autotuning(tiny_data_dir):
+    """Autotuning made the end of each pass wait seconds (see `without_autotuning`)."""
+    tasks = resolve_tasks("topic")
+    pre = make_preprocessor(make_tiny_tokenizer(), 16)
+    train, _, _ = training_stream(tasks, pre, 2, 16, data_dir=tiny_data_dir)
+    evaluation, _ = evaluation_stream(tasks, "test", pre, 2, 16, tiny_data_dir)
+    source = load("bbc_news", "test", tiny_data_dir)
+    assert [d.options().autotune.enabled for d in (train, evaluation, source)] == [False] * 3
 
 
 def test_a_split_can_be_read_as_a_subset(tiny_data_dir):

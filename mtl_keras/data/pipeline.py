@@ -11,7 +11,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from mtl_keras.data.loading import load
+from mtl_keras.data.loading import load, without_autotuning
 from mtl_keras.data.sources import STSB_MAX_SCORE
 from mtl_keras.errors import InputError
 from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, clean_text, trim_padding
@@ -278,7 +278,7 @@ def training_stream(
         stream = mixed.batch(batch_size, drop_remainder=True)
     if embed is None:
         stream = stream.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    stream = stream.prefetch(tf.data.AUTOTUNE)
+    stream = without_autotuning(stream.prefetch(tf.data.AUTOTUNE))
     return stream, steps, dict(zip([t.name for t in tasks], sizes, strict=True))
 
 
@@ -369,4 +369,4 @@ def evaluation_stream(tasks, split, preprocessor, batch_size=32, max_length=128,
         batches = batches.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
     if replicas > 1:
         batches = batches.map(pad_batch_to_multiple(replicas))
-    return batches.prefetch(tf.data.AUTOTUNE), sizes
+    return without_autotuning(batches.prefetch(tf.data.AUTOTUNE)), sizes
