@@ -46,8 +46,9 @@ def keras_steps(batches, steps, ceiling=False):
         ),
     )
     model.fit(data.take(3), verbose=0)  # trace
-    # Timed from the epoch's start to its end, like the torch loop: `fit` itself sometimes
-    # spends seconds after training ends, shutting down this generator-fed dataset.
+    # Timed from the epoch's start to its end, like the torch loop: with tf.data's
+    # autotuning on (as here), `fit` sometimes spends seconds after training ends while the
+    # iterator shuts down (see `mtl_keras.data.loading.without_autotuning`).
     timer = EpochTimer()
     model.fit(data.repeat().take(steps), steps_per_epoch=steps, verbose=0, callbacks=[timer])
     return steps / timer.times[-1]

@@ -46,8 +46,7 @@ def without_autotuning(dataset):
 
     With it on, the end of every pass (each `fit`, `evaluate`, epoch's validation, split
     read) waited up to 9 s on this 2-core machine while the iterator shut down, and the
-    passes themselves ran no faster (measured on the test splits' evaluation). Parallel
-    maps still run one call per core.
+    passes themselves ran no faster (measured on the test splits' evaluation).
     """
     options = tf.data.Options()
     options.autotune.enabled = False
