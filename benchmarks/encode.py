@@ -45,13 +45,13 @@ def sentence_set(name, n):
     return [" ".join(sources.read_text(p).split()) for p in paths]
 
 
-def one_side(library, sentences, repeats, ceiling=False):
+def one_side(library, sentences, repeats, bound=False):
     """(rates, embeddings) of one library in this process."""
     if library == "mtl_keras":
         from mtl_keras import SentenceEncoder
 
         encoder = SentenceEncoder.pretrained(max_length=128)
-        if ceiling:
+        if bound:
             without_elementwise_work(encoder.backbone)
         encode = lambda: encoder.encode(sentences, batch_size=32)  # noqa: E731
     else:
@@ -78,13 +78,13 @@ def compare(args, set_name, env, folder):
         sides[library] = in_own_process(library, set_name, args, env, out)
         sides[library]["embeddings"] = out
     a, b = (np.load(sides[name].pop("embeddings")) for name in sides)
-    out = str(Path(folder) / f"ceiling-{set_name}.npy")
-    ceiling = in_own_process("mtl_keras", set_name, args, env, out, "--ceiling")
+    out = str(Path(folder) / f"bound-{set_name}.npy")
+    bound = in_own_process("mtl_keras", set_name, args, env, out, "--bound")
     peer = sides["sentence_transformers"]["median"]
     return {**sides, "ratio_median": sides["mtl_keras"]["median"] / peer,
             "min_cosine_between_outputs": float(np.min(np.sum(a * b, axis=1))),
-            "mtl_keras_without_gelu": ceiling,
-            "ceiling_ratio_median": ceiling["median"] / peer}  # fmt: skip
+            "mtl_keras_bound": bound,
+            "bound_ratio_median": bound["median"] / peer}  # fmt: skip
 
 
 def main(argv=None):
@@ -94,12 +94,12 @@ def main(argv=None):
     parser.add_argument("--library", choices=["mtl_keras", "sentence_transformers"])
     parser.add_argument("--set", choices=["tweets", "articles"])
     parser.add_argument("--out", help="where one side saves its embeddings (.npy)")
-    parser.add_argument("--ceiling", action="store_true",
+    parser.add_argument("--bound", action="store_true",
                         help="(internal) mtl_keras without GELU: the bound")  # fmt: skip
     args = parser.parse_args(argv)
     if args.library:  # one side, in this process
         sentences = sentence_set(args.set, args.sentences)
-        rates, embeddings = one_side(args.library, sentences, args.repeats, args.ceiling)
+        rates, embeddings = one_side(args.library, sentences, args.repeats, args.bound)
         np.save(args.out, embeddings)
         print(json.dumps(rates))
         return
@@ -111,7 +111,7 @@ def main(argv=None):
                 print(f"{isa} {set_name}: {row['mtl_keras']['median']:.1f} vs "
                       f"{row['sentence_transformers']['median']:.1f} sentences/s "
                       f"({row['ratio_median']:.2f}x; without GELU "
-                      f"{row['ceiling_ratio_median']:.2f}x)", flush=True)  # fmt: skip
+                      f"{row['bound_ratio_median']:.2f}x)", flush=True)  # fmt: skip
     write_result("encode", {"sentences": args.sentences, "batch_size": 32, "max_length": 128,
                             "repeats": args.repeats, "avx2_only_env": AVX2_ONLY, **results})  # fmt: skip
 
