@@ -72,13 +72,24 @@ class DivergenceGuard(keras.callbacks.TerminateOnNaN):
         super().on_train_batch_end(batch, logs)
 
 
+def seed_states(model):
+    """The model's random-number states (dropout's `SeedGenerator`s), in a fixed order.
+
+    `save_weights` leaves them out; a resumed run restores them from the checkpoint, so
+    its dropout masks are the ones an uninterrupted run would have drawn.
+    """
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights and "seed" in v.path]
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every good epoch: weights + optimizer state, then the run's progress.
 
     Like Keras' `BackupAndRestore`, but one checkpoint spans the several `fit` calls of a
-    staged run (gradual unfreezing), and it records the history so far. Both files are
-    written to a temporary name and renamed, so a `kill -9` leaves the previous
-    checkpoint whole. Nothing is saved after a diverged epoch.
+    staged run (gradual unfreezing), and it records the history so far and the dropout
+    random states. Both files are written to a temporary name and renamed, so a
+    `kill -9` leaves the previous checkpoint whole. Nothing is saved after a diverged
+    epoch.
     """
 
     def __init__(self, directory, guard, progress_fn, target=None):
@@ -93,7 +104,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return
         model = self.target or self.model
         atomic_write(self.directory / WEIGHTS, model.save_weights)
-        progress = json.dumps({"epoch": epoch, **self.progress_fn(epoch, logs or {})})
+        seeds = [v.numpy().tolist() for v in seed_states(model)]
+        progress = {"epoch": epoch, "seed_states": seeds, **self.progress_fn(epoch, logs or {})}
+        progress = json.dumps(progress)
         atomic_write(self.directory / PROGRESS, lambda tmp: Path(tmp).write_text(progress))
 
 

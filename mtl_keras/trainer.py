@@ -26,6 +26,7 @@ from mtl_keras.callbacks import (
     EpochTimer,
     ValidationScore,
     read_progress,
+    seed_states,
 )
 from mtl_keras.config import RunConfig
 from mtl_keras.data.loading import get_builder, resolve_data_dir
@@ -363,10 +364,13 @@ def fit_stages(run, data, output):
                 f"{list(stage.frozen)} (lower {stage.lower_frozen_layers}), "
                 f"{trainable:,} trainable parameters"
             )
+        first = max(stage.first_epoch, start_epoch)
         run.fit_model.fit(
-            data.train,
+            # Each `fit` reads the stream from its start; a resumed stage skips the batches
+            # its finished epochs used, so every epoch sees the batches it would have seen.
+            data.train.skip((first - stage.first_epoch) * data.steps),
             validation_data=data.validation,
-            initial_epoch=max(stage.first_epoch, start_epoch),
+            initial_epoch=first,
             epochs=stage.end_epoch,
             steps_per_epoch=data.steps,
             callbacks=callbacks,
@@ -400,13 +404,20 @@ def run_callbacks(run, output, history, timer, guard, stopper=None):
 
 
 def resume(run, checkpoint_dir):
-    """(history, timer, first epoch to run): from the checkpoint of a crashed run, if any."""
+    """(history, timer, first epoch to run): from the checkpoint of a crashed run, if any.
+
+    Weights, optimizer state (moments, step count, so the schedule goes on) and dropout
+    random states come back as they were after the last finished epoch; with the skipped
+    batches in `fit_stages`, the rest of the run is the uninterrupted run's.
+    """
     progress = read_progress(checkpoint_dir)
     if not progress:
         return [], EpochTimer(), 0
     recompile(run)  # compiled, so the optimizer state loads too
     with run.strategy.scope():
         run.model.load_weights(checkpoint_dir / WEIGHTS)
+        for variable, value in zip(seed_states(run.model), progress["seed_states"], strict=True):
+            variable.assign(value)  # what `save_weights` leaves out
     start_epoch = progress["epoch"] + 1
     print(f"resuming from the checkpoint after epoch {start_epoch} in {checkpoint_dir}")
     return progress["history"], EpochTimer(progress["epoch_seconds"]), start_epoch

@@ -9,13 +9,16 @@ import sys
 import textwrap
 import time
 
+import h5py
 import keras
 import numpy as np
 import pytest
 
 from experiments import run
 from experiments.cli import run_main
+from mtl_keras import trainer
 from mtl_keras.callbacks import PROGRESS, WEIGHTS, DivergenceGuard, EpochCheckpoint
+from mtl_keras.saving import load_model
 from tests.conftest import tiny_run_argv
 
 
@@ -23,15 +26,14 @@ def tiny_argv(tiny_preset, tiny_data_dir, out, *extra):
     return tiny_run_argv(tiny_preset, tiny_data_dir, out, "--seed", "3", *extra)
 
 
-def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path):
+EPOCHS = 40
+
+
+def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "experiments.run",
-        *tiny_argv(tiny_preset, tiny_data_dir, out, "--epochs", "120"),
-    ]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = tiny_argv(tiny_preset, tiny_data_dir, out, "--epochs", str(EPOCHS))
+    process = subprocess.Popen([sys.executable, "-m", "experiments.run", *argv],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     progress = out / "checkpoint" / PROGRESS
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
@@ -40,19 +42,60 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path):
         time.sleep(0.05)
     assert process.poll() is None, "the run ended before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    process.wait(timeout=60)
     assert not (out / "metrics.json").exists() and not (out / "model.keras").exists()
     killed_after = json.loads(progress.read_text())["epoch"] + 1
+    saved = checkpoint_arrays(out / "checkpoint" / WEIGHTS)
 
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"resuming from the checkpoint after epoch {killed_after}" in result.stdout
+    # Rerun in this process, watching the state the resumed run starts from.
+    resumed_from, resume = {}, trainer.resume
+
+    def watched_resume(run_state, checkpoint_dir):
+        started = resume(run_state, checkpoint_dir)
+        resumed_from["model"] = [v.numpy() for v in run_state.model.weights]
+        resumed_from["optimizer"] = [v.numpy() for v in run_state.optimizer.variables]
+        resumed_from["iterations"] = int(run_state.optimizer.iterations.numpy())
+        return started
+
+    monkeypatch.setattr("mtl_keras.trainer.resume", watched_resume)
+    resumed = run.main(argv)
+    monkeypatch.undo()
+    # The run started from the checkpoint's weights and optimizer state, not anew.
+    state = resumed_from["model"] + resumed_from["optimizer"]
+    assert {digest(a) for a in state} == {digest(a) for a in saved}  # h5 repeats nested ones
+    steps = resumed["optimizer_iterations"] // EPOCHS
+    assert resumed_from["iterations"] == killed_after * steps > 0
     epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / "history.csv"))]
-    assert epochs == list(range(120))  # every epoch exactly once
+    assert epochs == list(range(EPOCHS))  # every epoch exactly once
     for name in ("model.keras", "metrics.json", "curves.png", "tokenizer/tokenizer.json"):
         assert (out / name).is_file(), name
     assert not (out / "checkpoint").exists()  # removed once the run completed
-    assert len(json.loads((out / "metrics.json").read_text())["epoch_seconds"]) == 120
+    assert len(resumed["epoch_seconds"]) == EPOCHS
+
+    # The same run uninterrupted: same batches, same dropout, so the same model.
+    whole = run.main(tiny_argv(tiny_preset, tiny_data_dir, tmp_path / "whole", "--epochs",
+                               str(EPOCHS)))  # fmt: skip
+    assert whole["optimizer_iterations"] == resumed["optimizer_iterations"]
+    for split in ("validation", "test"):
+        assert resumed[split] == whole[split]
+    mine = load_model(out / "model.keras").get_weights()
+    theirs = load_model(tmp_path / "whole" / "model.keras").get_weights()
+    assert max(float(np.abs(a - b).max()) for a, b in zip(mine, theirs, strict=True)) == 0.0
+
+
+def checkpoint_arrays(path):
+    """Every array a `.weights.h5` checkpoint holds (model and optimizer), read with h5py."""
+    arrays = []
+    with h5py.File(path, "r") as handle:
+        handle.visititems(
+            lambda name, item: arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None
+        )
+    return arrays
+
+
+def digest(array):
+    array = np.asarray(array)
+    return (array.shape, str(array.dtype), array.tobytes())
 
 
 def test_divergence_stops_with_a_clear_message(tiny_preset, tiny_data_dir, tmp_path, capsys):
