@@ -1,43 +1,84 @@
-"""Early stopping keeps the best epoch's weights, and the run reports that epoch."""
+"""Early stopping stops `patience` epochs after the best one and keeps that epoch's weights."""
 
+import csv
 import json
 
 import pytest
 
+from mtl_keras.data import get_builder
 from mtl_keras.data.pipeline import evaluation_stream
 from mtl_keras.model import compile_model
 from mtl_keras.preprocessing import make_preprocessor
 from mtl_keras.saving import load_model, load_tokenizer
-from tests.conftest import finished_tiny_run
+from tests.conftest import finished_tiny_run, write_tiny_stsb
+
+EPOCHS, PATIENCE = 12, 2
+PAIRS = [  # (score, sentence1, sentence2): near copies score high, unrelated texts low
+    (5.0, "the quick brown fox", "the quick fox"),
+    (0.0, "stocks fell", "the lazy dog"),
+    (4.5, "the team won the match", "the team won"),
+    (0.5, "a new phone chip", "the film star"),
+    (4.0, "the market fell", "stocks fell ."),
+    (1.0, "sport team won", "the new phone"),
+]
 
 
 @pytest.fixture(scope="module")
-def stopped_run(tiny_preset, tiny_data_dir, tmp_path_factory):
-    # The tiny data has validation pairs only: the score is the validation Pearson r.
-    options = "--tasks similarity --epochs 6 --patience 1 --learning-rate 3e-3 --no-sts"
-    return finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, "stopped", options)
+def misleading_data(tmp_path_factory):
+    """STS-B files whose training split scores the pairs the other way round (near copies
+    low): the encoder starts out agreeing with the validation scores, and every epoch of
+    training takes it further from them, so the validation score peaks at once."""
+    root = tmp_path_factory.mktemp("misleading")
+    folder = write_tiny_stsb(root / "stsb")
+    rows = {
+        "sts-train.csv": [(5.0 - score, a, b) for score, a, b in PAIRS],
+        "sts-dev.csv": PAIRS,
+        "sts-test.csv": PAIRS,
+    }
+    for name, pairs in rows.items():
+        lines = [f"main-captions\tMSRvid\t2012\t{i:04d}\t{score}\t{a}\t{b}"
+                 for i, (score, a, b) in enumerate(pairs)]  # fmt: skip
+        (folder / name).write_text("\n".join(lines) + "\n")
+    get_builder("stsb", root / "prepared", source=folder)
+    return root / "prepared"
 
 
-def test_run_keeps_the_best_epoch_and_reports_its_validation(stopped_run, tiny_data_dir):
+@pytest.fixture(scope="module")
+def stopped_run(tiny_preset, misleading_data, tmp_path_factory):
+    # The validation score is the validation Pearson r of the one task.
+    options = (f"--tasks similarity --epochs {EPOCHS} --patience {PATIENCE} "
+               "--learning-rate 1e-3 --batch-size 2 --no-length-buckets")  # fmt: skip
+    folder = finished_tiny_run(tmp_path_factory, tiny_preset, misleading_data, "stopped", options)
+    return folder
+
+
+def test_training_stops_patience_epochs_after_the_best(stopped_run):
     metrics = json.loads((stopped_run / "metrics.json").read_text())
-    scores = {int(row["epoch"]): float(row["val_score"]) for row in _history(stopped_run)}
+    scores = _scores(stopped_run)
     best = metrics["best_epoch"]
     assert scores[best] == max(scores.values())
-    assert len(scores) in (best + 2, 6)  # patience 1: one epoch without a better score
+    assert best + 1 + PATIENCE < EPOCHS  # it stopped early ...
+    assert sorted(scores) == list(range(best + 1 + PATIENCE))  # ... right after `patience`
+    assert all(scores[e] < scores[best] for e in range(best + 1, best + 1 + PATIENCE))
+    assert len(metrics["epoch_seconds"]) == best + 1 + PATIENCE
+
+
+def test_the_saved_model_is_the_best_epochs(stopped_run, misleading_data):
+    metrics = json.loads((stopped_run / "metrics.json").read_text())
+    scores, best = _scores(stopped_run), metrics["best_epoch"]
     reported = metrics["validation"]["similarity"]["pearson"]
     assert reported == pytest.approx(scores[best])  # one task: the score is its r
-    # The saved model is the best epoch's: evaluating it again gives that epoch's r.
+    # Evaluating the saved model again gives the best epoch's r, not the last epoch's.
     model = load_model(stopped_run / "model.keras", compile=False)
     compile_model(model, "adam")
     pre = make_preprocessor(load_tokenizer(stopped_run / "tokenizer"), 16)
     data, _ = evaluation_stream(model.tasks, "validation", pre, batch_size=4, max_length=16,
-                                data_dir=tiny_data_dir)  # fmt: skip
-    again = model.evaluate(data, return_dict=True, verbose=0)
-    assert again["pearson"] == pytest.approx(scores[best], abs=1e-5)
+                                data_dir=misleading_data)  # fmt: skip
+    again = model.evaluate(data, return_dict=True, verbose=0)["pearson"]
+    assert again == pytest.approx(scores[best], abs=1e-5)
+    assert abs(again - scores[max(scores)]) > 1e-3  # the last epoch's weights were not kept
 
 
-def _history(folder):
-    import csv
-
+def _scores(folder):
     with open(folder / "history.csv") as handle:
-        return list(csv.DictReader(handle))
+        return {int(row["epoch"]): float(row["val_score"]) for row in csv.DictReader(handle)}
