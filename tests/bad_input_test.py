@@ -4,6 +4,8 @@ Every case is its own test, so one failure cannot hide the rest; the summary at 
 of a pytest run counts them (see `pytest_runtest_logreport` in conftest.py).
 """
 
+import re
+import shutil
 import subprocess
 import sys
 
@@ -25,6 +27,12 @@ VALID_TEXT = {
     "mixed scripts": "Hello שלום 世界 Привет",
     "control characters": "a\x00b\x07c\u200bd\x1b[31m",
     "10,000 characters": "word " * 2000,
+}
+# Texts whose pieces equal another's: what cleaning, truncation and whitespace promise.
+SAME_PIECES = {
+    "whitespace": "",
+    "control characters": "abcd[31m",  # control and zero-width characters are dropped
+    "10,000 characters": "word " * 14,  # cut to 14 pieces + [CLS] and [SEP] (max_length 16)
 }
 INVALID_ITEMS = {
     "bytes": b"bytes",
@@ -50,18 +58,21 @@ def encoder(tiny_preset):
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bad_input_serving") / "mtl" / "1"
-    export.main(
-        ["--model", str(tiny_run / "model.keras"), "--output", str(out), "--max-length", "16"]
-    )
-    return tf.saved_model.load(str(out)).signatures["serving_default"]
+def exported(tiny_export):
+    return tf.saved_model.load(str(tiny_export)).signatures["serving_default"]
 
 
 @pytest.mark.parametrize("case", VALID_TEXT)
 def test_encode_valid_text(encoder, case):
     out = encoder.encode([VALID_TEXT[case], "the fox"])
     assert out.shape == (2, 16) and np.isfinite(out).all()
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    alone = encoder.encode([VALID_TEXT[case]])  # batching and padding change nothing
+    np.testing.assert_allclose(out[0], alone[0], atol=1e-5)
+    if case in SAME_PIECES:
+        np.testing.assert_allclose(out[0], encoder.encode([SAME_PIECES[case]])[0], atol=1e-5)
+    elif VALID_TEXT[case]:  # not collapsed onto the empty text
+        assert np.abs(out[0] - encoder.encode([""])[0]).max() > 1e-3
 
 
 @pytest.mark.parametrize("case", INVALID_ITEMS)
@@ -82,42 +93,55 @@ def test_embed_cli_every_valid_text(tiny_preset):
 
 
 @pytest.mark.parametrize(
-    "argv",
-    [["--max-length", "0", "x"], ["--preset", "/nonexistent", "x"]],
+    "argv, reason",
+    [(["--max-length", "0", "x"], "max_length must be an int >= 2.*got 0"),
+     (["--preset", "/nonexistent", "x"], "'/nonexistent' is not a local keras-hub preset")],
     ids=["--max-length 0", "missing preset"],
-)
-def test_embed_cli_error(tiny_preset, capsys, argv):
+)  # fmt: skip
+def test_embed_cli_error(tiny_preset, capsys, argv, reason):
     argv = argv if "--preset" in argv else ["--preset", str(tiny_preset), *argv]
-    one_line_exit_2(capsys, embed.main, argv)
+    assert re.search(reason, one_line_exit_2(capsys, embed.main, argv)), reason
 
 
-RUN_CASES = {
-    "unknown scenario": ["--scenario", "freeze_everything"],
-    "unknown task": ["--tasks", "topic,emotion"],
-    "empty task list": ["--tasks", ","],
-    "frozen_head_b with one task": ["--scenario", "frozen_head_b", "--tasks", "ner"],
-    "missing --init-from model": ["--init-from", "{tmp}/nope.keras"],
-    "corrupt --init-from model": ["--init-from", "{tmp}/garbage.keras"],
-    "finished output dir": ["--output-dir", "{finished}"],
-    "negative batch size": ["--batch-size", "-4"],
-    "learning rate nan": ["--learning-rate", "nan"],
-    "negative learning rate": ["--learning-rate", "-1"],
-    "negative loss weight": ["--loss-weights", "topic=-1"],
-    "loss weight nan": ["--loss-weights", "topic=nan"],
-    "train cap of a task not run": ["--train-examples", "ner=10"],
-    "train cap 0": ["--train-examples", "topic=0"],
-    "train cap not whole": ["--train-examples", "topic=2.5"],
-    "dropout 1": ["--dropout", "1"],
-    "output dir is a file": ["--output-dir", "{tmp}/garbage.keras"],
-    "output dir under a file": ["--output-dir", "{tmp}/garbage.keras/run"],
-    "output dir cannot be created": ["--output-dir", "/proc/mtl-keras-run"],
-    "data dir is a file": ["--data-dir", "{tmp}/garbage.keras"],
-    "preset config.json not JSON": ["--preset", "{tmp}/not_json"],
-    "preset config.json wrong value type": ["--preset", "{tmp}/wrong_type"],
-    "preset with unloadable values": ["--preset", "{tmp}/bad_values"],
-    "max length beyond the positions": ["--max-length", "4096"],
-    "huge lora rank": ["--scenario", "lora", "--lora-rank", "100000"],
-}
+RUN_CASES = {  # case: (arguments, what its one line must say)
+    "unknown scenario": (["--scenario", "freeze_everything"], "unknown scenario 'freeze_everything'"),
+    "unknown task": (["--tasks", "topic,emotion"], "unknown task 'emotion'"),
+    "empty task list": (["--tasks", ","], "no task given"),
+    "frozen_head_b with one task": (["--scenario", "frozen_head_b", "--tasks", "ner"],
+                                    "'frozen_head_b' needs at least 2 tasks"),
+    "missing --init-from model": (["--init-from", "{tmp}/nope.keras"], "nope.keras' does not exist"),
+    "corrupt --init-from model": (["--init-from", "{tmp}/garbage.keras"],
+                                  "garbage.keras' is not a .keras archive"),
+    "finished output dir": (["--output-dir", "{finished}"], "holds a finished run"),
+    "negative batch size": (["--batch-size", "-4"], "--batch-size must be in .*got -4"),
+    "learning rate nan": (["--learning-rate", "nan"], "--learning-rate must be in .*got nan"),
+    "negative learning rate": (["--learning-rate", "-1"], "--learning-rate must be in .*got -1"),
+    "negative loss weight": (["--loss-weights", "topic=-1"], "loss weight topic=-1.0 must be"),
+    "loss weight nan": (["--loss-weights", "topic=nan"], "loss weight topic=nan must be"),
+    "train cap of a task not run": (["--train-examples", "ner=10"],
+                                    "names task 'ner', which this run does not train"),
+    "train cap 0": (["--train-examples", "topic=0"], "topic=0: a cap must be a whole number"),
+    "train cap not whole": (["--train-examples", "topic=2.5"], "'topic=2.5' is not task=whole"),
+    "dropout 1": (["--dropout", "1"], "--dropout must be in .*got 1.0"),
+    "output dir is a file": (["--output-dir", "{tmp}/garbage.keras"],
+                             "--output-dir .*garbage.keras' is a file"),
+    "output dir under a file": (["--output-dir", "{tmp}/garbage.keras/run"],
+                                "garbage.keras/run' cannot be created .*Not a directory"),
+    "output dir cannot be created": (["--output-dir", "/proc/mtl-keras-run"],
+                                     "'/proc/mtl-keras-run' cannot be created"),
+    "data dir is a file": (["--data-dir", "{tmp}/garbage.keras"],
+                           "data dir .*garbage.keras' is a file"),
+    "preset config.json not JSON": (["--preset", "{tmp}/not_json"],
+                                    "not_json/config.json' is not readable JSON"),
+    "preset config.json wrong value type": (["--preset", "{tmp}/wrong_type"],
+                                            "wrong_type/config.json' does not describe a BERT"),
+    "preset with unloadable values": (["--preset", "{tmp}/bad_values"],
+                                      "bad_values' could not be loaded as a BERT preset"),
+    "max length beyond the positions": (["--max-length", "4096"],
+                                        "--max-length 4096 exceeds the encoder's 32 positions"),
+    "huge lora rank": (["--scenario", "lora", "--lora-rank", "100000"],
+                       "--lora-rank 100000 exceeds the encoder's width 16"),
+}  # fmt: skip
 
 
 def write_bad_presets(folder, tiny_preset):
@@ -126,11 +150,7 @@ def write_bad_presets(folder, tiny_preset):
     (folder / "wrong_type").mkdir()
     config = '{"config": {"max_sequence_length": "long", "hidden_dim": 16}}'
     (folder / "wrong_type" / "config.json").write_text(config)
-    bad = folder / "bad_values"
-    bad.mkdir()
-    for item in tiny_preset.iterdir():
-        if item.is_file():
-            (bad / item.name).write_bytes(item.read_bytes())
+    bad = shutil.copytree(tiny_preset, folder / "bad_values")  # the whole preset, assets too
     text = (bad / "config.json").read_text().replace('"num_heads": 2', '"num_heads": "two"')
     (bad / "config.json").write_text(text)
 
@@ -139,60 +159,67 @@ def write_bad_presets(folder, tiny_preset):
 def test_run_cli_error(tmp_path, capsys, tiny_run, tiny_preset, tiny_data_dir, case):
     (tmp_path / "garbage.keras").write_bytes(b"\x00" * 100)
     write_bad_presets(tmp_path, tiny_preset)
-    argv = [a.format(tmp=tmp_path, finished=tiny_run) for a in RUN_CASES[case]]
+    arguments, reason = RUN_CASES[case]
+    argv = [a.format(tmp=tmp_path, finished=tiny_run) for a in arguments]
     if "--preset" not in argv:
         argv += ["--preset", str(tiny_preset)]
     if "--data-dir" not in argv:
         argv += ["--data-dir", str(tiny_data_dir)]
+    if "--max-length" not in argv:  # the tiny preset has 32 positions, the default is 128
+        argv += ["--max-length", "16"]
     argv = argv if "--output-dir" in argv else [*argv, "--output-dir", str(tmp_path / "out")]
-    one_line_exit_2(capsys, run.main, argv)
+    assert re.search(reason, one_line_exit_2(capsys, run.main, argv)), reason
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
-EXPORT_CASES = {
-    "missing model": ["--model", "{tmp}/nope.keras", "--output", "{tmp}/m/1"],
-    "truncated model": [
-        "--model",
-        "{tmp}/truncated.keras",
-        "--tokenizer",
-        "{run}/tokenizer",
-        "--output",
-        "{tmp}/m/1",
-    ],
-    "no version dir": ["--model", "{run}/model.keras", "--output", "{tmp}/m"],
-    "no tokenizer": [
-        "--model",
-        "{run}/model.keras",
-        "--tokenizer",
-        "{tmp}",
-        "--output",
-        "{tmp}/m/2",
-    ],
-}
+EXPORT_CASES = {  # case: (arguments, what its one line must say)
+    "missing model": (["--model", "{tmp}/nope.keras", "--output", "{tmp}/m/1"],
+                      "nope.keras' does not exist"),
+    "truncated model": (["--model", "{tmp}/truncated.keras", "--tokenizer", "{run}/tokenizer",
+                         "--output", "{tmp}/m/1"], "truncated.keras' is not a .keras archive"),
+    "no version dir": (["--model", "{run}/model.keras", "--output", "{tmp}/m"],
+                       "does not end in a version number"),
+    "no tokenizer": (["--model", "{run}/model.keras", "--tokenizer", "{tmp}", "--output",
+                      "{tmp}/m/2"], "no tokenizer in"),
+    # Both are wrong: the model's fault is named (it is the real cause), not the tokenizer's.
+    "garbage model beside no tokenizer": (["--model", "{tmp}/truncated.keras", "--output",
+                                           "{tmp}/m/3"], "truncated.keras' is not a .keras"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", EXPORT_CASES)
 def test_export_cli_error(tmp_path, capsys, tiny_run, case):
     (tmp_path / "truncated.keras").write_bytes((tiny_run / "model.keras").read_bytes()[:1000])
-    argv = [a.format(tmp=tmp_path, run=tiny_run) for a in EXPORT_CASES[case]]
+    arguments, reason = EXPORT_CASES[case]
+    argv = [a.format(tmp=tmp_path, run=tiny_run) for a in arguments]
     err = one_line_exit_2(capsys, export.main, argv)
+    assert re.search(reason, err), reason
     if case == "garbage model beside no tokenizer":
-        assert "truncated.keras" in err and "tokenizer" not in err  # the real cause
+        assert "tokenizer" not in err  # the real cause only
 
 
-PREDICT_CASES = {
-    "no texts and no input": [],
-    "texts and input": ["x", "--input", "{tmp}/texts.txt"],
-    "missing input file": ["--input", "{tmp}/nope.txt"],
-    "input is a folder": ["--input", "{tmp}/folder.txt"],
-    "input not UTF-8": ["--input", "{tmp}/latin1.txt"],
-    "unknown input kind": ["--input", "{tmp}/texts.xml"],
-    "csv without text column": ["--input", "{tmp}/no_column.csv"],
-    "jsonl line not JSON": ["--input", "{tmp}/broken.jsonl"],
-    "jsonl text not a string": ["--input", "{tmp}/number.jsonl"],
-    "output not .jsonl": ["x", "--output", "{tmp}/out.csv"],
-    "corrupt model": ["x", "--model", "{tmp}/garbage.keras"],
-}
+PREDICT_CASES = {  # case: (arguments, what its one line must say)
+    "no texts and no input": ([], "give texts on the command line or --input"),
+    "texts and input": (["x", "--input", "{tmp}/texts.txt"], "one of the two"),
+    "missing input file": (["--input", "{tmp}/nope.txt"], "nope.txt' does not exist"),
+    "input is a folder": (["--input", "{tmp}/folder.txt"], "folder.txt' cannot be read"),
+    "input not UTF-8": (["--input", "{tmp}/latin1.txt"], "latin1.txt' line 2 is not UTF-8"),
+    "unknown input kind": (["--input", "{tmp}/texts.xml"], "texts.xml' must end in .txt"),
+    "csv without text column": (["--input", "{tmp}/no_column.csv"],
+                                "no_column.csv' has no 'text' column"),
+    "csv row without text value": (["--input", "{tmp}/short_row.csv"],
+                                   "short_row.csv' line 3 has no 'text' value"),
+    "csv without the --column": (["--input", "{tmp}/texts.csv", "--column", "body"],
+                                 "texts.csv' has no 'body' column"),
+    "jsonl line not JSON": (["--input", "{tmp}/broken.jsonl"], "broken.jsonl' line 2 is not JSON"),
+    "jsonl text not a string": (["--input", "{tmp}/number.jsonl"],
+                                "number.jsonl' line 1 has no string 'text' field"),
+    "jsonl without the --column": (["--input", "{tmp}/later.jsonl", "--column", "body"],
+                                   "later.jsonl' line 3 has no string 'body' field"),
+    "output not .jsonl": (["x", "--output", "{tmp}/out.csv"], "out.csv' must end in .jsonl"),
+    "corrupt model": (["x", "--model", "{tmp}/garbage.keras"],
+                      "garbage.keras' is not a .keras archive"),
+}  # fmt: skip
 
 
 def write_predict_inputs(folder):
@@ -204,22 +231,33 @@ def write_predict_inputs(folder):
     (folder / "broken.jsonl").write_text('{"text": "ok"}\n{"text": \n')
     (folder / "number.jsonl").write_text('{"text": 3}\n')
     (folder / "garbage.keras").write_bytes(b"\x00" * 100)
+    (folder / "short_row.csv").write_text("id,text\n1,the fox\n2\n")
+    (folder / "texts.csv").write_text("id,text\n1,the fox\n")
+    (folder / "later.jsonl").write_text('{"body": "a"}\n\n{"text": "b"}\n')
 
 
 @pytest.mark.parametrize("case", PREDICT_CASES)
 def test_predict_cli_error(tmp_path, capsys, tiny_run, case):
     write_predict_inputs(tmp_path)
-    argv = [a.format(tmp=tmp_path) for a in PREDICT_CASES[case]]
+    arguments, reason = PREDICT_CASES[case]
+    argv = [a.format(tmp=tmp_path) for a in arguments]
     if "--model" not in argv:
         argv = [*argv, "--model", str(tiny_run / "model.keras")]
-    one_line_exit_2(capsys, predict.main, [*argv, "--max-length", "16"])
+    err = one_line_exit_2(capsys, predict.main, [*argv, "--max-length", "16"])
+    assert re.search(reason, err), reason
 
 
 @pytest.mark.parametrize("case", VALID_TEXT)
-def test_exported_signature_valid_text(exported, case):
+def test_exported_signature_valid_text(exported, encoder, case):
     result = exported(text=tf.constant([VALID_TEXT[case], "the fox"]))
-    assert result["embedding"].shape == (2, 16) and np.isfinite(result["embedding"].numpy()).all()
-    assert result["topic_label"].shape == (2,)
+    embedding = result["embedding"].numpy()
+    assert embedding.shape == (2, 16) and np.isfinite(embedding).all()
+    alone = exported(text=tf.constant([VALID_TEXT[case]]))
+    np.testing.assert_allclose(embedding[0], alone["embedding"].numpy()[0], atol=1e-5)
+    assert result["topic_label"].numpy()[0] == alone["topic_label"].numpy()[0]
+    if case in SAME_PIECES:
+        same = exported(text=tf.constant([SAME_PIECES[case]]))["embedding"].numpy()
+        np.testing.assert_allclose(embedding[0], same[0], atol=1e-5)
 
 
 def test_exported_signature_invalid_utf8_dropped_like_encode(exported):
@@ -232,17 +270,12 @@ def test_encode_lone_surrogate_dropped(encoder):
 
 
 def test_embed_cli_undecodable_argv(tiny_preset):
-    argv = [
-        b"-m",
-        b"experiments.embed",
-        b"--preset",
-        str(tiny_preset).encode(),
-        b"--max-length",
-        b"16",
-        b"the fo\xffx",
-    ]
-    result = subprocess.run([sys.executable.encode(), *argv], capture_output=True)
+    argv = [b"-m", b"experiments.embed", b"--preset", str(tiny_preset).encode(),
+            b"--max-length", b"16", b"--show", b"16", b"the fo\xffx", b"the fox", b"the box"]  # fmt: skip
+    result = subprocess.run([sys.executable.encode(), *argv], capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+    shown = [line.split(b"first=")[1] for line in result.stdout.splitlines() if b"first=" in line]
+    assert len(shown) == 3 and shown[0] == shown[1] != shown[2]  # the byte dropped, nothing else
 
 
 def test_exported_signature_empty_batch(exported):
@@ -272,7 +305,8 @@ def test_data_unknown_split(tmp_path):
 def test_data_cli_unknown_dataset_exit_2(tmp_path):
     argv = ["stats", "--data-dir", str(tmp_path), "--datasets", "imdb"]
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.data", *argv], capture_output=True, text=True
-    )
+        [sys.executable, "-m", "experiments.data", *argv], capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
     err = result.stderr.strip()
     assert result.returncode == 2 and err.startswith("error: ") and len(err.splitlines()) == 1, err

@@ -1,10 +1,15 @@
 """Shared fixtures: no network for the whole suite, and a tiny random BERT preset."""
 
 import os
-import socket
+from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every Python process a test starts imports tests/network_guard/sitecustomize.py first.
+GUARD_DIR = str(Path(__file__).parent / "network_guard")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [GUARD_DIR, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
@@ -12,23 +17,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import mtl_keras  # noqa: E402, F401
-
-
-class NetworkBlocked(RuntimeError):
-    pass
-
-
-def _refuse(*args, **kwargs):
-    raise NetworkBlocked(f"network access attempted during tests: {args[:2]!r}")
+from tests.network_guard.sitecustomize import NetworkBlocked, block  # noqa: E402, F401
 
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any outbound connection or name lookup fails loudly (mtl_keras never downloads)."""
-    monkeypatch.setattr(socket.socket, "connect", _refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", _refuse)
-    monkeypatch.setattr(socket, "create_connection", _refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", _refuse)
+    """Any outbound connection or name lookup fails loudly (mtl_keras never downloads);
+    the processes tests start are guarded the same way (tests/network_guard/)."""
+    block(monkeypatch.setattr)
 
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (
@@ -173,6 +169,25 @@ def tiny_run(tiny_preset, tiny_data_dir, tmp_path_factory):
     """A finished tiny `experiments.run` with all three heads: its output folder."""
     options = "--scenario full --tasks topic,sentiment,ner --epochs 1"
     return finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, "tiny_run", options)
+
+
+def cosines(a, b):
+    """Row-wise cosine of two arrays of vectors, both sides normalised here: the check is
+    about direction, whatever scale either side has."""
+    a, b = np.asarray(a, "float64"), np.asarray(b, "float64")
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory):
+    """`tiny_run`'s model exported once for TF Serving (max length 16): the version folder."""
+    from experiments import export
+
+    out = tmp_path_factory.mktemp("tiny_export") / "mtl" / "1"
+    export.main(
+        ["--model", str(tiny_run / "model.keras"), "--output", str(out), "--max-length", "16"]
+    )
+    return out
 
 
 def tiny_inputs():

@@ -1,6 +1,7 @@
 """TF Serving export: raw-string signature, servable with only TF + TF Text."""
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,17 +15,9 @@ from experiments import export, serving_client
 from mtl_keras.errors import InputError
 from mtl_keras.preprocessing import make_preprocessor, trim_padding
 from mtl_keras.saving import load_model, load_tokenizer
+from mtl_keras.tasks import TASKS
 
 SENTENCES = ["the quick fox jumps", "a", "", "stocks fell , market fell !", "Café São Paulo"]
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("serving") / "mtl" / "1"
-    export.main(
-        ["--model", str(tiny_run / "model.keras"), "--output", str(out), "--max-length", "16"]
-    )
-    return out
 
 
 def run_isolated(code):
@@ -43,10 +36,10 @@ def keras_reference(tiny_run, sentences):
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def test_signature_served_with_only_tf_and_tf_text_matches_keras(tiny_run, exported, tmp_path):
+def test_signature_served_with_only_tf_and_tf_text_matches_keras(tiny_run, tiny_export, tmp_path):
     run_isolated(f"""
         import sys, numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
-        serve = tf.saved_model.load({str(exported)!r}).signatures["serving_default"]
+        serve = tf.saved_model.load({str(tiny_export)!r}).signatures["serving_default"]
         out = serve(text=tf.constant({SENTENCES!r}))
         assert "keras_hub" not in sys.modules and "mtl_keras" not in sys.modules, "imported too much"
         np.savez({str(tmp_path / "served.npz")!r}, **{{k: v.numpy() for k, v in out.items()}})
@@ -61,19 +54,27 @@ def test_signature_served_with_only_tf_and_tf_text_matches_keras(tiny_run, expor
         probs = tf.nn.softmax(reference[task]).numpy()
         np.testing.assert_allclose(served[f"{task}_probs"], probs, atol=1e-5)
         assert served[f"{task}_probs"].shape == (len(SENTENCES), labels)
-        assert served[f"{task}_label"].dtype == object and served[f"{task}_label"].shape == (5,)
+        # The label is the Keras model's argmax, named with the task's own labels.
+        want = [TASKS[task].labels[i] for i in np.argmax(reference[task], axis=-1)]
+        assert [label.decode() for label in served[f"{task}_label"]] == want
     pieces = served["word_pieces"]
     assert [p.decode() for p in pieces[1] if p] == ["[CLS]", "a", "[SEP]"]
-    assert served["ner_tags"][1][0] == b"" and served["ner_tags"][1][1] != b""
+    # NER: each real word piece tagged with the Keras argmax; [CLS], [SEP] and padding "".
+    tags = np.array(TASKS["ner"].labels, dtype=object)[np.argmax(reference["ner"], axis=-1)]
+    mask = np.array([[p not in (b"", b"[CLS]", b"[SEP]") for p in row] for row in pieces])
+    assert served["ner_tags"].shape == reference["ner"].shape[:2] == mask.shape
+    want_tags = np.where(mask, tags, "")
+    assert [[t.decode() for t in row] for row in served["ner_tags"]] == want_tags.tolist()
+    assert mask[1].tolist()[:3] == [False, True, False] and mask.sum() > len(SENTENCES)
 
 
-def test_every_op_is_core_tensorflow_or_tf_text(exported):
+def test_every_op_is_core_tensorflow_or_tf_text(tiny_export):
     out = run_isolated(f"""
         import tensorflow as tf
         from tensorflow.core.protobuf import saved_model_pb2
         from tensorflow.python.framework import op_def_registry
         proto = saved_model_pb2.SavedModel()
-        proto.ParseFromString(open({str(exported / "saved_model.pb")!r}, "rb").read())
+        proto.ParseFromString(open({str(tiny_export / "saved_model.pb")!r}, "rb").read())
         graph = proto.meta_graphs[0].graph_def
         ops = {{n.op for n in graph.node}}
         for function in graph.library.function:
@@ -93,14 +94,14 @@ def test_every_op_is_core_tensorflow_or_tf_text(exported):
     assert unknown.strip() == ""  # nothing beyond core TF + TF Text
 
 
-def test_saved_model_cli_shows_the_signature(exported):
+def test_saved_model_cli_shows_the_signature(tiny_export):
     cli = Path(sys.executable).parent / "saved_model_cli"
     result = subprocess.run(
         [
             str(cli),
             "show",
             "--dir",
-            str(exported),
+            str(tiny_export),
             "--tag_set",
             "serve",
             "--signature_def",
@@ -123,8 +124,8 @@ def test_saved_model_cli_shows_the_signature(exported):
         assert f"outputs['{name}']" in out
 
 
-def test_client_requests_fit_the_signature(exported):
-    serve = tf.saved_model.load(str(exported)).signatures["serving_default"]
+def test_client_requests_fit_the_signature(tiny_export):
+    serve = tf.saved_model.load(str(tiny_export)).signatures["serving_default"]
     direct = serve(text=tf.constant(SENTENCES))["topic_probs"].numpy()
     row = json.loads(json.dumps(serving_client.rest_row_body(SENTENCES)))
     columnar = json.loads(json.dumps(serving_client.rest_columnar_body(SENTENCES)))
@@ -137,8 +138,9 @@ def test_client_requests_fit_the_signature(exported):
     np.testing.assert_allclose(serve(text=tf.constant(from_grpc))["topic_probs"].numpy(), direct)
 
 
-def test_refuses_to_overwrite_and_needs_a_version_dir(tiny_run, exported, tmp_path):
+def test_refuses_to_overwrite_and_needs_a_version_dir(tiny_run, tiny_export, tmp_path):
     model = str(tiny_run / "model.keras")
+    exported = shutil.copytree(tiny_export, tmp_path / "copy" / "1")  # the shared one stays
     with pytest.raises(InputError, match="--overwrite"):
         export.main(["--model", model, "--output", str(exported)])
     with pytest.raises(InputError, match="version number"):
@@ -157,6 +159,7 @@ def test_exported_pretrained_embedding_matches_sentence_transformers(tmp_path):
     from mtl_keras.model import MultiTaskModel
     from mtl_keras.tasks import resolve_tasks
     from tests.minilm_parity_test import REFERENCE
+    from tests.conftest import cosines
 
     preset = presets.default_preset_dir()
     backbone = TunableBertBackbone.from_backbone(presets.load_backbone(preset))
@@ -167,5 +170,6 @@ def test_exported_pretrained_embedding_matches_sentence_transformers(tmp_path):
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
     got = serve(text=tf.constant([c["text"] for c in cases]))["embedding"].numpy()
     want = np.array([c["embedding"] for c in cases], dtype=np.float32)
-    cosine = np.sum(got * want, axis=1) / np.linalg.norm(want, axis=1)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)  # served unit length
+    cosine = cosines(got, want)
     assert cosine.min() >= 0.9999, cosine

@@ -15,13 +15,13 @@ from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.errors import InputError
 from mtl_keras.portable import export_keras_hub, export_sentence_transformers
 from mtl_keras.saving import load_model, load_tokenizer
-from tests.conftest import make_tiny_backbone, make_tiny_tokenizer
+from tests.conftest import cosines, make_tiny_backbone, make_tiny_tokenizer
 
 SENTENCES = ["the quick fox jumps", "stocks fell , market fell !", "a", "", "Café São Paulo"]
 
 
 def min_cosine(a, b):
-    return float(np.min(np.sum(a * b, axis=1)))
+    return float(np.min(cosines(a, b)))
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +98,14 @@ def test_lora_adapters_are_merged_into_the_export(tmp_path):
         assert moved > 100 * kept, (moved, kept)  # the adapters' effect is in the export
 
 
-def test_int8_serving_export(tiny_run, tmp_path):
+def test_int8_serving_export(tiny_run, tiny_export, tmp_path):
     model = str(tiny_run / "model.keras")
-    export.main(["--model", model, "--output", str(tmp_path / "f" / "1"), "--max-length", "16"])
     export.main(["--model", model, "--output", str(tmp_path / "q" / "1"), "--max-length", "16",
                  "--quantize", "int8"])  # fmt: skip
     text = tf.constant(SENTENCES)
     float32, int8 = (
-        tf.saved_model.load(str(tmp_path / kind / "1")).signatures["serving_default"](text=text)
-        for kind in ("f", "q")
+        tf.saved_model.load(str(folder)).signatures["serving_default"](text=text)
+        for folder in (tiny_export, tmp_path / "q" / "1")
     )
     assert min_cosine(float32["embedding"].numpy(), int8["embedding"].numpy()) >= 0.99
     assert int8["topic_probs"].shape == (len(SENTENCES), 5) and "ner_tags" in int8

@@ -39,6 +39,38 @@ def test_every_task_labelled_in_input_order(predictor):
     assert alone["topic"]["probabilities"] == pytest.approx(results[2]["topic"]["probabilities"])
 
 
+def test_entities_come_back_with_their_character_offsets(tiny_run):
+    # A model whose NER head tags every word piece B-person: every word is then a
+    # one-word person entity, so the spans and offsets are known exactly.
+    predictor = Predictor.from_path(tiny_run / "model.keras", max_length=16)
+    head = predictor.model.head_denses["ner"]
+    bias = np.full(head.bias.shape, -100.0, "float32")
+    bias[TASKS["ner"].labels.index("B-person")] = 100.0
+    head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
+    head.bias.assign(bias)
+    text = " \tsao  paulo won !"
+    result = predictor.predict([text, "stocks fell ."])
+    entities = result[0]["ner"]["entities"]
+    assert [(e["text"], e["type"], e["start"], e["end"]) for e in entities] == [
+        ("sao", "person", 2, 5), ("paulo", "person", 7, 12),
+        ("won", "person", 13, 16), ("!", "person", 17, 18),
+    ]  # fmt: skip
+    for entity in entities:
+        assert text[entity["start"] : entity["end"]] == entity["text"]
+    assert result[0]["ner"]["tags"] == ["B-person"] * 4
+    assert [e["text"] for e in result[1]["ner"]["entities"]] == ["stocks", "fell", "."]
+
+
+def test_non_strings_are_refused_naming_the_item(predictor):
+    from mtl_keras.errors import InputTypeError
+
+    for bad in (None, 3, b"bytes", ["nested"]):
+        with pytest.raises(InputTypeError, match=r"sentences\[1\] is .*expected str"):
+            predictor.predict(["the fox", bad])
+    with pytest.raises(InputTypeError, match="must be a str or a list of str"):
+        predictor.predict(42)
+
+
 def test_word_by_word_inputs_match_the_training_preprocessor(predictor, tiny_run):
     # With an NER head the predictor tokenizes word by word; sentence heads trained on the
     # preprocessor's whole-text pieces. On ordinary text both must give the same logits.
