@@ -33,7 +33,7 @@ TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (
 ).split()
 
 
-def make_tiny_backbone(num_layers=2, hidden_dim=16, max_sequence_length=32):
+def make_tiny_backbone(num_layers=2, hidden_dim=16, max_sequence_length=32, dropout=0.1):
     return keras_hub.models.BertBackbone(
         vocabulary_size=len(TINY_VOCAB),
         num_layers=num_layers,
@@ -41,7 +41,36 @@ def make_tiny_backbone(num_layers=2, hidden_dim=16, max_sequence_length=32):
         hidden_dim=hidden_dim,
         intermediate_dim=32,
         max_sequence_length=max_sequence_length,
+        dropout=dropout,
     )
+
+
+def deterministic_tiny_model(tasks="topic"):
+    """A tiny `MultiTaskModel` without dropout anywhere: one batch, one gradient."""
+    from mtl_keras.backbone import TunableBertBackbone
+    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.tasks import resolve_tasks
+
+    keras.utils.set_random_seed(0)
+    backbone = TunableBertBackbone.from_backbone(make_tiny_backbone(dropout=0.0))
+    return MultiTaskModel(backbone, resolve_tasks(tasks), dropout=0.0)
+
+
+def schedule_config(optimizer):
+    """The `WarmupDecay` settings of a run's optimizer (inside `LayerwiseLR` or not)."""
+    config = optimizer.get_config()
+    config = config["inner_optimizer"]["config"] if "inner_optimizer" in config else config
+    return config["learning_rate"]["config"]
+
+
+def one_fit_step(model, optimizer, y, start, loss_weights=None):
+    """{weight path: change} after one `fit` step from the weights `start`."""
+    from mtl_keras.model import compile_model
+
+    model.set_weights(start)
+    compile_model(model, optimizer, loss_weights)
+    model.fit(tiny_inputs(), y, epochs=1, batch_size=2, verbose=0)
+    return {v.path: v.numpy() - s for v, s in zip(model.weights, start, strict=True)}
 
 
 def make_tiny_tokenizer():

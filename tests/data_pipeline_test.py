@@ -1,3 +1,4 @@
+import collections
 import gc
 
 import numpy as np
@@ -167,3 +168,54 @@ def test_traced_tokenizer_is_reused_and_released():
     np.testing.assert_array_equal(got, expected)
     gc.collect()
     assert len(pipeline._TRACED) == held
+
+
+@pytest.fixture(scope="module")
+def varied_lengths(tmp_path_factory):
+    """Tiny sources plus tweets of 1 to 60 words: lengths across several buckets."""
+    from mtl_keras.data import get_builder
+    from tests.conftest import write_tiny_sources
+
+    root = tmp_path_factory.mktemp("varied")
+    sources = write_tiny_sources(root / "sources")
+    with open(sources["tweet_sentiment"], "a") as handle:
+        words = [w for w in TINY_VOCAB[5:] if w.isalpha()]  # no "," to split a CSV row
+        for n in range(1, 61):
+            text = " ".join(words[(n * 7 + i) % len(words)] for i in range(n))
+            handle.write(f"{['negative', 'neutral', 'positive'][n % 3]},0.9,{text} {n}\n")
+    get_builder("tweet_sentiment", root / "prepared", source=sources["tweet_sentiment"])
+    return root / "prepared"
+
+
+def test_length_buckets_group_lengths_and_lose_no_example(varied_lengths):
+    from mtl_keras.data.pipeline import bucket_boundaries
+
+    tasks, batch = resolve_tasks("sentiment"), 4
+    pre = make_preprocessor(make_tiny_tokenizer(), 64)
+
+    def rows(stream, batches):  # each example as its word pieces, padding cut off
+        out, kept = [], []
+        for x, _, _ in stream.take(batches):
+            lengths = x["padding_mask"].numpy().sum(axis=1)
+            kept.append(lengths)
+            out += [tuple(r[:n]) for r, n in zip(x["token_ids"].numpy(), lengths, strict=True)]
+        return out, kept
+
+    bucketed, steps, sizes = training_stream(tasks, pre, batch, 64, data_dir=varied_lengths, seed=2)
+    plain, _, _ = training_stream(tasks, pre, batch, 64, data_dir=varied_lengths, seed=2,
+                                  length_buckets=False)  # fmt: skip
+    boundaries = bucket_boundaries(64)
+    batches = 3 * steps  # three epochs
+    got, lengths = rows(bucketed, batches)
+    buckets = [set(np.searchsorted(boundaries, n, side="right")) for n in lengths]
+    assert all(len(b) == 1 for b in buckets)  # a batch holds one bucket's lengths
+    assert len({b.pop() for b in buckets}) == len(boundaries) + 1  # and every bucket is used
+    # Bucketing only reorders the shuffled stream: the first rows it emits are drawn from
+    # its first rows, and at most (batch - 1) rows per bucket are still waiting, never lost.
+    waiting = (len(boundaries) + 1) * (batch - 1)
+    drawn, _ = rows(plain, batches + -(-waiting // batch))
+    source = collections.Counter(drawn[: batches * batch + waiting])
+    emitted = collections.Counter(got)
+    assert not emitted - source  # nothing made up, nothing drawn twice
+    assert sum((source - emitted).values()) <= waiting
+    assert len(set(got)) == sizes["sentiment"]  # every training example came out

@@ -19,6 +19,7 @@ def test_user_error_is_one_line_and_exit_2(tmp_path):
         [sys.executable, "-m", "experiments.embed", "--preset", str(tmp_path / "missing"), "x"],
         capture_output=True,
         text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: ") and "Traceback" not in result.stderr

@@ -23,8 +23,9 @@ SENTENCES = ["the quick fox jumps", "a", "", "stocks fell , market fell !", "Caf
 def run_isolated(code):
     """Run `code` in a fresh interpreter; return its stdout (fails the test on error)."""
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True
-    )
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -109,6 +110,7 @@ def test_saved_model_cli_shows_the_signature(tiny_export):
         ],
         capture_output=True,
         text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
@@ -158,8 +160,8 @@ def test_exported_pretrained_embedding_matches_sentence_transformers(tmp_path):
     from mtl_keras.export import export_for_serving
     from mtl_keras.model import MultiTaskModel
     from mtl_keras.tasks import resolve_tasks
-    from tests.minilm_parity_test import REFERENCE
     from tests.conftest import cosines
+    from tests.minilm_parity_test import REFERENCE
 
     preset = presets.default_preset_dir()
     backbone = TunableBertBackbone.from_backbone(presets.load_backbone(preset))

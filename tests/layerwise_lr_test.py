@@ -98,3 +98,29 @@ def test_layer_decay_multipliers():
 def test_bad_pattern_is_one_line_error():
     with pytest.raises(InputError, match="bad multipliers"):
         LayerwiseLR(keras.optimizers.SGD(), {"(": 0.1})
+
+
+def test_layer_decay_slows_the_lower_layers_of_the_model_in_fit():
+    """In a real `fit` of the multi-task model, each group moves its factor times as far
+    as under plain AdamW at the same rate (Adam's first step is the same for both but
+    for the rate, weight decay included)."""
+    from mtl_keras.optimizers import make_optimizer
+    from mtl_keras.scenarios import SCENARIOS
+    from tests.conftest import deterministic_tiny_model, one_fit_step
+
+    model = deterministic_tiny_model("topic")
+    start, y = model.get_weights(), {"topic": np.array([1, 3])}
+    plain = one_fit_step(model, make_optimizer(SCENARIOS["full"], 1e-3, 2, head_multiplier=1.0),
+                         y, start)  # fmt: skip
+    llrd = one_fit_step(model, make_optimizer(SCENARIOS["llrd"], 1e-3, 2, layer_decay=0.5,
+                                              head_multiplier=1.0), y, start)  # fmt: skip
+    factors = {"token_embedding": 0.125, "embeddings_layer_norm": 0.125,
+               "transformer_layer_0": 0.25, "transformer_layer_1": 0.5, "topic": 1.0}  # fmt: skip
+    checked = set()
+    for path, delta in plain.items():
+        group, moved = path.split("/")[0], np.abs(delta) > 1e-5
+        if group in factors and moved.any():
+            np.testing.assert_allclose(llrd[path][moved], factors[group] * delta[moved],
+                                       rtol=2e-3, err_msg=path)  # fmt: skip
+            checked.add(group)
+    assert checked == set(factors)

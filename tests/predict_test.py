@@ -115,6 +115,7 @@ def test_cli_labels_a_text_file_from_outside_the_checkout(tiny_run, tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
@@ -123,13 +124,16 @@ def test_cli_labels_a_text_file_from_outside_the_checkout(tiny_run, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name, content",
+    "name, content, column",
     [
-        ("in.csv", 'id,text\n1,the fox\n2,"stocks fell ,"\n'),
-        ("in.jsonl", '{"text": "the fox"}\n\n{"text": "stocks fell ,"}\n'),
+        ("in.csv", 'id,text\n1,the fox\n2,"stocks fell ,"\n', None),
+        ("in.jsonl", '{"text": "the fox"}\n\n{"text": "stocks fell ,"}\n', None),
+        ("in.csv", 'text,body\nno,the fox\nno,"stocks fell ,"\n', "body"),
+        ("in.jsonl", '{"text": "no", "body": "the fox"}\n{"body": "stocks fell ,"}\n', "body"),
     ],
+    ids=["csv", "jsonl", "csv --column", "jsonl --column"],
 )
-def test_cli_reads_csv_and_jsonl(tiny_run, tmp_path, capsys, name, content):
+def test_cli_reads_csv_and_jsonl(tiny_run, tmp_path, capsys, name, content, column):
     from experiments import predict
 
     (tmp_path / name).write_text(content)
@@ -140,6 +144,7 @@ def test_cli_reads_csv_and_jsonl(tiny_run, tmp_path, capsys, name, content):
         str(tmp_path / name),
         "--max-length",
         "16",
+        *(["--column", column] if column else []),
     ]
     predict.main(argv)
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import GUARD_DIR
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -16,23 +18,26 @@ def readme_block(marker):
 
 
 def test_import_works_outside_the_checkout(tmp_path):
-    # No PYTHONPATH: only an installed package (make setup installs it editable) imports.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # No checkout on the path: only an installed package (make setup installs it editable)
+    # imports. The path keeps the suite's network guard, which holds no package.
+    env = {**os.environ, "PYTHONPATH": GUARD_DIR}
     code = "import mtl_keras, experiments.run; print(mtl_keras.train.__name__)"
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
     assert result.returncode == 0 and result.stdout.strip() == "train", result.stderr[-2000:]
 
 
 def test_train_example_runs_as_written(tiny_preset, tiny_data_dir, tmp_path):
     # The tiny preset and data stand in for the real ones through the documented variables.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {**os.environ, "PYTHONPATH": GUARD_DIR}
     env |= {"MTL_KERAS_PRESET": str(tiny_preset), "MTL_KERAS_DATA_DIR": str(tiny_data_dir)}
     code = readme_block("train(")
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "runs").glob("*/metrics.json"))
     assert len(runs) == 1 and (runs[0].parent / "model.keras").is_file()

@@ -19,7 +19,7 @@ from experiments.cli import run_main
 from mtl_keras import trainer
 from mtl_keras.callbacks import PROGRESS, WEIGHTS, DivergenceGuard, EpochCheckpoint
 from mtl_keras.saving import load_model
-from tests.conftest import tiny_run_argv
+from tests.conftest import schedule_config, tiny_run_argv
 
 
 def tiny_argv(tiny_preset, tiny_data_dir, out, *extra):
@@ -78,7 +78,11 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, m
     assert whole["optimizer_iterations"] == resumed["optimizer_iterations"]
     for split in ("validation", "test"):
         assert resumed[split] == whole[split]
-    mine = load_model(out / "model.keras").get_weights()
+    resumed_model = load_model(out / "model.keras")  # its schedule ran on past the resume
+    schedule = schedule_config(resumed_model.optimizer)
+    assert schedule["total_steps"] == resumed["optimizer_iterations"] == EPOCHS * steps
+    assert float(resumed_model.optimizer.learning_rate) == 0.0
+    mine = resumed_model.get_weights()
     theirs = load_model(tmp_path / "whole" / "model.keras").get_weights()
     assert max(float(np.abs(a - b).max()) for a, b in zip(mine, theirs, strict=True)) == 0.0
 
@@ -168,7 +172,9 @@ def test_run_end_to_end_with_outbound_connections_blocked(tiny_preset, tiny_data
         sys.argv = ["experiments.run", *{argv!r}]
         runpy.run_module("experiments.run", run_name="__main__")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "metrics.json").is_file() and (out / "model.keras").is_file()
 

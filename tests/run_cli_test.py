@@ -50,7 +50,7 @@ def test_make_train_full_is_a_valid_full_data_run_then_its_export(tmp_path):
     root = Path(__file__).resolve().parent.parent
     dry = subprocess.run(
         ["make", "-n", "train-full", "PY=python", f"FULL_DIR={tmp_path}/full", "STAMP="],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     lines = dry.stdout.replace("\\\n", " ").splitlines()  # join continued lines
     commands = [shlex.split(line) for line in lines if " -m experiments." in line]

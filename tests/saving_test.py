@@ -5,12 +5,13 @@ import sys
 import textwrap
 
 import keras
+import keras_hub
 import numpy as np
 import pytest
 
 from mtl_keras.errors import InputError
 from mtl_keras.saving import load_model
-from tests.conftest import tiny_inputs
+from tests.conftest import deterministic_tiny_model, tiny_inputs, tiny_run_argv
 
 
 def test_fresh_process_reload_is_identical_and_keeps_training(tiny_run, tmp_path):
@@ -19,7 +20,7 @@ def test_fresh_process_reload_is_identical_and_keeps_training(tiny_run, tmp_path
     np.savez(tmp_path / "expected.npz", **expected)
     script = textwrap.dedent(f"""
         import numpy as np, keras, mtl_keras
-        from tests.conftest import tiny_inputs
+        from tests.conftest import deterministic_tiny_model, tiny_inputs, tiny_run_argv
         model = keras.models.load_model({str(tiny_run / "model.keras")!r})
         expected = np.load({str(tmp_path / "expected.npz")!r})
         out = model(tiny_inputs(), training=False)
@@ -30,7 +31,9 @@ def test_fresh_process_reload_is_identical_and_keeps_training(tiny_run, tmp_path
         model.fit(tiny_inputs(), y, epochs=1, verbose=0)
         print("iterations", start, int(model.optimizer.iterations.numpy()))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
     assert float(lines["maxdiff"]) == 0.0
@@ -64,3 +67,48 @@ def test_safe_mode_refuses_code_in_model_files(tmp_path):
     model.save(tmp_path / "lambda.keras")
     with pytest.raises(InputError, match="safe_mode"):
         load_model(tmp_path / "lambda.keras")
+
+
+def test_optimizer_moments_survive_a_reload(tmp_path):
+    from mtl_keras.artifacts import save_model
+    from mtl_keras.model import compile_model
+    from mtl_keras.optimizers import make_optimizer
+    from mtl_keras.scenarios import SCENARIOS
+
+    model = deterministic_tiny_model("topic,sentiment")
+    optimizer = make_optimizer(SCENARIOS["llrd"], 1e-3, num_layers=2, total_steps=10,
+                               schedule="linear", warmup_ratio=0.2)  # fmt: skip
+    compile_model(model, optimizer)
+    y = {"topic": np.array([1, 3]), "sentiment": np.array([0, 2])}
+    model.fit(tiny_inputs(), y, epochs=3, batch_size=1, verbose=0)
+    before = {v.path: v.numpy() for v in model.optimizer.variables}
+    reloaded = load_model(save_model(model, tmp_path / "m.keras"))
+    after = {v.path: v.numpy() for v in reloaded.optimizer.variables}
+    assert after.keys() == before.keys()
+    moments = [p for p in before if p.endswith(("momentum", "velocity"))]
+    assert len(moments) == 2 * len(model.trainable_weights)
+    assert sum(np.abs(before[p]).max() > 0 for p in moments) > len(moments) // 2
+    for path, value in before.items():
+        np.testing.assert_array_equal(after[path], value, err_msg=path)
+    assert int(reloaded.optimizer.iterations.numpy()) == 6
+
+
+def test_init_from_copies_the_saved_weights(tiny_run, tiny_preset, tiny_data_dir, tmp_path):
+    # frozen_all trains nothing: what it saves is what it started from.
+    from experiments import run
+
+    argv = tiny_run_argv(tiny_preset, tiny_data_dir, tmp_path / "init", "--scenario",
+                         "frozen_all", "--init-from", str(tiny_run / "model.keras"), "--seed", "5",
+                         "--tasks", "topic,sentiment")  # fmt: skip
+    run.main(argv)
+    source = load_model(tiny_run / "model.keras", compile=False)
+    started = load_model(tmp_path / "init" / "model.keras", compile=False)
+    for part in ("backbone", "topic", "sentiment"):
+        mine, theirs = (m.backbone if part == "backbone" else m.get_layer(part)
+                        for m in (started, source))  # fmt: skip
+        assert len(mine.weights) == len(theirs.weights) > 0
+        for a, b in zip(mine.get_weights(), theirs.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=part)
+    pretrained = keras_hub.models.BertBackbone.from_preset(str(tiny_preset)).get_weights()
+    backbone = started.backbone.get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(backbone, pretrained, strict=True))

@@ -5,6 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from experiments import run
 from mtl_keras.backbone import TunableBertBackbone
@@ -12,6 +13,7 @@ from mtl_keras.data import load
 from mtl_keras.data.sources import NER_TYPES
 from mtl_keras.layerwise_lr import LayerwiseLR
 from mtl_keras.model import MultiTaskModel
+from mtl_keras.preprocessing import trim_padding
 from mtl_keras.scenarios import SCENARIOS, gradual_stages
 from mtl_keras.tasks import resolve_tasks
 from tests.conftest import make_tiny_backbone, tiny_run_argv
@@ -125,6 +127,20 @@ def test_gradual_unfreezing_grows_trainable_and_keeps_optimizer_state(runs):
     assert len(counts) == 2 and counts[0] < counts[1]
     steps = sum(metrics["train_examples"].values()) // 4
     assert metrics["optimizer_iterations"] == 2 * steps
+
+
+def test_the_schedule_spans_every_stage_and_ends_at_zero(runs):
+    from mtl_keras.schedules import WarmupDecay
+    from tests.conftest import schedule_config
+
+    metrics, model, _ = runs["gradual_unfreeze"]
+    total = metrics["optimizer_iterations"]
+    steps = sum(metrics["train_examples"].values()) // 4
+    schedule = schedule_config(model.optimizer)  # as saved with the model
+    assert schedule["total_steps"] == total == 2 * steps  # both stages, one schedule
+    assert schedule["warmup_steps"] == round(0.1 * total) and schedule["decay"] == "linear"
+    assert float(model.optimizer.learning_rate) == 0.0  # the rate after the last step
+    assert float(WarmupDecay(**schedule)(total - 1)) > 0  # ... the last step still learned
 
 
 def test_gradual_stage_plan():
@@ -274,8 +290,59 @@ def test_confident_metrics_hold_only_the_task_and_its_subset(tiny_preset, tiny_d
                        data_dir=str(tiny_data_dir), output_dir=str(tmp_path), measure_sts=False)  # fmt: skip
     run = build(config)
     attach_optimizer(run, steps_per_epoch=1)  # compiled, as after training
-    train = load("tweet_sentiment", "train", tiny_data_dir)
-    expected = sum(float(e["confidence"]) >= 0.8 for e in train)
+    confident = [e for e in load("tweet_sentiment", "train", tiny_data_dir)
+                 if float(e["confidence"]) >= 0.8]  # fmt: skip
     got = confident_metrics(run, "train")["sentiment"]
-    assert got["examples"] == expected > 0
+    assert got["examples"] == len(confident) > 0
     assert set(got) == {"min_confidence", "examples", "accuracy", "macro_f1", "xent"}
+    # The same figures recomputed from the model's predictions on those tweets alone.
+    texts = tf.constant([e["text"].numpy() for e in confident])
+    logits = run.model(trim_padding(run.preprocessor(texts)), training=False)["sentiment"]
+    labels = np.array([int(e["label"]) for e in confident])
+    assert got["accuracy"] == pytest.approx(np.mean(np.argmax(logits, -1) == labels))
+    xent = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    assert got["xent"] == pytest.approx(float(np.mean(xent)), rel=1e-5)
+
+
+def optimizer_state(optimizer):
+    """{variable name: value} of an optimizer's moments, step counts and so on."""
+    return {v.path: v.numpy().copy() for v in optimizer.variables}
+
+
+def test_gradual_unfreezing_keeps_the_optimizer_moments_across_stages(
+    tiny_preset, tiny_data_dir, tmp_path
+):
+    from mtl_keras import RunConfig
+    from mtl_keras.trainer import attach_optimizer, build, fit_stages, load_data
+
+    config = RunConfig(scenario="gradual_unfreeze", tasks="topic,sentiment", epochs=2, seed=7,
+                       preset=str(tiny_preset), data_dir=str(tiny_data_dir), max_length=16,
+                       batch_size=4, learning_rate=1e-3, measure_sts=False, verbose=0)  # fmt: skip
+    run = build(config)
+    data = load_data(run)
+    attach_optimizer(run, data.steps)
+    states, fit = [], run.fit_model.fit
+
+    def watched_fit(*args, **kwargs):  # the optimizer's state as each stage starts and ends
+        states.append(optimizer_state(run.optimizer))
+        history = fit(*args, **kwargs)
+        states.append(optimizer_state(run.optimizer))
+        return history
+
+    run.fit_model.fit = watched_fit
+    fit_stages(run, data, tmp_path)
+    assert len(states) == 4  # two stages: heads, then the top layer too
+    first_end, second_start, second_end = states[1], states[2], states[3]
+    for name, value in first_end.items():  # nothing between the stages touched the state
+        np.testing.assert_array_equal(second_start[name], value, err_msg=name)
+
+    def moments(state, part):
+        return [v for n, v in state.items() if part in n and n.endswith(("momentum", "velocity"))]
+
+    head, top = moments(first_end, "topic_kernel"), moments(first_end, "transformer_layer_1_")
+    assert head and top
+    assert all(np.abs(m).max() > 0 for m in head)  # the heads trained in stage 1 ...
+    assert all(np.abs(m).max() == 0 for m in top)  # ... the top layer was frozen ...
+    assert all(np.abs(m).max() > 0 for m in moments(second_end, "transformer_layer_1_"))
+    steps = run.optimizer.iterations.path  # one step count over both stages
+    assert (int(first_end[steps]), int(second_end[steps])) == (data.steps, 2 * data.steps)

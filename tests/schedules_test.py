@@ -58,3 +58,30 @@ def test_gradient_accumulation_updates_every_k_batches():
         optimizer.apply([np.ones(3, "float32")], [weight])
         seen.append(float(weight.numpy()[0]))
     assert seen[0] == 1.0 and seen[1] < 1.0 and seen[2] == seen[1] and seen[3] < seen[2]
+
+
+# The heads' learning-rate factor each scenario uses unless --head-lr-multiplier says
+# otherwise (README's scenario table): written out here, not read from SCENARIOS.
+DEFAULT_HEAD_MULTIPLIER = {
+    "full": 100.0, "frozen_all": 100.0, "frozen_backbone": 1.0, "frozen_head_a": 100.0,
+    "frozen_head_b": 100.0, "frozen_lower": 100.0, "gradual_unfreeze": 100.0, "llrd": 100.0,
+    "lora": 20.0,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("scenario", list(DEFAULT_HEAD_MULTIPLIER))
+def test_default_head_multiplier_per_scenario(scenario):
+    from mtl_keras import RunConfig
+
+    assert set(DEFAULT_HEAD_MULTIPLIER) == set(SCENARIOS)
+    config = RunConfig(scenario=scenario, tasks="topic,sentiment")
+    expected = DEFAULT_HEAD_MULTIPLIER[scenario]
+    assert config.head_lr_multiplier_or_default == expected
+    optimizer = make_optimizer(SCENARIOS[scenario], 1e-4, num_layers=2,
+                               head_multiplier=config.head_lr_multiplier_or_default)  # fmt: skip
+    head, top = (types.SimpleNamespace(path=p) for p in ("topic/kernel", "transformer_layer_1/x"))
+    factor = optimizer.factor if isinstance(optimizer, LayerwiseLR) else lambda v: 1.0
+    assert factor(head) == expected
+    assert factor(top) == (0.8 if scenario == "llrd" else 1.0)  # llrd: the top layer decays once
+    mine = RunConfig(scenario=scenario, tasks="topic,sentiment", head_lr_multiplier=5.0)
+    assert mine.head_lr_multiplier_or_default == 5.0  # the option wins

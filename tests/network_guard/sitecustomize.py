@@ -9,6 +9,7 @@ path that tried would fail its test loudly instead of hanging on a hub.
 
 import socket
 
+
 class NetworkBlocked(RuntimeError):
     pass
 
