@@ -81,6 +81,7 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, m
     resumed_model = load_model(out / "model.keras")  # its schedule ran on past the resume
     schedule = schedule_config(resumed_model.optimizer)
     assert schedule["total_steps"] == resumed["optimizer_iterations"] == EPOCHS * steps
+    assert schedule["warmup_steps"] == round(0.1 * EPOCHS * steps) > 0
     assert float(resumed_model.optimizer.learning_rate) == 0.0
     mine = resumed_model.get_weights()
     theirs = load_model(tmp_path / "whole" / "model.keras").get_weights()
