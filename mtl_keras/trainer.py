@@ -416,7 +416,8 @@ def resume(run, checkpoint_dir):
     recompile(run)  # compiled, so the optimizer state loads too
     with run.strategy.scope():
         run.model.load_weights(checkpoint_dir / WEIGHTS)
-        for variable, value in zip(seed_states(run.model), progress["seed_states"], strict=True):
+        states = progress.get("seed_states", ())  # absent in checkpoints of older versions
+        for variable, value in zip(seed_states(run.model), states, strict=bool(states)):
             variable.assign(value)  # what `save_weights` leaves out
     start_epoch = progress["epoch"] + 1
     print(f"resuming from the checkpoint after epoch {start_epoch} in {checkpoint_dir}")
