@@ -87,7 +87,9 @@ def build_parser():
         help="prepared datasets (default: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras)",
     )
     add("--distribution", choices=["none", "mirrored"], default=DEFAULTS["distribution"])
-    add("--verbose", default="auto", help="Keras fit verbosity: auto, 0, 1 or 2")
+    add("--verbose", default="auto",
+        help="Keras fit verbosity: auto (a progress bar on a terminal, else one line per "
+             "epoch), 0, 1 or 2")  # fmt: skip
     add("--init-from", help="a model.keras whose same-named layers start this run")
     add("--no-save-model", action="store_true", help="skip model.keras (studies)")
     add(

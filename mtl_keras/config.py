@@ -3,6 +3,7 @@
 import dataclasses
 import math
 import os
+import sys
 import typing
 
 from mtl_keras.data.pipeline import SAMPLING
@@ -76,7 +77,7 @@ class RunConfig:
     data_dir: str | os.PathLike | None = None  # None: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras
     distribution: str = "none"  # or "mirrored"
     logical_cpus: int = 0  # split the CPU into N logical devices (for mirrored)
-    verbose: str | int = "auto"  # Keras fit verbosity
+    verbose: str | int = "auto"  # Keras fit verbosity; auto: the bar on a terminal, else per epoch
     init_from: str | os.PathLike | None = (
         None  # a model.keras whose same-named layers start this run
     )
@@ -186,6 +187,15 @@ class RunConfig:
     @property
     def head_lr_multiplier_or_default(self):
         return self.head_lr_multiplier or SCENARIOS[self.scenario].head_lr_multiplier
+
+    @property
+    def fit_verbose(self):
+        """Keras `fit` verbosity: "auto" is the progress bar on a terminal, and one line
+        per epoch elsewhere (a log file, CI, a cluster job), where the bar would write a
+        long line of every metric at every step."""
+        if self.verbose != "auto":
+            return self.verbose
+        return 1 if sys.stdout.isatty() else 2
 
     def to_dict(self):
         """Plain JSON values (for metrics.json)."""

@@ -374,7 +374,7 @@ def fit_stages(run, data, output):
             epochs=stage.end_epoch,
             steps_per_epoch=data.steps,
             callbacks=callbacks,
-            verbose=run.config.verbose,
+            verbose=run.config.fit_verbose,
             shuffle=False,
         )
         check_divergence(guard, history, checkpoint_dir)

@@ -32,14 +32,30 @@ def test_user_errors_are_one_line_exit_2(argv, message, capsys, tmp_path):
 
 def test_mirrored_on_two_logical_cpus_end_to_end(tiny_preset, tiny_data_dir, tmp_path):
     out = tmp_path / "mirrored"
-    mirrored = "--scenario full --epochs 1 --distribution mirrored --logical-cpus 2".split()
-    argv = tiny_run_argv(tiny_preset, tiny_data_dir, out, *mirrored)
+    mirrored = "--scenario full --epochs 2 --distribution mirrored --logical-cpus 2".split()
+    argv = tiny_run_argv(tiny_preset, tiny_data_dir, out, *mirrored, "--verbose", "auto")
     cmd = [sys.executable, "-m", "experiments.run", *argv]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["replicas"] == 2 and metrics["optimizer_iterations"] > 0
     assert (out / "model.keras").is_file()
+    # Output to a pipe, not a terminal: one progress line per epoch, not one per step.
+    steps = metrics["optimizer_iterations"] // 2
+    assert steps > 1 and result.stdout.count("/step") == 2, result.stdout[-3000:]
+
+
+def test_verbosity_follows_the_terminal(monkeypatch):
+    from mtl_keras import RunConfig
+
+    class Stream:
+        def __init__(self, tty):
+            self.isatty = lambda: tty
+
+    for tty, expected in ((True, 1), (False, 2)):
+        monkeypatch.setattr(sys, "stdout", Stream(tty))
+        assert RunConfig().fit_verbose == expected
+    assert RunConfig(verbose=1).fit_verbose == 1 and RunConfig(verbose=0).fit_verbose == 0
 
 
 def test_make_train_full_is_a_valid_full_data_run_then_its_export(tmp_path):
