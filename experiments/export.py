@@ -34,7 +34,11 @@ def build_parser():
     parser.add_argument(
         "--tokenizer", help=f"default: the '{TOKENIZER_DIR}/' folder beside the model"
     )
-    parser.add_argument("--max-length", type=int, default=128, help="word pieces per sentence")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        help="word pieces per text (default: the length the model trained at)",
+    )
     parser.add_argument("--quantize", choices=["int8"], help="tf-serving: int8 weights (smaller)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
     return parser
@@ -52,7 +56,7 @@ def main(argv=None):
             model.backbone,
             tokenizer,
             args.output,
-            max_length=args.max_length,
+            max_length=model.serving_length if args.max_length is None else args.max_length,
             pooling=model.pooling_mode,
             overwrite=args.overwrite,
         )

@@ -27,7 +27,11 @@ def main(argv=None):
     parser.add_argument("--column", default="text", help="the .csv column or .jsonl field")
     parser.add_argument("--output", help="a .jsonl file to write (default: print)")
     parser.add_argument("--tokenizer", help="default: the 'tokenizer/' folder beside the model")
-    parser.add_argument("--max-length", type=int, default=128, help="word pieces per text")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        help="word pieces per text (default: the length the model trained at)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--embeddings", action="store_true", help="include each embedding")
     args = parser.parse_args(argv)

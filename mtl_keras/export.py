@@ -61,8 +61,11 @@ def check_version_dir(output, overwrite):
     return check_replaceable(output, overwrite)
 
 
-def export_for_serving(model, tokenizer, output, *, max_length=128, overwrite=False, quantize=None):
+def export_for_serving(model, tokenizer, output, *, max_length=None, overwrite=False,
+                       quantize=None):  # fmt: skip
     """Write the SavedModel to `output` (a version dir) and return its path.
+
+    Texts are cut at `max_length` word pieces (default: the length the model trained at).
 
     The version is written to a hidden temporary sibling and renamed into place, so TF
     Serving (which watches the model dir) never sees a half-written version. With
@@ -72,6 +75,7 @@ def export_for_serving(model, tokenizer, output, *, max_length=128, overwrite=Fa
     if not isinstance(model, MultiTaskModel):
         raise InputError(f"can only export a MultiTaskModel, got {type(model).__name__}.")
     output = check_version_dir(output, overwrite)
+    max_length = model.serving_length if max_length is None else max_length
     check_max_length(max_length, model.backbone)
     ensure_writable_dir(output.parent, "--output")
     if quantize is not None:
@@ -99,9 +103,8 @@ def quantized_copy(model, mode):
         raise InputError(f"unknown quantization {mode!r}; choose int8.")
     from mtl_keras.portable import plain_backbone
 
-    copy = MultiTaskModel(
-        plain_backbone(model.backbone), model.tasks, model.dropout, model.pooling_mode
-    )
+    copy = MultiTaskModel(plain_backbone(model.backbone), model.tasks, model.dropout,
+                          model.pooling_mode, max_length=model.max_length)  # fmt: skip
     for name in model.head_denses:
         for mine, theirs in zip(copy.head_layers(name), model.head_layers(name), strict=True):
             mine.set_weights(theirs.get_weights())

@@ -36,9 +36,14 @@ class MultiTaskModel(keras.Model):
             default, as sentence-transformers), "cls", "max" or "attention" (learned).
         frozen_heads: names of tasks whose heads start frozen (recorded in the config,
             so a reloaded model trains what the saved one did).
+        max_length: word pieces per text it was trained at (recorded in the config):
+            `Predictor` and the exports default to it (`serving_length`).
     """
 
-    def __init__(self, backbone, tasks, dropout=0.1, pooling="mean", frozen_heads=(), **kwargs):
+    def __init__(
+        self, backbone, tasks, dropout=0.1, pooling="mean", frozen_heads=(), max_length=None,
+        **kwargs,
+    ):  # fmt: skip
         # === Layers ===
         backbone = TunableBertBackbone.from_backbone(backbone)
         tasks = [Task.from_config(task) for task in tasks]
@@ -77,6 +82,7 @@ class MultiTaskModel(keras.Model):
         self.tasks = tasks
         self.dropout = dropout
         self.pooling_mode = pooling
+        self.max_length = max_length
         self._embedding = embedding  # a symbolic tensor: what `embedding_model` returns
         # Mean pooling replaces BERT's [CLS] pooler, which would get no gradient.
         backbone.get_layer(POOLER).trainable = False
@@ -134,6 +140,12 @@ class MultiTaskModel(keras.Model):
         }
         return keras.Model(embedding, outputs, name=f"{self.name}_heads")
 
+    @property
+    def serving_length(self):
+        """Word pieces per text to predict and export at: the training length, or (for a
+        model saved before it was recorded) 128, within the encoder's positions."""
+        return min(self.max_length or 128, self.backbone.max_sequence_length)
+
     def get_config(self):
         # Not chained to Functional's, which would rebuild a plain keras.Model.
         return {
@@ -142,6 +154,7 @@ class MultiTaskModel(keras.Model):
             "dropout": self.dropout,
             "pooling": self.pooling_mode,
             "frozen_heads": self.frozen_heads(),
+            "max_length": self.max_length,
             "name": self.name,
             "trainable": self.trainable,
         }

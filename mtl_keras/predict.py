@@ -30,13 +30,15 @@ class Predictor:
     Args:
         model: a `MultiTaskModel` (e.g. `mtl_keras.saving.load_model(path)`).
         tokenizer: the tokenizer it was trained with (saved beside it by `train`).
-        max_length: word pieces per text, [CLS]/[SEP] included.
+        max_length: word pieces per text, [CLS]/[SEP] included (default: the length
+            the model was trained at).
         batch_size: texts per forward pass.
     """
 
-    def __init__(self, model, tokenizer, max_length=128, batch_size=32):
+    def __init__(self, model, tokenizer, max_length=None, batch_size=32):
         if not isinstance(model, MultiTaskModel):
             raise InputError(f"Predictor needs a MultiTaskModel, got {type(model).__name__}.")
+        max_length = model.serving_length if max_length is None else max_length
         if max_length > model.backbone.max_sequence_length:
             limit = model.backbone.max_sequence_length
             raise InputError(f"max_length={max_length} exceeds the model's {limit} positions.")
@@ -50,7 +52,7 @@ class Predictor:
         self._forward = traced_inference(model.inference_model())
 
     @classmethod
-    def from_path(cls, model_path, tokenizer_dir=None, max_length=128, batch_size=32):
+    def from_path(cls, model_path, tokenizer_dir=None, max_length=None, batch_size=32):
         """Load a `model.keras` and the `tokenizer/` folder a run wrote beside it."""
         model = load_model(model_path, compile=False)
         tokenizer = load_tokenizer(tokenizer_dir or Path(model_path).parent / TOKENIZER_DIR)

@@ -254,7 +254,8 @@ def new_model(config, scenario, tasks, pretrained):
     keras.utils.set_random_seed(config.seed)
     backbone = TunableBertBackbone.from_backbone(pretrained)
     backbone.inference_mode = scenario.inference_backbone
-    model = MultiTaskModel(backbone, tasks, config.dropout, config.pooling)
+    model = MultiTaskModel(backbone, tasks, config.dropout, config.pooling,
+                           max_length=config.max_length)  # fmt: skip
     if config.init_from:
         copied = copy_weights_from(model, config.init_from)
         print(f"initialised from {config.init_from}: {', '.join(copied)}")

@@ -140,6 +140,13 @@ def test_client_requests_fit_the_signature(tiny_export):
     np.testing.assert_allclose(serve(text=tf.constant(from_grpc))["topic_probs"].numpy(), direct)
 
 
+def test_default_length_is_the_trained_length(tiny_run, tmp_path):
+    out = export.main(["--model", str(tiny_run / "model.keras"), "--output", str(tmp_path / "1")])
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    pieces = serve(text=tf.constant([" ".join(["the quick fox"] * 20)]))["word_pieces"]
+    assert pieces.shape == (1, 16)  # the run trained at 16 word pieces, not 128
+
+
 def test_refuses_to_overwrite_and_needs_a_version_dir(tiny_run, tiny_export, tmp_path):
     model = str(tiny_run / "model.keras")
     exported = shutil.copytree(tiny_export, tmp_path / "copy" / "1")  # the shared one stays

@@ -61,6 +61,17 @@ def test_entities_come_back_with_their_character_offsets(tiny_run):
     assert [e["text"] for e in result[1]["ner"]["entities"]] == ["stocks", "fell", "."]
 
 
+def test_default_length_is_the_trained_length(tiny_run):
+    # tiny_run trained at --max-length 16 (the tiny encoder has 32 positions; the old
+    # default of 128 was refused): the model carries its length.
+    predictor = Predictor.from_path(tiny_run / "model.keras")
+    assert predictor.model.max_length == predictor.max_length == 16
+    long = " ".join(["the quick fox"] * 20)
+    tags = predictor.predict([long])[0]["ner"]["tags"]  # 60 words, 14 fit beside [CLS] [SEP]
+    assert None not in tags[:14] and tags[14:] == [None] * 46
+    assert Predictor.from_path(tiny_run / "model.keras", max_length=32).max_length == 32
+
+
 def test_non_strings_are_refused_naming_the_item(predictor):
     from mtl_keras.errors import InputTypeError
 
