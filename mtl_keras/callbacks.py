@@ -11,8 +11,13 @@ import keras
 from mtl_keras.artifacts import atomic_write
 
 CHECKPOINT_DIR = "checkpoint"
-WEIGHTS = "last_epoch.weights.h5"
-PROGRESS = "progress.json"
+PROGRESS = "progress.json"  # names the weights file of the epoch it describes
+WEIGHTS_FILES = "epoch-*.weights.h5"
+OLD_WEIGHTS = "last_epoch.weights.h5"  # the weights of checkpoints from before epoch files
+
+
+def weights_file(epoch):
+    return WEIGHTS_FILES.replace("*", f"{epoch:05d}")
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -87,9 +92,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     Like Keras' `BackupAndRestore`, but one checkpoint spans the several `fit` calls of a
     staged run (gradual unfreezing), and it records the history so far and the dropout
-    random states. Both files are written to a temporary name and renamed, so a
-    `kill -9` leaves the previous checkpoint whole. Nothing is saved after a diverged
-    epoch.
+    random states. Each epoch's weights go to a file of their own, then the progress
+    file that names them; both are written to a temporary name and renamed, and the
+    previous epoch's weights are removed last, so a `kill -9` at any point leaves a
+    progress file whose weights are whole and of the same epoch. Nothing is saved after
+    a diverged epoch.
     """
 
     def __init__(self, directory, guard, progress_fn, target=None):
@@ -103,16 +110,26 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if self.guard.diverged_at is not None:
             return
         model = self.target or self.model
-        atomic_write(self.directory / WEIGHTS, model.save_weights)
+        weights = weights_file(epoch)
+        atomic_write(self.directory / weights, model.save_weights)
         seeds = [v.numpy().tolist() for v in seed_states(model)]
-        progress = {"epoch": epoch, "seed_states": seeds, **self.progress_fn(epoch, logs or {})}
-        progress = json.dumps(progress)
-        atomic_write(self.directory / PROGRESS, lambda tmp: Path(tmp).write_text(progress))
+        progress = {"epoch": epoch, "weights": weights, "seed_states": seeds,
+                    **self.progress_fn(epoch, logs or {})}  # fmt: skip
+        text = json.dumps(progress)
+        atomic_write(self.directory / PROGRESS, lambda tmp: Path(tmp).write_text(text))
+        for old in self.directory.glob(WEIGHTS_FILES):
+            if old.name != weights:
+                old.unlink()
 
 
 def read_progress(directory):
-    """The last checkpoint's progress dict, or None when there is no checkpoint."""
+    """The last checkpoint's progress dict, or None when there is no checkpoint.
+
+    Its "weights" is the path of the weights file of the same epoch.
+    """
     path = Path(directory) / PROGRESS
-    if not path.is_file() or not (Path(directory) / WEIGHTS).is_file():
+    if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    progress = json.loads(path.read_text())
+    weights = Path(directory) / progress.get("weights", OLD_WEIGHTS)
+    return {**progress, "weights": weights} if weights.is_file() else None

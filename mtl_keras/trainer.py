@@ -20,7 +20,6 @@ from mtl_keras.artifacts import ensure_writable_dir, save_model, write_history_c
 from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.callbacks import (
     CHECKPOINT_DIR,
-    WEIGHTS,
     DivergenceGuard,
     EpochCheckpoint,
     EpochTimer,
@@ -416,7 +415,7 @@ def resume(run, checkpoint_dir):
         return [], EpochTimer(), 0
     recompile(run)  # compiled, so the optimizer state loads too
     with run.strategy.scope():
-        run.model.load_weights(checkpoint_dir / WEIGHTS)
+        run.model.load_weights(progress["weights"])
         states = progress.get("seed_states", ())  # absent in checkpoints of older versions
         for variable, value in zip(seed_states(run.model), states, strict=bool(states)):
             variable.assign(value)  # what `save_weights` leaves out

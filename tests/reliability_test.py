@@ -17,7 +17,13 @@ import pytest
 from experiments import run
 from experiments.cli import run_main
 from mtl_keras import trainer
-from mtl_keras.callbacks import PROGRESS, WEIGHTS, DivergenceGuard, EpochCheckpoint
+from mtl_keras.callbacks import (
+    PROGRESS,
+    DivergenceGuard,
+    EpochCheckpoint,
+    read_progress,
+    weights_file,
+)
 from mtl_keras.saving import load_model
 from tests.conftest import schedule_config, tiny_run_argv
 
@@ -45,7 +51,7 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, m
     process.wait(timeout=60)
     assert not (out / "metrics.json").exists() and not (out / "model.keras").exists()
     killed_after = json.loads(progress.read_text())["epoch"] + 1
-    saved = checkpoint_arrays(out / "checkpoint" / WEIGHTS)
+    saved = checkpoint_arrays(read_progress(out / "checkpoint")["weights"])
 
     # Rerun in this process, watching the state the resumed run starts from.
     resumed_from, resume = {}, trainer.resume
@@ -133,14 +139,42 @@ def test_checkpoint_is_not_overwritten_after_divergence(tmp_path):
     for callback in (guard, checkpoint):
         callback.set_model(model)
     checkpoint.on_epoch_end(0, {"loss": 1.0})
-    saved = (tmp_path / WEIGHTS).read_bytes()
+    saved = (tmp_path / weights_file(0)).read_bytes()
     guard.on_epoch_begin(1)
     guard.on_train_batch_end(4, {"loss": float("nan")})
     model.layers[0].kernel.assign(np.full((2, 1), np.nan, "float32"))
     checkpoint.on_epoch_end(1, {"loss": float("nan")})
     assert guard.diverged_at == (2, 5) and model.stop_training
-    assert (tmp_path / WEIGHTS).read_bytes() == saved
+    assert read_progress(tmp_path)["weights"].read_bytes() == saved
     assert json.loads((tmp_path / PROGRESS).read_text())["epoch"] == 0
+
+
+def test_a_kill_between_the_checkpoint_files_leaves_a_consistent_checkpoint(tmp_path):
+    """Killed after an epoch's weights were written but before its progress: the
+    checkpoint is still the previous epoch's, weights and progress alike."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+
+    def killed(epoch, logs):
+        if epoch == 1:
+            raise KeyboardInterrupt  # where a kill -9 may land
+        return {"history": []}
+
+    checkpoint = EpochCheckpoint(tmp_path, DivergenceGuard(), killed)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {})
+    first = [w.copy() for w in model.get_weights()]
+    model.layers[0].kernel.assign(np.full((2, 1), 7.0, "float32"))  # epoch 1 trained
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.on_epoch_end(1, {})
+    progress = read_progress(tmp_path)
+    assert progress["epoch"] == 0
+    model.load_weights(progress["weights"])
+    for a, b in zip(model.get_weights(), first, strict=True):
+        np.testing.assert_array_equal(a, b)
+    checkpoint.progress_fn = lambda epoch, logs: {"history": []}
+    checkpoint.on_epoch_end(1, {})  # the next good epoch removes the older files
+    assert sorted(p.name for p in tmp_path.glob("*.h5")) == [weights_file(1)]
 
 
 def test_same_seed_same_metrics(tiny_preset, tiny_data_dir, tmp_path):
