@@ -12,7 +12,7 @@ from mtl_keras.model import check_loss_weights
 from mtl_keras.pooling import POOLING
 from mtl_keras.scenarios import SCENARIOS, get_scenario
 from mtl_keras.schedules import SCHEDULES
-from mtl_keras.tasks import DEFAULT_TASKS, resolve_tasks
+from mtl_keras.tasks import DEFAULT_TASKS, TASKS, resolve_tasks
 
 MAX_EPOCHS = 10_000  # a typo guard: more epochs than this is never meant
 PRESET_ENV = "MTL_KERAS_PRESET"  # a default for `preset`, like MTL_KERAS_DATA_DIR for data
@@ -41,6 +41,23 @@ RANGES = (
 )
 
 
+DISTRIBUTIONS = ("none", "mirrored")
+
+
+def option(default, help=None, *, choices=None, flag=None, values=None, knob=False):
+    """A `RunConfig` field with what its command-line option needs, in one place.
+
+    `experiments.run` makes one option per field from this (the idea of Hugging Face's
+    `HfArgumentParser`): `--<field-name>` with this help, default and choices; `flag`
+    names a switch that turns a True default off; `values` makes a dict field read
+    `task=value,...` of that type; `knob` lists it under the scenario knobs.
+    """
+    metadata = {"help": help, "choices": choices, "flag": flag, "values": values, "knob": knob}
+    if callable(default):  # a mutable default (dict): one new object per config
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """One training run: what to train, on what, how, and where its files go.
@@ -50,46 +67,69 @@ class RunConfig:
     `option_name`; `dataclasses.replace(config, epochs=5)` makes a variant.
     """
 
-    scenario: str = "full"
-    tasks: tuple = DEFAULT_TASKS
-    epochs: int = 3
-    batch_size: int = 32
-    max_length: int = 128  # word pieces per text, [CLS]/[SEP] included
-    learning_rate: float | None = None  # None: the scenario's own default
-    weight_decay: float = 0.01
-    schedule: str = "linear"  # after the warm-up: linear or cosine decay to 0, or constant
-    warmup_ratio: float = 0.1  # share of the run's steps that warm the rate up from 0
-    gradient_accumulation_steps: int = 1  # batches whose gradients make one update
-    patience: int | None = None  # early stopping: epochs without a better validation score
-    dropout: float = 0.1  # before each head
-    max_train_examples: int | None = None  # per task; None: all
-    train_examples: dict = dataclasses.field(default_factory=dict)  # task -> its own cap
-    max_eval_examples: int | None = None  # per task and split; None: all
-    pooling: str = "mean"  # sentence embedding: mean, cls, max or attention
-    sampling: str = "proportional"
-    temperature: float = 2.0  # for sampling="temperature"
-    loss_weights: dict = dataclasses.field(default_factory=dict)  # task -> weight
-    seed: int = 0
-    output_dir: str | os.PathLike | None = None  # None: runs/<scenario>-<timestamp>
-    preset: str | os.PathLike | None = (
-        None  # local preset or HF BERT folder; None: all-MiniLM-L6-v2
+    scenario: str = option("full", f"one of: {', '.join(SCENARIOS)}")
+    tasks: tuple = option(DEFAULT_TASKS, f"comma-separated: {', '.join(TASKS)}")
+    epochs: int = option(3)
+    batch_size: int = option(32)
+    max_length: int = option(128, "word pieces per text, [CLS]/[SEP] included")
+    learning_rate: float | None = option(None, "default: the scenario's own (see scenarios.py)")
+    weight_decay: float = option(0.01)
+    schedule: str = option("linear", "after the warm-up: linear or cosine decay to 0, or "
+                           "constant", choices=SCHEDULES)  # fmt: skip
+    warmup_ratio: float = option(0.1, "share of the steps that warm the learning rate up")
+    gradient_accumulation_steps: int = option(1, "batches whose gradients make one update")
+    patience: int | None = option(
+        None, "early stopping: epochs without a better validation score (keeps the best)"
     )
-    data_dir: str | os.PathLike | None = None  # None: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras
-    distribution: str = "none"  # or "mirrored"
-    logical_cpus: int = 0  # split the CPU into N logical devices (for mirrored)
-    verbose: str | int = "auto"  # Keras fit verbosity; auto: the bar on a terminal, else per epoch
-    init_from: str | os.PathLike | None = (
-        None  # a model.keras whose same-named layers start this run
+    dropout: float = option(0.1, "before each head")
+    max_train_examples: int | None = option(None, "per task (default: all)")
+    train_examples: dict = option(
+        dict, "per-task caps over --max-train-examples, e.g. sentiment=250", values=int
     )
-    save_model: bool = True  # False: skip model.keras (studies)
-    cache_embeddings: bool = True  # frozen backbone: train heads on embeddings computed once
-    length_buckets: bool = True  # batch training examples of similar length together
-    measure_sts: bool = True  # STS-B test Spearman of the embedding before and after
-    frozen_layers: int = 3  # frozen_lower: lower k transformer layers
-    unfreeze_every: int = 1  # gradual_unfreeze: epochs per stage
-    layer_decay: float = 0.8  # llrd: factor per layer going down
-    head_lr_multiplier: float | None = None  # the heads' factor on it; None: the scenario's
-    lora_rank: int = 8  # lora: rank of the adapters
+    max_eval_examples: int | None = option(None, "per task and split (default: all)")
+    pooling: str = option("mean", "sentence embedding", choices=tuple(POOLING))
+    sampling: str = option("proportional", "how tasks share the batches", choices=SAMPLING)
+    temperature: float = option(2.0, "for --sampling temperature")
+    loss_weights: dict = option(dict, "e.g. topic=1,sentiment=0.5", values=float)
+    seed: int = option(0)
+    output_dir: str | os.PathLike | None = option(None, "default: runs/<scenario>-<timestamp>")
+    preset: str | os.PathLike | None = option(
+        None, "local keras-hub preset or Hugging Face BERT folder "
+        f"(default: ${PRESET_ENV} or all-MiniLM-L6-v2)"
+    )  # fmt: skip
+    data_dir: str | os.PathLike | None = option(
+        None, "prepared datasets (default: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras)"
+    )
+    distribution: str = option("none", "mirrored: split the batches over the CPU's logical "
+                               "devices", choices=DISTRIBUTIONS)  # fmt: skip
+    logical_cpus: int = option(0, "split the CPU into N logical devices (for mirrored)")
+    verbose: str | int = option(
+        "auto", "Keras fit verbosity: auto (a progress bar on a terminal, else one line per "
+        "epoch), 0, 1 or 2"
+    )  # fmt: skip
+    init_from: str | os.PathLike | None = option(
+        None, "a model.keras whose same-named layers start this run"
+    )
+    save_model: bool = option(True, "skip model.keras (studies)", flag="--no-save-model")
+    cache_embeddings: bool = option(
+        True, "run the frozen backbone every step instead of caching its embeddings",
+        flag="--no-cache",
+    )  # fmt: skip
+    length_buckets: bool = option(
+        True, "batch training examples in arrival order instead of by similar length",
+        flag="--no-length-buckets",
+    )  # fmt: skip
+    measure_sts: bool = option(
+        True, "skip the STS-B test Spearman of the embedding before and after training",
+        flag="--no-sts",
+    )  # fmt: skip
+    frozen_layers: int = option(3, "frozen_lower: lower k transformer layers", knob=True)
+    unfreeze_every: int = option(1, "gradual_unfreeze: epochs per stage", knob=True)
+    layer_decay: float = option(0.8, "llrd: factor per layer going down", knob=True)
+    head_lr_multiplier: float | None = option(
+        None, "the heads' factor on the learning rate (default: the scenario's)"
+    )
+    lora_rank: int = option(8, "lora: rank of the adapters", knob=True)
 
     def __post_init__(self):
         self._check_types()
@@ -155,7 +195,7 @@ class RunConfig:
             raise InputError(
                 f"unknown sampling {self.sampling!r}; choose from: {', '.join(SAMPLING)}."
             )
-        if self.distribution not in ("none", "mirrored"):
+        if self.distribution not in DISTRIBUTIONS:
             raise InputError(f"--distribution must be none or mirrored, not {self.distribution!r}.")
         if self.verbose not in ("auto", 0, 1, 2):
             raise InputError(f"--verbose must be auto, 0, 1 or 2, got {self.verbose!r}.")

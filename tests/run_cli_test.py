@@ -45,6 +45,23 @@ def test_mirrored_on_two_logical_cpus_end_to_end(tiny_preset, tiny_data_dir, tmp
     assert steps > 1 and result.stdout.count("/step") == 2, result.stdout[-3000:]
 
 
+def test_every_config_field_is_one_option_with_the_same_default():
+    import dataclasses
+
+    from mtl_keras import RunConfig
+
+    fields = {field.name for field in dataclasses.fields(RunConfig)}
+    assert set(vars(run.build_parser().parse_args([]))) == fields
+    assert run.parse_config([]) == RunConfig()
+    given = run.parse_config("--no-sts --no-cache --loss-weights topic=2 --train-examples "
+                             "sentiment=5 --patience 2 --frozen-layers 1 --tasks topic,sentiment "
+                             "--verbose 2".split())  # fmt: skip
+    assert (given.measure_sts, given.cache_embeddings, given.save_model) == (False, False, True)
+    assert given.loss_weights == {"topic": 2.0} and given.train_examples == {"sentiment": 5}
+    assert (given.patience, given.frozen_layers, given.verbose) == (2, 1, 2)
+    assert given.tasks == ("topic", "sentiment")
+
+
 def test_verbosity_follows_the_terminal(monkeypatch):
     from mtl_keras import RunConfig
 
