@@ -9,7 +9,10 @@ first with the CPU's full instruction set, then capped at AVX2 the way an AVX2-o
 machine runs (oneDNN `ONEDNN_MAX_CPU_ISA`, MKL `MKL_ENABLE_INSTRUCTIONS`, torch
 `ATEN_CPU_CAPABILITY`), for both libraries alike. A third process per row runs our
 encoder with its GELU switched off (`common.without_elementwise_work`): not a model, the
-most that fusing or rewriting the element-wise work could give.
+most that fusing or rewriting the element-wise work could give. Each row also gives the
+GFLOP/s each side reached (`benchmarks.flops`, counted from the padded batches both
+libraries run) and its fraction of the machine's fp32 matmul peak, measured in the same
+run (`benchmarks.peak`).
 """
 
 import argparse
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import peak
 from benchmarks.common import (
     peak_rss_mb,
     rate_summary,
@@ -27,6 +31,7 @@ from benchmarks.common import (
     without_elementwise_work,
     write_result,
 )
+from benchmarks.flops import encode_flops
 
 AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
              "ATEN_CPU_CAPABILITY": "avx2"}  # fmt: skip
@@ -71,7 +76,29 @@ def in_own_process(library, set_name, args, env, out, *options):
                     *options, env=env)  # fmt: skip
 
 
-def compare(args, set_name, env, folder):
+def word_piece_lengths(sentences, max_length=128):
+    """Word pieces per sentence as the encoder sees them ([CLS]/[SEP] in, cut at max_length)."""
+    import tensorflow as tf
+
+    from mtl_keras import presets
+    from mtl_keras.preprocessing import make_preprocessor
+
+    tokenizer = presets.load_tokenizer(presets.default_preset_dir())
+    mask = make_preprocessor(tokenizer, max_length)(tf.constant(sentences))["padding_mask"]
+    return np.asarray(mask).sum(axis=1).tolist()
+
+
+def add_flop_rates(side, flops, sentences, peak_gflops):
+    """GFLOP/s of a side (padded batches as run, and the real word pieces alone) and its
+    fraction of the machine's matmul peak."""
+    passes = side["median"] / sentences  # passes over the set per second
+    side["gflops_padded"] = flops["padded"] * passes / 1e9
+    side["gflops_real"] = flops["real"] * passes / 1e9
+    side["fraction_of_peak"] = side["gflops_padded"] / peak_gflops
+    return side
+
+
+def compare(args, set_name, env, folder, flops=None, peak_gflops=None):
     sides = {}
     for library in ("mtl_keras", "sentence_transformers"):
         out = str(Path(folder) / f"{library}-{set_name}.npy")
@@ -81,6 +108,9 @@ def compare(args, set_name, env, folder):
     out = str(Path(folder) / f"bound-{set_name}.npy")
     bound = in_own_process("mtl_keras", set_name, args, env, out, "--bound")
     peer = sides["sentence_transformers"]["median"]
+    if flops is not None:
+        for side in (*sides.values(), bound):
+            add_flop_rates(side, flops, args.sentences, peak_gflops)
     return {**sides, "ratio_median": sides["mtl_keras"]["median"] / peer,
             "min_cosine_between_outputs": float(np.min(np.sum(a * b, axis=1))),
             "mtl_keras_bound": bound,
@@ -103,17 +133,26 @@ def main(argv=None):
         np.save(args.out, embeddings)
         print(json.dumps(rates))
         return
+    limit = peak.measure()  # the machine's own limit, in this run, before the sides
+    print(f"fp32 matmul peak {limit['peak_gflops']:.0f} GFLOP/s ({limit['peak_from']})")
+    flops = {name: encode_flops(word_piece_lengths(sentence_set(name, args.sentences)), 32)
+             for name in ("tweets", "articles")}  # fmt: skip
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for isa, env in (("native", {}), ("avx2", AVX2_ONLY)):
             for set_name in ("tweets", "articles"):
-                results[f"{isa}_{set_name}"] = row = compare(args, set_name, env, folder)
+                row = compare(args, set_name, env, folder, flops[set_name], limit["peak_gflops"])
+                results[f"{isa}_{set_name}"] = row
                 print(f"{isa} {set_name}: {row['mtl_keras']['median']:.1f} vs "
                       f"{row['sentence_transformers']['median']:.1f} sentences/s "
                       f"({row['ratio_median']:.2f}x; without GELU "
-                      f"{row['bound_ratio_median']:.2f}x)", flush=True)  # fmt: skip
+                      f"{row['bound_ratio_median']:.2f}x); "
+                      f"{row['mtl_keras']['fraction_of_peak']:.0%} vs "
+                      f"{row['sentence_transformers']['fraction_of_peak']:.0%} of the peak",
+                      flush=True)  # fmt: skip
     write_result("encode", {"sentences": args.sentences, "batch_size": 32, "max_length": 128,
-                            "repeats": args.repeats, "avx2_only_env": AVX2_ONLY, **results})  # fmt: skip
+                            "repeats": args.repeats, "avx2_only_env": AVX2_ONLY,
+                            "matmul_peak": limit, "flops": flops, **results})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,10 +26,11 @@ def encode_section(encode):
     rows = [
         f"| {key.split('_', 1)[1]} | {key.split('_', 1)[0]} | {r['mtl_keras']['median']:.1f} | "
         f"{r['sentence_transformers']['median']:.1f} | **{r['ratio_median']:.2f}x** | "
-        f"{r['min_cosine_between_outputs']:.6f} | {bound(r)} |"
+        f"{r['min_cosine_between_outputs']:.6f} | {bound(r)} |{of_peak(r)}"
         for key, r in encode.items()
         if isinstance(r, dict) and "ratio_median" in r
     ]
+    peak = encode.get("matmul_peak")
     return [
         "",
         "## Encode (`python -m benchmarks.encode`)",
@@ -43,13 +44,51 @@ def encode_section(encode):
         + ").",
         "",
         "| set | instruction set | mtl_keras sentences/s | sentence-transformers | ratio | "
-        "min cosine | bound: mtl_keras without GELU |",
-        "|---|---|---|---|---|---|---|",
+        "min cosine | bound: mtl_keras without GELU |"
+        + (" GFLOP/s, % of peak: mtl_keras | sentence-transformers |" if peak else ""),
+        "|---|---|---|---|---|---|---|" + ("---|---|" if peak else ""),
         *rows,
         "",
-        "The last column is our encoder with its GELU switched off (not a model): the most that "
+        "The bound column is our encoder with its GELU switched off (not a model): the most that "
         "fusing or rewriting the element-wise work could give, as sentences/s and as a ratio to "
         "sentence-transformers.",
+        *peak_lines(encode),
+    ]
+
+
+def of_peak(row):
+    """GFLOP/s of the padded batches each side ran and their share of the matmul peak."""
+    if "fraction_of_peak" not in row["mtl_keras"]:
+        return ""
+    cells = [f" {row[s]['gflops_padded']:.0f} ({row[s]['fraction_of_peak']:.0%}) |"
+             for s in ("mtl_keras", "sentence_transformers")]  # fmt: skip
+    return "".join(cells)
+
+
+def peak_lines(encode):
+    peak = encode.get("matmul_peak")
+    if not peak:
+        return []
+    shapes = "; ".join(
+        f"{library}: " + ", ".join(f"{shape} {v:.0f}" for shape, v in row.items())
+        for library, row in peak["gflops"].items()
+    )
+    flops = encode["flops"]
+    sets = "; ".join(
+        f"{name} {f['padded'] / encode['sentences'] / 1e9:.2f} GFLOP per sentence as padded "
+        f"({f['padded_word_pieces'] / f['word_pieces']:.2f}x the real word pieces' "
+        f"{f['word_pieces'] / encode['sentences']:.0f} per sentence)"
+        for name, f in flops.items()
+    )
+    return [
+        "",
+        f"**Against the machine's own limit.** fp32 matmul peak measured in the same run "
+        f"(`benchmarks.peak`, each library in its own process, default threads): "
+        f"**{peak['peak_gflops']:.0f} GFLOP/s** ({peak['peak_from']}); GFLOP/s per library "
+        f"and shape: {shapes}. The work is counted from the shapes that ran "
+        f"(`benchmarks.flops`: the layers' matmuls and attention, batches sorted by length "
+        f"and padded to their longest, as both libraries batch): {sets}. The `avx2` rows are "
+        "held against the same native peak.",
     ]
 
 
