@@ -98,7 +98,7 @@ def add_flop_rates(side, flops, sentences, peak_gflops):
     return side
 
 
-def compare(args, set_name, env, folder, flops=None, peak_gflops=None):
+def compare(args, set_name, env, folder, flops, peak_gflops):
     sides = {}
     for library in ("mtl_keras", "sentence_transformers"):
         out = str(Path(folder) / f"{library}-{set_name}.npy")
@@ -108,9 +108,8 @@ def compare(args, set_name, env, folder, flops=None, peak_gflops=None):
     out = str(Path(folder) / f"bound-{set_name}.npy")
     bound = in_own_process("mtl_keras", set_name, args, env, out, "--bound")
     peer = sides["sentence_transformers"]["median"]
-    if flops is not None:
-        for side in (*sides.values(), bound):
-            add_flop_rates(side, flops, args.sentences, peak_gflops)
+    for side in (*sides.values(), bound):
+        add_flop_rates(side, flops, args.sentences, peak_gflops)
     return {**sides, "ratio_median": sides["mtl_keras"]["median"] / peer,
             "min_cosine_between_outputs": float(np.min(np.sum(a * b, axis=1))),
             "mtl_keras_bound": bound,

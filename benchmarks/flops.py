@@ -36,7 +36,8 @@ def sorted_batches(lengths, batch_size):
 
 def encode_flops(lengths, batch_size, config=MINILM):
     """{"padded": FLOPs as computed, "real": FLOPs of the real word pieces alone}."""
-    padded = forward_flops(sorted_batches(lengths, batch_size), **config)
-    real = forward_flops([(1, n) for n in lengths], **config)
-    return {"padded": padded, "real": real, "word_pieces": int(np.sum(lengths)),
-            "padded_word_pieces": int(sum(r * n for r, n in sorted_batches(lengths, batch_size)))}  # fmt: skip
+    batches = sorted_batches(lengths, batch_size)
+    return {"padded": forward_flops(batches, **config),
+            "real": forward_flops([(1, n) for n in lengths], **config),
+            "word_pieces": int(np.sum(lengths)),
+            "padded_word_pieces": int(sum(rows * n for rows, n in batches))}  # fmt: skip

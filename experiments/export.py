@@ -56,7 +56,7 @@ def main(argv=None):
             model.backbone,
             tokenizer,
             args.output,
-            max_length=model.serving_length if args.max_length is None else args.max_length,
+            max_length=model.serving_length(args.max_length),
             pooling=model.pooling_mode,
             overwrite=args.overwrite,
         )

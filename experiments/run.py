@@ -16,6 +16,7 @@ import typing
 
 from experiments.cli import run_main
 from mtl_keras import RunConfig, train
+from mtl_keras.config import option_flag
 from mtl_keras.errors import InputError
 
 FIELDS = dataclasses.fields(RunConfig)
@@ -34,7 +35,7 @@ def build_parser():
                                help=meta["help"])  # fmt: skip
             continue
         kind = number_type(HINTS[field.name])
-        group.add_argument(f"--{field.name.replace('_', '-')}", type=kind,
+        group.add_argument(option_flag(field.name), type=kind,
                            default=command_line_default(field), choices=meta["choices"],
                            help=meta["help"])  # fmt: skip
     return parser
@@ -72,7 +73,7 @@ def config_from_args(args):
     for field in FIELDS:
         kind = field.metadata["values"]
         if kind is not None:
-            flag = f"--{field.name.replace('_', '-')}"
+            flag = option_flag(field.name)
             options[field.name] = parse_task_values(options[field.name], flag, kind)
     options["verbose"] = args.verbose if args.verbose == "auto" else _verbosity(args.verbose)
     return RunConfig(**options)

@@ -180,7 +180,7 @@ class RunConfig:
             below = value <= high if high_in else value < high
             if not (math.isfinite(value) and above and below):
                 interval = f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
-                raise InputError(f"--{_flag(name)} must be in {interval}, got {value}.")
+                raise InputError(f"{option_flag(name)} must be in {interval}, got {value}.")
 
     def _check_choices(self):
         if self.pooling not in POOLING:
@@ -202,7 +202,7 @@ class RunConfig:
         for name in ("output_dir", "preset", "data_dir", "init_from"):
             value = getattr(self, name)
             if value is not None and not str(value):  # types: see _check_types
-                raise InputError(f"--{_flag(name)} must be a non-empty path, got {value!r}.")
+                raise InputError(f"{option_flag(name)} must be a non-empty path, got {value!r}.")
 
     def _check_train_examples(self):
         for name, cap in self.train_examples.items():
@@ -242,5 +242,6 @@ class RunConfig:
         return {**dataclasses.asdict(self), "tasks": list(self.tasks)}
 
 
-def _flag(name):
-    return name.replace("_", "-")
+def option_flag(name):
+    """The command-line option of a `RunConfig` field: `max_length` -> `--max-length`."""
+    return "--" + name.replace("_", "-")

@@ -75,7 +75,7 @@ def export_for_serving(model, tokenizer, output, *, max_length=None, overwrite=F
     if not isinstance(model, MultiTaskModel):
         raise InputError(f"can only export a MultiTaskModel, got {type(model).__name__}.")
     output = check_version_dir(output, overwrite)
-    max_length = model.serving_length if max_length is None else max_length
+    max_length = model.serving_length(max_length)
     check_max_length(max_length, model.backbone)
     ensure_writable_dir(output.parent, "--output")
     if quantize is not None:

@@ -140,10 +140,12 @@ class MultiTaskModel(keras.Model):
         }
         return keras.Model(embedding, outputs, name=f"{self.name}_heads")
 
-    @property
-    def serving_length(self):
-        """Word pieces per text to predict and export at: the training length, or (for a
-        model saved before it was recorded) 128, within the encoder's positions."""
+    def serving_length(self, max_length=None):
+        """Word pieces per text to predict and export at: `max_length` when given, else
+        the training length, or (for a model saved before it was recorded) 128, within
+        the encoder's positions."""
+        if max_length is not None:
+            return max_length
         return min(self.max_length or 128, self.backbone.max_sequence_length)
 
     def get_config(self):

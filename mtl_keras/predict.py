@@ -38,7 +38,7 @@ class Predictor:
     def __init__(self, model, tokenizer, max_length=None, batch_size=32):
         if not isinstance(model, MultiTaskModel):
             raise InputError(f"Predictor needs a MultiTaskModel, got {type(model).__name__}.")
-        max_length = model.serving_length if max_length is None else max_length
+        max_length = model.serving_length(max_length)
         if max_length > model.backbone.max_sequence_length:
             limit = model.backbone.max_sequence_length
             raise InputError(f"max_length={max_length} exceeds the model's {limit} positions.")
