@@ -2,6 +2,7 @@
 
     python -m experiments.run --scenario frozen_head_a
     python -m experiments.run --scenario llrd --tasks topic,sentiment,ner --epochs 3
+    python -m experiments.run --task tickets=data/tickets.csv --tasks topic
 
 A thin wrapper: the options are made from `mtl_keras.RunConfig`'s fields, one each, with
 the help, default and choices written beside the field (`--max-length` is `max_length`;
@@ -18,6 +19,7 @@ from experiments.cli import run_main
 from mtl_keras import RunConfig, train
 from mtl_keras.config import option_flag
 from mtl_keras.errors import InputError
+from mtl_keras.tasks import DEFAULT_TASKS, from_files
 
 FIELDS = dataclasses.fields(RunConfig)
 HINTS = typing.get_type_hints(RunConfig)
@@ -38,7 +40,55 @@ def build_parser():
         group.add_argument(option_flag(field.name), type=kind,
                            default=command_line_default(field), choices=meta["choices"],
                            help=meta["help"])  # fmt: skip
+    own = parser.add_argument_group("your own tasks (mtl_keras.tasks.from_files)")
+    own.add_argument("--task", action="append", default=[], metavar="NAME=PATH",
+                     help="a task over your files: a .csv/.tsv/.jsonl/.conll file or a folder "
+                     "of train/validation/test files; repeatable. Without --tasks, only "
+                     "these tasks train")  # fmt: skip
+    own.add_argument(
+        "--task-kind",
+        action="append",
+        default=[],
+        metavar="NAME=KIND",
+        help="force a task's kind: sentence, token or pair",
+    )
+    own.add_argument(
+        "--task-columns",
+        action="append",
+        default=[],
+        metavar="NAME=OURS:THEIRS",
+        help="map your column names, e.g. tickets=text:body,label:queue",
+    )
     return parser
+
+
+def own_tasks(args):
+    """The `Task`s of --task NAME=PATH, each read and checked now (before weights load)."""
+    kinds = named_values(args.task_kind, "--task-kind")
+    columns = {
+        name: dict(pair.split(":", 1) for pair in mapping.split(",") if ":" in pair)
+        for name, mapping in named_values(args.task_columns, "--task-columns").items()
+    }
+    tasks = named_values(args.task, "--task")
+    for option, names in (("--task-kind", kinds), ("--task-columns", columns)):
+        stray = sorted(set(names) - set(tasks))
+        if stray:
+            raise InputError(f"{option} names {stray[0]!r}, which no --task NAME=PATH gives.")
+    return [from_files(name, path, kinds.get(name), columns.get(name))
+            for name, path in tasks.items()]  # fmt: skip
+
+
+def named_values(items, option):
+    """["a=x", "b=y"] -> {"a": "x", "b": "y"}, refusing items without `=` and repeats."""
+    out = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip() or not value.strip():
+            raise InputError(f"{option} {item!r} is not NAME=VALUE.")
+        if name.strip() in out:
+            raise InputError(f"{option} gives {name.strip()!r} twice.")
+        out[name.strip()] = value.strip()
+    return out
 
 
 def number_type(hint):
@@ -51,7 +101,7 @@ def command_line_default(field):
     """The field's default as the command line writes it."""
     if field.default_factory is not dataclasses.MISSING:
         return ""  # a dict of task=value: none given
-    return ",".join(field.default) if field.name == "tasks" else field.default
+    return None if field.name == "tasks" else field.default  # tasks: see config_from_args
 
 
 def parse_task_values(text, option="--loss-weights", kind=float):
@@ -76,6 +126,12 @@ def config_from_args(args):
             flag = option_flag(field.name)
             options[field.name] = parse_task_values(options[field.name], flag, kind)
     options["verbose"] = args.verbose if args.verbose == "auto" else _verbosity(args.verbose)
+    own = own_tasks(args)
+    for name in ("task", "task_kind", "task_columns"):
+        del options[name]
+    # Without --tasks: the default tasks, or only your own when --task gives some.
+    given = args.tasks if args.tasks is not None else ("" if own else ",".join(DEFAULT_TASKS))
+    options["tasks"] = [*(n.strip() for n in given.split(",") if n.strip()), *own]
     return RunConfig(**options)
 
 

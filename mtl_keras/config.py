@@ -12,7 +12,7 @@ from mtl_keras.model import check_loss_weights
 from mtl_keras.pooling import POOLING
 from mtl_keras.scenarios import SCENARIOS, get_scenario
 from mtl_keras.schedules import SCHEDULES
-from mtl_keras.tasks import DEFAULT_TASKS, TASKS, resolve_tasks
+from mtl_keras.tasks import DEFAULT_TASKS, TASKS, Task, resolve_tasks
 
 MAX_EPOCHS = 10_000  # a typo guard: more epochs than this is never meant
 PRESET_ENV = "MTL_KERAS_PRESET"  # a default for `preset`, like MTL_KERAS_DATA_DIR for data
@@ -68,7 +68,10 @@ class RunConfig:
     """
 
     scenario: str = option("full", f"one of: {', '.join(SCENARIOS)}")
-    tasks: tuple = option(DEFAULT_TASKS, f"comma-separated: {', '.join(TASKS)}")
+    tasks: tuple = option(
+        DEFAULT_TASKS, f"comma-separated: {', '.join(TASKS)} (beside or instead of your own: "
+        "--task); in Python also `Task` objects (`mtl_keras.tasks.from_files`)"
+    )  # fmt: skip
     epochs: int = option(3)
     batch_size: int = option(32)
     max_length: int = option(128, "word pieces per text, [CLS]/[SEP] included")
@@ -134,7 +137,9 @@ class RunConfig:
     def __post_init__(self):
         self._check_types()
         tasks = resolve_tasks(self.tasks)
-        object.__setattr__(self, "tasks", tuple(task.name for task in tasks))
+        # Built-in tasks by name (plain JSON in metrics.json), a user's as its `Task`.
+        named = tuple(t.name if TASKS.get(t.name) == t else t for t in tasks)
+        object.__setattr__(self, "tasks", named)
         if self.preset is None and os.environ.get(PRESET_ENV):
             object.__setattr__(self, "preset", os.environ[PRESET_ENV])
         get_scenario(self.scenario, tasks)
@@ -157,14 +162,15 @@ class RunConfig:
                 allowed.add(int)
             if field.name == "tasks":
                 ok = isinstance(value, str) or (
-                    isinstance(value, list | tuple) and all(isinstance(t, str) for t in value)
+                    isinstance(value, list | tuple)
+                    and all(isinstance(t, str | Task) for t in value)
                 )
             elif isinstance(value, bool):
                 ok = bool in allowed
             else:
                 ok = isinstance(value, tuple(allowed - {bool}))
             if not ok:
-                kind = "str or list of str" if field.name == "tasks" else hint
+                kind = "str or list of str and Task" if field.name == "tasks" else hint
                 kind = getattr(kind, "__name__", kind)
                 raise InputTypeError(
                     f"{field.name} must be {kind}, got {type(value).__name__} {value!r}."
@@ -206,10 +212,10 @@ class RunConfig:
 
     def _check_train_examples(self):
         for name, cap in self.train_examples.items():
-            if name not in self.tasks:
+            if name not in self.task_names:
                 raise InputError(
                     f"--train-examples names task {name!r}, which this run does not train; "
-                    f"its tasks: {', '.join(self.tasks)}."
+                    f"its tasks: {', '.join(self.task_names)}."
                 )
             if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
                 raise InputError(
@@ -237,9 +243,14 @@ class RunConfig:
             return self.verbose
         return 1 if sys.stdout.isatty() else 2
 
+    @property
+    def task_names(self):
+        return [task if isinstance(task, str) else task.name for task in self.tasks]
+
     def to_dict(self):
-        """Plain JSON values (for metrics.json)."""
-        return {**dataclasses.asdict(self), "tasks": list(self.tasks)}
+        """Plain JSON values (for metrics.json): a user's task as its config."""
+        tasks = [task if isinstance(task, str) else task.get_config() for task in self.tasks]
+        return {**dataclasses.asdict(self), "tasks": tasks}
 
 
 def option_flag(name):

@@ -34,17 +34,7 @@ def serving_outputs(model, tokenizer, preprocessor, tasks):
         result = {EMBEDDING: tf.math.l2_normalize(out[EMBEDDING], axis=-1)}
         for task in tasks:
             logits = tf.cast(out[task.name], tf.float32)
-            names = tf.constant(task.labels)
-            predicted = tf.gather(names, tf.argmax(logits, axis=-1))
-            if task.kind == "sentence":
-                result[f"{task.name}_probs"] = tf.nn.softmax(logits)
-                result[f"{task.name}_label"] = predicted
-            else:
-                ids = x["token_ids"]
-                real = tf.reduce_all(ids[..., None] != specials, axis=-1)
-                pieces = tf.gather(vocabulary, ids)
-                result["word_pieces"] = tf.where(x["padding_mask"] > 0, pieces, "")
-                result[f"{task.name}_tags"] = tf.where(real, predicted, "")
+            result.update(task.spec.serve(task, logits, x, vocabulary, specials))
         return result
 
     return serve

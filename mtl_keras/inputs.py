@@ -52,8 +52,8 @@ def read_texts(path, column="text"):
     Raises a one-line `InputError` naming the file, and the line where a row is bad.
     """
     path = Path(path)
-    kind = path.suffix.lower()
-    if kind not in (".txt", ".csv", ".jsonl"):
+    suffix = path.suffix.lower()
+    if suffix not in (".txt", ".csv", ".jsonl"):
         raise InputError(f"input file '{path}' must end in .txt, .csv or .jsonl.")
     try:
         content = path.read_bytes().decode("utf-8")
@@ -64,9 +64,9 @@ def read_texts(path, column="text"):
     except UnicodeDecodeError as error:
         line = content_line(error.object, error.start)
         raise InputError(f"input file '{path}' line {line} is not UTF-8 text.") from None
-    if kind == ".txt":
+    if suffix == ".txt":
         return content.splitlines()
-    if kind == ".csv":
+    if suffix == ".csv":
         return _csv_texts(path, content, column)
     return _jsonl_texts(path, content, column)
 

@@ -1,11 +1,10 @@
-"""Task 2: `MultiTaskModel`, one functional Keras model over a keras-hub BERT backbone."""
+"""`MultiTaskModel`, one functional Keras model over a keras-hub BERT backbone."""
 
 import keras
 
 from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.bert_layers import POOLER
 from mtl_keras.errors import InputError
-from mtl_keras.metrics import Correlation, EntityF1, MacroF1
 from mtl_keras.pooling import make_pooling
 from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES
 from mtl_keras.tasks import Task
@@ -48,7 +47,7 @@ class MultiTaskModel(keras.Model):
         backbone = TunableBertBackbone.from_backbone(backbone)
         tasks = [Task.from_config(task) for task in tasks]
         check_task_names(tasks)
-        headed = [t for t in tasks if t.kind != "pair"]
+        headed = [t for t in tasks if t.spec.has_head]
         self.backbone = backbone
         self.pooling = make_pooling(pooling, name=EMBEDDING)
         self.head_dropouts = {
@@ -64,7 +63,7 @@ class MultiTaskModel(keras.Model):
         embedding = self.pooling(sequence, inputs["padding_mask"])
         outputs = {}
         for task in headed:
-            features = embedding if task.kind == "sentence" else sequence
+            features = sequence if task.spec.reads_sequence else embedding
             outputs[task.name] = self.head_denses[task.name](
                 self.head_dropouts[task.name](features)
             )
@@ -72,10 +71,8 @@ class MultiTaskModel(keras.Model):
             second = dict(zip(FEATURES, (inputs[f] for f in PAIR_FEATURES), strict=True))
             pair_sequence = backbone(second)["sequence_output"]
             pair_embedding = self.pooling(pair_sequence, second["padding_mask"])
-            for task in tasks:
-                if task.kind == "pair":  # shape (batch, 1): the cosine of the two texts
-                    cosine = keras.layers.Dot(axes=1, normalize=True, name=task.name)
-                    outputs[task.name] = cosine([embedding, pair_embedding])
+            for task in (t for t in tasks if not t.spec.has_head):
+                outputs[task.name] = task.spec.output(task, embedding, pair_embedding)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
@@ -104,7 +101,7 @@ class MultiTaskModel(keras.Model):
     def text_tasks(self):
         """The tasks with an output per text: all but pair tasks, which score two texts
         (what they trained shows in the embedding)."""
-        return [task for task in self.tasks if task.kind != "pair"]
+        return [task for task in self.tasks if task.spec.has_head]
 
     @property
     def text_inputs(self):
@@ -130,7 +127,7 @@ class MultiTaskModel(keras.Model):
         The layers are shared, so training this trains this model's heads: what a frozen
         backbone needs once its embeddings are cached (`data.pipeline.embedding_cache`).
         """
-        others = [t.name for t in self.tasks if t.kind != "sentence"]
+        others = [t.name for t in self.tasks if t.spec.reads_sequence or not t.spec.has_head]
         if others:
             raise InputError(f"heads_model only holds sentence heads, not {others}.")
         embedding = keras.Input(shape=(self.backbone.hidden_dim,), name=EMBEDDING)
@@ -178,25 +175,6 @@ def check_task_names(tasks):
         raise InputError(f"task names must be unique and not {EMBEDDING!r}, got {names}.")
 
 
-def task_metrics(task):
-    """Accuracy (per word for token heads), macro-F1 or entity F1, and cross-entropy;
-    for pair tasks, the correlation of cosine and target and the squared error.
-
-    `xent` (`mse`) is the task's loss averaged over its own labelled examples (words for
-    NER); the `<task>_loss` Keras logs is averaged over the whole mixed batch instead (so
-    that every example counts the same in training), which makes it depend on the mix.
-    """
-    if task.kind == "pair":
-        return [Correlation(), keras.metrics.MeanSquaredError(name="mse")]
-    common = [
-        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-        keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"),
-    ]
-    if task.kind == "token":
-        return [*common, EntityF1(task.labels)]
-    return [*common, MacroF1(task.num_classes)]
-
-
 def check_loss_weights(loss_weights, tasks):
     """Refuse loss weights for unknown tasks, and weights that are negative or not finite."""
     names = [task.name for task in tasks]
@@ -212,16 +190,8 @@ def check_loss_weights(loss_weights, tasks):
         raise InputError("every loss weight is 0: nothing would train; give one task > 0.")
 
 
-def task_loss(task):
-    """Cross-entropy on logits; for a pair task sentence-transformers' CosineSimilarityLoss
-    (squared error between the cosine and the target score scaled to [0, 1])."""
-    if task.kind == "pair":
-        return keras.losses.MeanSquaredError()
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
 def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=False):
-    """One loss (`task_loss`) and metric set per named task output.
+    """One loss and metric set per named task output, as each task's kind says.
 
     Args:
         model: a `MultiTaskModel`, or a model with one output per task (`heads_model`).
@@ -235,10 +205,10 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
     check_loss_weights(loss_weights, tasks)
     model.compile(
         optimizer=optimizer,
-        loss={t.name: task_loss(t) for t in tasks},
+        loss={t.name: t.spec.loss(t) for t in tasks},
         loss_weights={t.name: float(loss_weights.get(t.name, t.loss_weight)) for t in tasks},
         # Weighted: an example only counts for the heads it has a label for.
-        weighted_metrics={t.name: task_metrics(t) for t in tasks},
+        weighted_metrics={t.name: t.spec.metrics(t) for t in tasks},
         jit_compile=jit_compile,
     )
     return model

@@ -8,13 +8,11 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_keras.data.loading import without_autotuning
-from mtl_keras.data.pipeline import align_word_tags
 from mtl_keras.encoder import traced_inference
 from mtl_keras.errors import InputError
 from mtl_keras.inputs import as_sentence_list
-from mtl_keras.metrics import entity_spans
 from mtl_keras.model import EMBEDDING, MultiTaskModel
-from mtl_keras.preprocessing import FEATURES, clean_text, make_preprocessor
+from mtl_keras.preprocessing import FEATURES, align_word_tags, clean_text, make_preprocessor
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
 
 WORD = re.compile(r"\S+")  # NER labels words; WNUT-16's words are whitespace-separated
@@ -48,7 +46,7 @@ class Predictor:
         self.model, self.tokenizer = model, tokenizer
         self.max_length, self.batch_size = max_length, batch_size
         self.preprocessor = make_preprocessor(tokenizer, max_length)
-        self.labels_words = any(task.kind == "token" for task in self.tasks)
+        self.labels_words = any(task.spec.reads_sequence for task in self.tasks)
         self._forward = traced_inference(model.inference_model())
 
     @classmethod
@@ -127,37 +125,7 @@ class Predictor:
         result = {"text": text}
         for task in self.tasks:
             logits = out[task.name][row]
-            if task.kind == "sentence":
-                probs = tf.nn.softmax(logits).numpy()
-                result[task.name] = {
-                    "label": task.labels[int(np.argmax(probs))],
-                    "probabilities": {n: float(p) for n, p in zip(task.labels, probs, strict=True)},
-                }
-            else:
-                tagged = np.argmax(logits[first_piece > 0], axis=-1).tolist()
-                result[task.name] = word_entities(text, words, pieces_per_word, tagged, task)
+            result[task.name] = task.spec.decode(
+                task, logits, text, words, pieces_per_word, first_piece
+            )
         return result
-
-
-def word_entities(text, words, pieces_per_word, tagged, task):
-    """Tags of the words (None where the model saw no piece) and the BIO entity spans.
-
-    Args:
-        tagged: predicted tag ids for the words that have a first piece, in order.
-    """
-    outside = task.labels.index("O")
-    tag_ids, seen = [], iter(tagged)
-    for count in pieces_per_word:
-        tag_ids.append(next(seen, None) if count else None)  # empty after cleaning or cut
-    spans = entity_spans([outside if t is None else t for t in tag_ids], task.labels)
-    entities = [
-        {
-            "text": text[words[s][1] : words[e - 1][2]],
-            "type": kind,
-            "start": words[s][1],
-            "end": words[e - 1][2],
-        }
-        for s, e, kind in sorted(spans)
-    ]
-    tags = [None if t is None else task.labels[t] for t in tag_ids]
-    return {"entities": entities, "words": [w for w, _, _ in words], "tags": tags}

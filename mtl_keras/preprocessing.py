@@ -100,3 +100,28 @@ def trim_padding(features):
         longest = tf.maximum(tf.reduce_max(lengths), 1)
         out.update({name: features[name][:, :longest] for name in names})
     return out
+
+
+def align_word_tags(words, tags, tokenizer, max_length):
+    """Word pieces of `words` with [CLS]/[SEP], their tags and 0/1 weights, padded.
+
+    Returns (token_ids, tags, weights), each of shape [max_length]; only the first piece
+    of each word has weight 1. Words beyond `max_length - 2` pieces are cut.
+    """
+    pieces = tokenizer(words)
+    if not isinstance(pieces, tf.RaggedTensor):  # eager calls return Python lists
+        pieces = tf.ragged.constant(pieces, dtype=tf.int32, ragged_rank=1)
+    counts = pieces.row_lengths()
+    flat = tf.cast(pieces.flat_values, tf.int32)[: max_length - 2]
+    piece_tags = tf.repeat(tf.cast(tags, tf.int32), counts)[: max_length - 2]
+    first = tf.cast(tf.ragged.range(counts).flat_values == 0, tf.float32)[: max_length - 2]
+    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+    token_ids = tf.concat([[cls], flat, [sep]], axis=0)
+    piece_tags = tf.concat([[0], piece_tags, [0]], axis=0)
+    weights = tf.concat([[0.0], first, [0.0]], axis=0)
+    padding = [[0, max_length - tf.shape(token_ids)[0]]]
+    return (
+        tf.pad(token_ids, padding, constant_values=pad),
+        tf.pad(piece_tags, padding),
+        tf.pad(weights, padding),
+    )

@@ -88,7 +88,7 @@ def get_scenario(name, tasks=()):
 
 def check_pair_tasks(scenario, tasks):
     """A pair task has no head and trains only the encoder: refuse scenarios where it can't."""
-    pairs = [t.name for t in tasks if t.kind == "pair"]
+    pairs = [t.name for t in tasks if not t.spec.has_head]
     if not pairs:
         return
     if scenario.frozen_head is not None and tasks[scenario.frozen_head].name in pairs:

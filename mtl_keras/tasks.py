@@ -1,26 +1,36 @@
 """The tasks a head can learn, as data: name -> dataset, kind and label names."""
 
 import dataclasses
+import keyword
 
 from mtl_keras.data import sources
+from mtl_keras.data.files import as_dataset, file_splits, split_files
+from mtl_keras.data.loading import load
 from mtl_keras.errors import InputError
-
-KINDS = ("sentence", "token", "pair")
-MAIN_METRIC = {"sentence": "accuracy", "token": "entity_f1", "pair": "pearson"}
+from mtl_keras.kinds import KINDS
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One task: `sentence` tasks label a whole text, `token` tasks label every word,
-    `pair` tasks score how similar two texts are (the cosine of their embeddings; no
-    head of their own: they train the encoder).
+    """One task: its name (the head's and the output's), its kind (a key of `KINDS`:
+    `sentence` tasks label a whole text, `token` tasks label every word, `pair` tasks
+    score how similar two texts are), its label names and where its examples come from:
+    a packaged dataset (`dataset`) or a user's files (`files`, see `from_files`).
     """
 
     name: str
-    dataset: str
+    dataset: str | None
     kind: str
     labels: tuple
     loss_weight: float = 1.0  # the default weight of the task's loss (`--loss-weights`)
+    files: dict | None = None  # {split: path} of a user's task
+    columns: dict | None = None  # {the kind's column: the file's column}
+    score_range: tuple | None = None  # a pair task's lowest and highest score
+
+    @property
+    def spec(self):
+        """The task's kind (`mtl_keras.kinds`): its encoding, head, loss and metrics."""
+        return KINDS[self.kind]
 
     @property
     def num_classes(self):
@@ -29,22 +39,95 @@ class Task:
     @property
     def main_metric(self):
         """The metric that says how well the task went (studies and plots)."""
-        return MAIN_METRIC[self.kind]
+        return self.spec.main_metric
 
     @property
     def loss_metric(self):
         """The task's own loss, averaged over its own examples."""
-        return "mse" if self.kind == "pair" else "xent"
+        return self.spec.loss_metric
+
+    def examples(self, split, data_dir=None):
+        """One split of the task's raw examples as a `tf.data.Dataset` (maybe empty)."""
+        if self.files is None:
+            return load(self.dataset, split, data_dir)
+        _, splits, _ = file_splits(self.files, self.kind, self.columns)
+        return as_dataset(self.kind, splits[split], self.labels)
 
     def get_config(self):
         """Plain JSON: a saved model carries its own task list, not a name to look up."""
-        return {**dataclasses.asdict(self), "labels": list(self.labels)}
+        config = {**dataclasses.asdict(self), "labels": list(self.labels)}
+        if self.score_range is not None:
+            config["score_range"] = list(self.score_range)
+        return config
 
     @classmethod
     def from_config(cls, config):
         if isinstance(config, cls):
             return config
-        return cls(**{**config, "labels": tuple(config["labels"])})
+        config = {**config, "labels": tuple(config["labels"])}
+        if config.get("score_range") is not None:
+            config["score_range"] = tuple(config["score_range"])
+        return cls(**config)
+
+
+def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
+    """A `Task` over your own labelled files, read and checked now (before any model loads).
+
+    Args:
+        name: the task's name (letters, digits, `_`), not a built-in task's.
+        path: a .csv/.tsv/.jsonl/.conll file (split 80/10/10 by a hash of the text), or a
+            folder with `train.<ext>` and optionally `validation.<ext>` (or `dev.<ext>`)
+            and `test.<ext>` (a missing validation split is carved from train).
+        kind: "sentence", "token" or "pair"; default: read from the columns.
+        columns: {the kind's column: your file's column}, e.g. {"text": "body"}.
+    """
+    check_task_name(name)
+    files = {split: str(file) for split, file in split_files(path).items()}
+    kind, splits, made = file_splits(files, kind, columns)
+    spec, labels, score_range = KINDS[kind], (), None
+    if spec.has_head:
+        # Read from the training file, with what was carved from it (a rare label may
+        # fall into a carved split); a label only in a validation or test file is an error.
+        rows = [row for split in splits.values() for row in split if row[0] == files["train"]]
+        labels = spec.label_set(n for _, _, e in rows for n in spec.labels_of(e))
+        if len(labels) < 2:
+            raise InputError(f"task {name!r}: its training file has one class ({labels[0]}); "
+                             "a classifier needs at least two.")  # fmt: skip
+        check_labels_known(splits, labels, spec)
+    else:
+        scores = [example["score"] for _, _, example in splits["train"]]
+        score_range = (min(scores), max(scores))
+        if score_range[0] == score_range[1]:
+            raise InputError(f"task {name!r}: every training score is {scores[0]}.")
+    return Task(name, None, kind, labels, loss_weight, files, columns and dict(columns),
+                score_range)  # fmt: skip
+
+
+def check_task_name(name):
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise InputError(f"task name {name!r} must be letters, digits and _ (not first a digit).")
+    if name in TASKS:
+        raise InputError(f"task name {name!r} is a built-in task's: choose another name.")
+
+
+def check_labels_known(splits, labels, spec):
+    """A label in a validation or test file that training never saw is an error naming it."""
+    known = set(labels)
+    for split in ("validation", "test"):
+        for file, line, example in splits[split]:
+            unseen = next((n for n in spec.labels_of(example) if n not in known), None)
+            if unseen is not None:
+                raise InputError(f"'{file}' line {line}: label {unseen!r} never occurs in "
+                                 "the training split; add examples of it there.")  # fmt: skip
+
+
+def split_sizes(task):
+    """{split: (examples, how it was made)} of a user's task (None for a packaged one)."""
+    if task.files is None:
+        return None
+    _, splits, made = file_splits(task.files, task.kind, task.columns)
+    return {split: {"examples": len(rows), "from": made.get(split, "none")}
+            for split, rows in splits.items()}  # fmt: skip
 
 
 TASKS = {
@@ -58,22 +141,32 @@ TASKS = {
         # A squared error of cosines is about 20x smaller than the heads' cross-entropy;
         # at weight 1 the heads pulled STS-B from 82.03 to 79.36, at 10 it rose to 83.30
         # (topic + sentiment + similarity, 1,000 examples each, 2 epochs; README).
-        Task("similarity", "stsb", "pair", (), loss_weight=10.0),
+        Task(
+            "similarity",
+            "stsb",
+            "pair",
+            (),
+            loss_weight=10.0,
+            score_range=(0.0, sources.STSB_MAX_SCORE),
+        ),
     )
 }
 DEFAULT_TASKS = ("topic", "sentiment")
 
 
 def resolve_tasks(names):
-    """Task objects for a list or comma-separated string of names, validated."""
+    """Task objects for a list (or comma-separated string) of built-in names and `Task`s."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     names = list(names)
-    unknown = [n for n in names if n not in TASKS]
+    unknown = [n for n in names if not isinstance(n, Task) and n not in TASKS]
     if unknown:
-        raise InputError(f"unknown task {unknown[0]!r}; choose from: {', '.join(TASKS)}.")
+        raise InputError(f"unknown task {unknown[0]!r}; choose from: {', '.join(TASKS)} "
+                         "(or your own: --task NAME=PATH).")  # fmt: skip
     if not names:
         raise InputError(f"no task given; choose from: {', '.join(TASKS)}.")
-    if len(set(names)) != len(names):
-        raise InputError(f"task listed twice in {','.join(names)}.")
-    return [TASKS[n] for n in names]
+    tasks = [n if isinstance(n, Task) else TASKS[n] for n in names]
+    listed = [t.name for t in tasks]
+    if len(set(listed)) != len(listed):
+        raise InputError(f"task listed twice in {','.join(listed)}.")
+    return tasks

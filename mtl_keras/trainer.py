@@ -46,7 +46,7 @@ from mtl_keras.scenarios import (
     training_stages,
 )
 from mtl_keras.similarity import sts_pairs, sts_spearman
-from mtl_keras.tasks import resolve_tasks
+from mtl_keras.tasks import resolve_tasks, split_sizes
 
 ARTEFACTS = ("model.keras", "tokenizer/", "metrics.json", "history.csv", "logs/", "curves.png")
 
@@ -270,7 +270,7 @@ def uses_embedding_cache(run):
         and run.scenario.inference_backbone
         and run.stages
         and run.config.distribution == "none"
-        and all(task.kind == "sentence" for task in run.tasks)
+        and all(t.spec.has_head and not t.spec.reads_sequence for t in run.tasks)
     )
 
 
@@ -308,6 +308,9 @@ def load_data(run):
     validation, _ = evaluation_data(run, "validation", embed=run.embed)
     data = RunData(train_stream, steps, sizes, validation, time.perf_counter() - started)
     print(f"scenario {run.scenario.name}: {run.scenario.summary}")
+    for name, splits in own_data(run).items():
+        made = "; ".join(f"{s} {d['examples']} ({d['from']})" for s, d in splits.items())
+        print(f"task {name}: {made}")
     print(f"training examples per task: {sizes}; {steps} steps of {config.batch_size} per epoch")
     if run.embed is not None:
         print(f"frozen backbone: the heads train on embeddings computed once ({data.seconds:.0f}s)")
@@ -521,7 +524,7 @@ def validation_metrics(run, fitted):
 def entity_types_f1(run, split):
     """{token task: {entity type: F1}} on a split (the micro F1 is in `evaluate`'s)."""
     out = {}
-    for task in (t for t in run.tasks if t.kind == "token"):
+    for task in (t for t in run.tasks if t.spec.reads_sequence):
         data, _ = task_split_stream(run, split, task)
         if data is None:
             continue
@@ -544,7 +547,7 @@ def confident_metrics(run, split):
     """{task: metrics} on the examples of `split` labelled with confidence >= CONFIDENT,
     for each task whose dataset records annotator confidence (tweet sentiment)."""
     data_dir, out = resolve_data_dir(run.config.data_dir), {}
-    for task in run.tasks:
+    for task in (t for t in run.tasks if t.dataset is not None):  # a packaged dataset
         if "confidence" not in get_builder(task.dataset, data_dir).info.features:
             continue
         data, sizes = task_split_stream(
@@ -555,6 +558,11 @@ def confident_metrics(run, split):
             metrics.update(evaluated(run, data, sizes)[task.name])
         out[task.name] = metrics
     return out
+
+
+def own_data(run):
+    """{task: {split: {"examples", "from"}}} for the tasks read from a user's files."""
+    return {t.name: split_sizes(t) for t in run.tasks if t.files is not None}
 
 
 def param_counts(model):
@@ -576,6 +584,7 @@ def evaluate_run(run, data, fitted, output):
         "stages": fitted.stages,
         "best_epoch": fitted.best_epoch,  # with --patience: the epoch whose weights were kept
         "train_examples": data.sizes,
+        "own_data": own_data(run),  # a user's task: its split sizes and how each was made
         "epoch_seconds": fitted.epoch_seconds,
         "embedding_cache": run.embed is not None,
         "data_seconds": data.seconds,

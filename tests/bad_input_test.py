@@ -310,3 +310,58 @@ def test_data_cli_unknown_dataset_exit_2(tmp_path):
     )  # fmt: skip
     err = result.stderr.strip()
     assert result.returncode == 2 and err.startswith("error: ") and len(err.splitlines()) == 1, err
+
+
+OWN_FILE_CASES = {  # case: ({file: content}, extra arguments, what its one line must say)
+    "columns of no kind": ({"mine.csv": "body,category\nhi,a\nho,b\n"}, [],
+                           "has columns body, category, which name no task kind"),
+    "forced kind missing a column": ({"mine.csv": "text,label\nhi,a\nho,b\n"},
+                                     ["--task-kind", "mine=pair"], "has no 'sentence1' column"),
+    "unknown kind": ({"mine.csv": "text,label\nhi,a\nho,b\n"}, ["--task-kind", "mine=regression"],
+                     "unknown task kind 'regression'"),
+    "empty file": ({"mine.csv": ""}, [], "mine.csv' has no examples"),
+    "header only": ({"mine.csv": "text,label\n"}, [], "mine.csv' has no examples"),
+    "one class": ({"mine.csv": "text,label\nhi,a\nho,a\n"}, [], "has one class \\(a\\)"),
+    "line not JSON": ({"mine.jsonl": '{"text": "hi", "label": "a"}\n{text: ho}\n'}, [],
+                      "mine.jsonl' line 2 is not JSON"),
+    "score not a number": ({"mine.tsv": "sentence1\tsentence2\tscore\na\tb\thigh\n"}, [],
+                           "mine.tsv' line 2: score 'high' is not a number"),
+    "CoNLL line with one column": ({"mine.conll": "Paris B-loc\nis\n"}, [],
+                                   "mine.conll' line 2 has one column"),
+    "text not a string": ({"mine.jsonl": '{"text": 5, "label": "a"}\n'}, [],
+                          "line 1: 'text' is int, not a string"),
+    "invalid UTF-8": ({"mine.csv": b"text,label\nhi,a\nh\xffo,b\n"}, [],
+                      "mine.csv' line 3 is not UTF-8"),
+    "folder without a training file": ({"mine/test.csv": "text,label\nhi,a\n"}, [],
+                                       "has no training file"),
+    "name clash": ({"mine.csv": "text,label\nhi,a\nho,b\n"}, ["--task", "topic={tmp}/mine.csv"],
+                   "task name 'topic' is a built-in task's"),
+    "name not an identifier": ({"mine.csv": "text,label\nhi,a\nho,b\n"},
+                               ["--task", "my-task={tmp}/mine.csv"], "must be letters, digits"),
+    "label unseen in training": ({"mine/train.csv": "text,label\nhi,a\nho,b\n",
+                                  "mine/dev.csv": "text,label\nhey,c\n"}, [],
+                                 "dev.csv' line 2: label 'c' never occurs in the training"),
+    "kind not built yet": ({"mine.jsonl": '{"anchor": "a", "positive": "b"}\n'}, [],
+                           "contrastive .* is not supported yet"),
+    "unknown file type": ({"mine.xlsx": "x"}, [], "mine.xlsx' must end in one of"),
+    "--task without =": ({}, ["--task", "mine"], "--task 'mine' is not NAME=VALUE"),
+    "--task-kind of no task": ({"mine.csv": "text,label\nhi,a\nho,b\n"},
+                               ["--task-kind", "other=sentence"], "names 'other', which no --task"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", OWN_FILE_CASES)
+def test_run_cli_own_file_error(tmp_path, capsys, tiny_preset, tiny_data_dir, case):
+    """Found from the files alone: one line, exit 2, no output folder."""
+    files, extra, reason = OWN_FILE_CASES[case]
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    target = tmp_path / next(iter(files), "mine.csv").split("/")[0]
+    given = [a.format(tmp=tmp_path) for a in extra]
+    argv = given if "--task" in given else ["--task", f"mine={target}", *given]
+    argv += ["--preset", str(tiny_preset), "--data-dir", str(tiny_data_dir), "--max-length",
+             "16", "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    assert re.search(reason, one_line_exit_2(capsys, run.main, argv)), reason
+    assert not (tmp_path / "out").exists()

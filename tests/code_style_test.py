@@ -16,3 +16,24 @@ def test_no_function_is_longer_than_60_lines():
                 if lines > MAX_FUNCTION_LINES:
                     too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
     assert not too_long, too_long
+
+
+KIND_NAMES = {"sentence", "token", "pair"}
+
+
+def test_no_task_kind_is_compared_outside_the_kind_classes():
+    """What differs between kinds lives in `mtl_keras/kinds.py`; elsewhere code asks the
+    task's kind (`task.spec`), so a new kind is one class, not a hunt for switches."""
+    compared = []
+    for path in sorted([*ROOT.glob("mtl_keras/**/*.py"), *ROOT.glob("experiments/*.py")]):
+        if path.name == "kinds.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            kind_attribute = any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides)
+            kind_name = any(isinstance(s, ast.Constant) and s.value in KIND_NAMES for s in sides)
+            if kind_attribute or kind_name:
+                compared.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not compared, compared

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtl_keras.predict import Predictor, word_entities
+from mtl_keras.predict import Predictor
 from mtl_keras.preprocessing import make_preprocessor, trim_padding
 from mtl_keras.tasks import TASKS
 
@@ -93,7 +93,7 @@ def test_word_by_word_inputs_match_the_training_preprocessor(predictor, tiny_run
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_word_entities_decodes_spans_with_offsets_and_untagged_words():
+def test_token_decode_gives_spans_with_offsets_and_untagged_words():
     task = TASKS["ner"]
     text = "I met Ada Lovelace in London \x07 today"
     words = [(w, text.index(w), text.index(w) + len(w)) for w in text.split()]
@@ -101,7 +101,12 @@ def test_word_entities_decodes_spans_with_offsets_and_untagged_words():
     # "\x07" is empty after cleaning (no pieces); "today" was cut by max_length.
     pieces = [1, 1, 1, 2, 1, 1, 0, 1]
     tagged = [tag("O"), tag("O"), tag("B-person"), tag("I-person"), tag("O"), tag("B-geo-loc")]
-    out = word_entities(text, words, pieces, tagged, task)
+    # Positions: [CLS], the six first pieces, a second piece of "Lovelace", [SEP].
+    first_piece = np.array([0, 1, 1, 1, 1, 1, 1, 0, 0])
+    rows = [tag("O"), *tagged, tag("I-person"), tag("O")]
+    logits = np.eye(task.num_classes)[rows] * 5.0
+    logits[[0, 7, 8]] = np.eye(task.num_classes)[tag("B-person")] * 9.0  # not first pieces
+    out = task.spec.decode(task, logits, text, words, pieces, first_piece)
     assert out["tags"][6:] == [None, None] and out["tags"][2] == "B-person"
     assert out["entities"] == [
         {"text": "Ada Lovelace", "type": "person", "start": 6, "end": 18},

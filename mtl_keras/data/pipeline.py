@@ -11,51 +11,21 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from mtl_keras.data.loading import load, without_autotuning
-from mtl_keras.data.sources import STSB_MAX_SCORE
+from mtl_keras.data.loading import without_autotuning
 from mtl_keras.errors import InputError
-from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, clean_text, trim_padding
+from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, trim_padding
 
 SAMPLING = ("proportional", "round_robin", "temperature")
 
 
-def align_word_tags(words, tags, tokenizer, max_length):
-    """Word pieces of `words` with [CLS]/[SEP], their tags and 0/1 weights, padded.
-
-    Returns (token_ids, tags, weights), each of shape [max_length]; only the first piece
-    of each word has weight 1. Words beyond `max_length - 2` pieces are cut.
-    """
-    pieces = tokenizer(words)
-    if not isinstance(pieces, tf.RaggedTensor):  # eager calls return Python lists
-        pieces = tf.ragged.constant(pieces, dtype=tf.int32, ragged_rank=1)
-    counts = pieces.row_lengths()
-    flat = tf.cast(pieces.flat_values, tf.int32)[: max_length - 2]
-    piece_tags = tf.repeat(tf.cast(tags, tf.int32), counts)[: max_length - 2]
-    first = tf.cast(tf.ragged.range(counts).flat_values == 0, tf.float32)[: max_length - 2]
-    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
-    token_ids = tf.concat([[cls], flat, [sep]], axis=0)
-    piece_tags = tf.concat([[0], piece_tags, [0]], axis=0)
-    weights = tf.concat([[0.0], first, [0.0]], axis=0)
-    padding = [[0, max_length - tf.shape(token_ids)[0]]]
-    return (
-        tf.pad(token_ids, padding, constant_values=pad),
-        tf.pad(piece_tags, padding),
-        tf.pad(weights, padding),
-    )
-
-
 def _empty_targets(tasks, max_length):
-    """Target 0 with weight 0 for every task: shape [] for sentence, [L] for token heads,
-    [1] (a score in [0, 1], like the cosine output) for pair tasks."""
-    shape = {"sentence": [], "token": [max_length], "pair": [1]}
-    dtype = {"sentence": tf.int32, "token": tf.int32, "pair": tf.float32}
-    y = {t.name: tf.zeros(shape[t.kind], dtype[t.kind]) for t in tasks}
-    w = {t.name: tf.zeros([max_length] if t.kind == "token" else [], tf.float32) for t in tasks}
-    return y, w
+    """Target 0 with weight 0 for every task (each kind's shape: see `Kind.empty_target`)."""
+    empty = {t.name: t.spec.empty_target(max_length) for t in tasks}
+    return {n: y for n, (y, _) in empty.items()}, {n: w for n, (_, w) in empty.items()}
 
 
 def has_pairs(tasks):
-    return any(task.kind == "pair" for task in tasks)
+    return any(task.spec.second_text for task in tasks)
 
 
 _TRACED = weakref.WeakKeyDictionary()
@@ -84,46 +54,18 @@ def encode_examples(dataset, task, tasks, preprocessor, max_length):
     """
     tokenizer, tokenize = preprocessor.tokenizer, traced(preprocessor)
     names = FEATURES + (PAIR_FEATURES if has_pairs(tasks) else ())
-
-    def sentence_example(example):
-        x = tokenize(example["text"])
-        y, w = _empty_targets(tasks, max_length)
-        y[task.name] = tf.cast(example["label"], tf.int32)
-        w[task.name] = tf.constant(1.0)
-        return x, y, w
-
-    def pair_example(example):
-        x = tokenize(example["sentence1"])
-        second = tokenize(example["sentence2"])
-        x.update({p: second[f] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)})
-        y, w = _empty_targets(tasks, max_length)
-        y[task.name] = tf.reshape(tf.cast(example["score"], tf.float32) / STSB_MAX_SCORE, [1])
-        w[task.name] = tf.constant(1.0)
-        return x, y, w
-
-    def token_example(example):
-        token_ids, tags, weights = align_word_tags(
-            clean_text(example["tokens"]), example["ner"], tokenizer, max_length
-        )
-        x = {
-            "token_ids": token_ids,
-            "padding_mask": token_ids != tokenizer.pad_token_id,
-            "segment_ids": tf.zeros_like(token_ids),
-        }
-        y, w = _empty_targets(tasks, max_length)
-        y[task.name], w[task.name] = tags, weights
-        return x, y, w
-
     empty = preprocessor(tf.constant(""))
 
-    def cast(x, y, w):
+    def encode(example):
+        x, target, weight = task.spec.encode(task, example, tokenize, tokenizer, max_length)
+        y, w = _empty_targets(tasks, max_length)
+        y[task.name], w[task.name] = target, weight
         for f, p in zip(FEATURES, PAIR_FEATURES, strict=True):
             if p in names and p not in x:
                 x[p] = empty[f]
         return {f: tf.cast(x[f], tf.int32) for f in names}, y, w
 
-    encode = {"sentence": sentence_example, "token": token_example, "pair": pair_example}
-    return dataset.map(encode[task.kind], num_parallel_calls=tf.data.AUTOTUNE).map(cast)
+    return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def sampling_weights(sizes, strategy="proportional", temperature=2.0):
@@ -168,7 +110,7 @@ def split_arrays(task, tasks, split, preprocessor, max_length, data_dir=None,
     30k tweets at 128 word pieces, is under 100 MB). None when the split is empty.
     `where` (a function of a raw example to a bool tensor) keeps a subset.
     """
-    dataset = load(task.dataset, split, data_dir)
+    dataset = task.examples(split, data_dir)
     if where is not None:
         dataset = dataset.filter(where)
     if max_examples:

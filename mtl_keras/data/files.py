@@ -1,0 +1,208 @@
+"""A user's own labelled files: read, checked line by line, split, as `tf.data`.
+
+Formats: .csv, .tsv (a header line), .jsonl (one JSON object per line) and .conll (one
+token per line, its tag in the last whitespace-separated column, a blank line between
+sentences, `-DOCSTART-` lines skipped). The columns say the task's kind, as in
+sentence-transformers: `text,label` (sentence), `tokens,tags` (token),
+`sentence1,sentence2,score` (pair). Every problem is one `InputError` naming the file
+and the line, raised while reading, before any model loads.
+"""
+
+import csv
+import functools
+import io
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from mtl_keras.data.splits import SPLITS, split_of
+from mtl_keras.errors import InputError
+from mtl_keras.kinds import KINDS
+
+FORMATS = (".csv", ".tsv", ".jsonl", ".conll")
+# Column sets of kinds this version cannot train yet: named, so the error says so.
+PLANNED = {
+    ("text", "labels"): "multi-label classification",
+    ("sentence1", "sentence2", "label"): "pair classification",
+    ("anchor", "positive"): "contrastive (anchor/positive) training",
+}
+SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
+
+
+def split_files(path):
+    """{split: file} for a file (train only) or a folder of train/validation|dev/test files."""
+    path = Path(path)
+    if path.is_file():
+        check_format(path)
+        return {"train": path}
+    if not path.is_dir():
+        raise InputError(f"'{path}' does not exist: give a data file or a folder of them.")
+    found = {}
+    for split, stems in SPLIT_NAMES.items():
+        for candidate in (path / f"{stem}{ext}" for stem in stems for ext in FORMATS):
+            if candidate.is_file():
+                found.setdefault(split, candidate)
+    if "train" not in found:
+        names = ", ".join(f"train{ext}" for ext in FORMATS)
+        raise InputError(f"folder '{path}' has no training file: add one of {names}.")
+    return found
+
+
+def check_format(path):
+    if path.suffix.lower() not in FORMATS:
+        raise InputError(f"'{path}' must end in one of {', '.join(FORMATS)}.")
+
+
+def read_rows(path):
+    """[(line number, {column: value})] of a file; CoNLL rows are {"tokens", "tags"}."""
+    path = Path(path)
+    check_format(path)
+    raw = path.read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")  # a byte-order mark is fine
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise InputError(f"'{path}' line {line} is not UTF-8 text: save it as UTF-8.") from None
+    suffix = path.suffix.lower()
+    if suffix == ".conll":
+        rows = conll_rows(path, content)
+    elif suffix == ".jsonl":
+        rows = jsonl_rows(path, content)
+    else:
+        rows = table_rows(path, content, "\t" if suffix == ".tsv" else ",")
+    if not rows:
+        raise InputError(f"'{path}' has no examples (empty, or a header line only).")
+    return rows
+
+
+def table_rows(path, content, delimiter):
+    """CSV or TSV with a header line; quoted fields may hold newlines."""
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
+    rows = []
+    for row in reader:
+        if None in row or None in row.values():
+            raise InputError(f"'{path}' line {reader.line_num} does not have one value per column.")
+        rows.append((reader.line_num, row))
+    return rows
+
+
+def jsonl_rows(path, content):
+    rows = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise InputError(f"'{path}' line {number} is not JSON.") from None
+        if not isinstance(row, dict):
+            raise InputError(f"'{path}' line {number} is not a JSON object.")
+        rows.append((number, row))
+    return rows
+
+
+def conll_rows(path, content):
+    """Sentences of a CoNLL file, numbered by their first line."""
+    rows, tokens, tags, first = [], [], [], None
+    for number, line in enumerate([*content.splitlines(), ""], start=1):
+        fields = line.split()
+        if fields and fields[0] == "-DOCSTART-":
+            continue
+        if not fields:
+            if tokens:
+                rows.append((first, {"tokens": tokens, "tags": tags}))
+            tokens, tags = [], []
+            continue
+        if len(fields) < 2:
+            raise InputError(f"'{path}' line {number} has one column: write 'token tag'.")
+        first = number if not tokens else first
+        tokens.append(fields[0])
+        tags.append(fields[-1])
+    return rows
+
+
+def detect_kind(path, columns, kind=None):
+    """The kind a file's columns ask for (or `kind`, when forced), checked."""
+    if kind is not None:
+        if kind not in KINDS:
+            raise InputError(f"unknown task kind {kind!r}; choose from: {', '.join(KINDS)}.")
+        missing = [c for c in KINDS[kind].columns if c not in columns]
+        if missing:
+            raise InputError(
+                f"'{path}' has no {missing[0]!r} column, which a {kind} task needs "
+                f"(its columns: {', '.join(columns)}); map one with columns=."
+            )
+        return kind
+    for name, spec in KINDS.items():
+        if set(spec.columns) <= set(columns) and not any(
+            set(planned) <= set(columns) and len(planned) > len(spec.columns) for planned in PLANNED
+        ):
+            return name
+    for planned, what in PLANNED.items():
+        if set(planned) <= set(columns):
+            raise InputError(f"'{path}': {what} ({','.join(planned)}) is not supported yet.")
+    layouts = "; ".join(",".join(spec.columns) for spec in KINDS.values())
+    raise InputError(
+        f"'{path}' has columns {', '.join(columns) or 'none'}, which name no task kind: "
+        f"use {layouts} (or map yours with columns=)."
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(path, stamp, kind, columns):
+    """[(line, example)] of one file; cached by modification time (read twice per run)."""
+    rename = dict(columns)
+    rows = []
+    for number, row in read_rows(path):
+        row = {rename.get(column, column): value for column, value in row.items()}
+        detected = detect_kind(path, list(row), kind)
+        rows.append((number, KINDS[detected].parse(row, f"'{path}' line {number}")))
+    return rows
+
+
+def parsed_rows(path, kind, columns=None):
+    """(kind, [(line, example)]) of a file; `columns` maps the kind's names to the file's."""
+    path = Path(path)
+    rename = tuple((theirs, ours) for ours, theirs in (columns or {}).items())
+    first = read_rows(path)[0][1]
+    kind = detect_kind(path, [dict(rename).get(c, c) for c in first], kind)
+    return kind, _parsed(path, path.stat().st_mtime_ns, kind, rename)
+
+
+def file_splits(files, kind=None, columns=None):
+    """(kind, {split: [(file, line, example)]}, {split: how it was made}).
+
+    The files given are used as they are. A missing validation split is carved from
+    train (the 1 in 10 of texts whose hash says validation, as the packaged datasets are
+    split); a single file is split 80/10/10 by the same hash.
+    """
+    kinds, splits, made = set(), {split: [] for split in SPLITS}, {}
+    for split, path in files.items():
+        found, rows = parsed_rows(path, kind, columns)
+        kinds.add(found)
+        splits[split] = [(str(path), line, example) for line, example in rows]
+        made[split] = str(path)
+    if len(kinds) > 1:
+        raise InputError(f"the files {', '.join(map(str, files.values()))} are of different "
+                         f"kinds ({', '.join(sorted(kinds))}): give one layout.")  # fmt: skip
+    kind = kinds.pop()
+    carve = [s for s in ("validation", "test") if s not in files]
+    if carve:
+        key = KINDS[kind].key
+        rows, splits["train"] = splits["train"], []
+        for row in rows:
+            place = split_of(key(row[2]))
+            splits[place if place in carve else "train"].append(row)
+        for split in carve:
+            made[split] = f"1 in 10 of {files['train']} by text hash"
+        made["train"] = f"{files['train']} less the carved splits" if carve else made["train"]
+    return kind, splits, made
+
+
+def as_dataset(kind, rows, labels):
+    """A `tf.data.Dataset` of examples with label ids (the packaged datasets' features)."""
+    spec = KINDS[kind]
+    index = {name: i for i, name in enumerate(labels)}
+    examples = [spec.with_ids(example, index) for _, _, example in rows]
+    return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=spec.signature)

@@ -1,0 +1,261 @@
+"""Task kinds: what a sentence, token or pair task means, each in one class.
+
+A kind owns everything that differs between tasks of different shapes: the fields of a
+raw example and how one becomes model inputs and targets, the head (or, for pairs, the
+cosine of two embeddings), the loss and metrics, how predictions read back and what the
+served model returns. The rest of the library asks the task's kind (`task.spec`) and
+never compares kind names (a test checks that). Registered by name in `KINDS`, as
+sentence-transformers registers its losses: the name is what a saved model records.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mtl_keras.errors import InputError
+from mtl_keras.metrics import Correlation, EntityF1, MacroF1, entity_spans
+from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, align_word_tags, clean_text
+
+
+class Kind:
+    """The behaviour shared by kinds that have a dense head over the encoder."""
+
+    name = None
+    columns = ()  # the columns of a user's file of this kind
+    fields = ()  # a raw example's fields (the packaged datasets' feature names)
+    signature = {}  # their `tf.TensorSpec`s
+    main_metric = "accuracy"  # what says how well the task went (studies, plots)
+    loss_metric = "xent"  # the task's own loss averaged over its own examples
+    has_head = True  # False: the task trains the embedding itself (no layers of its own)
+    reads_sequence = False  # the head reads every token vector, not the pooled embedding
+    second_text = False  # examples carry a second text (`pair_*` inputs)
+
+    def empty_target(self, max_length):
+        """(target, weight) of an example that has no label for this task: weight 0."""
+        return tf.zeros([], tf.int32), tf.zeros([], tf.float32)
+
+    def loss(self, task):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self, task):
+        """Accuracy and cross-entropy; `xent` is the loss averaged over the task's own
+        labelled examples (the `<task>_loss` Keras logs is over whole mixed batches)."""
+        return [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"),
+        ]
+
+    def key(self, example):
+        """The text that places an example in a split (equal texts share one split)."""
+        return example[self.fields[0]]
+
+    def labels_of(self, example):
+        """The label names one parsed example uses (a file's label set is read from these)."""
+        return []
+
+    def label_set(self, names):
+        """The task's label names, in the order of the head's outputs."""
+        return tuple(sorted(set(names)))
+
+
+def text_value(value, column, where):
+    """A non-empty string from a file's `column`, or a one-line error naming the line."""
+    if not isinstance(value, str):
+        raise InputError(f"{where}: {column!r} is {type(value).__name__}, not a string.")
+    if not value.strip():
+        raise InputError(f"{where}: {column!r} is empty.")
+    return value
+
+
+def label_value(value, column, where):
+    """A label name: a string, or a whole number written as one (JSON)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return text_value(value, column, where).strip()
+
+
+class SentenceClassification(Kind):
+    """One label per text, from the pooled embedding: topic, sentiment, a user's classes."""
+
+    name = "sentence"
+    columns = ("text", "label")  # a user's file
+    fields = ("text", "label")
+    signature = {"text": tf.TensorSpec([], tf.string), "label": tf.TensorSpec([], tf.int64)}
+
+    def encode(self, task, example, tokenize, tokenizer, max_length):
+        """(inputs, target, weight) of one raw example."""
+        return tokenize(example["text"]), tf.cast(example["label"], tf.int32), tf.constant(1.0)
+
+    def parse(self, row, where):
+        """A file's row ({column: value}) as an example with the label's name."""
+        return {"text": text_value(row["text"], "text", where),
+                "label": label_value(row["label"], "label", where)}  # fmt: skip
+
+    def labels_of(self, example):
+        return [example["label"]]
+
+    def with_ids(self, example, index):
+        return {"text": example["text"], "label": index[example["label"]]}
+
+    def metrics(self, task):
+        return [*super().metrics(task), MacroF1(task.num_classes)]
+
+    def serve(self, task, logits, inputs, vocabulary, specials):
+        """The served outputs: every label's probability and the label's name."""
+        names = tf.constant(task.labels)
+        return {
+            f"{task.name}_probs": tf.nn.softmax(logits),
+            f"{task.name}_label": tf.gather(names, tf.argmax(logits, axis=-1)),
+        }
+
+    def decode(self, task, logits, text, words, pieces_per_word, first_piece):
+        """A prediction: the label and every label's probability."""
+        probs = tf.nn.softmax(logits).numpy()
+        return {
+            "label": task.labels[int(np.argmax(probs))],
+            "probabilities": {n: float(p) for n, p in zip(task.labels, probs, strict=True)},
+        }
+
+
+class TokenClassification(Kind):
+    """A tag per word (BIO entities), from the token vectors: the first word piece of a
+    word carries its tag; other pieces, [CLS], [SEP] and padding get weight 0."""
+
+    name = "token"
+    columns = ("tokens", "tags")
+    fields = ("tokens", "ner")
+    signature = {"tokens": tf.TensorSpec([None], tf.string), "ner": tf.TensorSpec([None], tf.int64)}
+    main_metric = "entity_f1"
+    reads_sequence = True
+
+    def empty_target(self, max_length):
+        return tf.zeros([max_length], tf.int32), tf.zeros([max_length], tf.float32)
+
+    def encode(self, task, example, tokenize, tokenizer, max_length):
+        token_ids, tags, weights = align_word_tags(
+            clean_text(example["tokens"]), example["ner"], tokenizer, max_length
+        )
+        x = {
+            "token_ids": token_ids,
+            "padding_mask": token_ids != tokenizer.pad_token_id,
+            "segment_ids": tf.zeros_like(token_ids),
+        }
+        return x, tags, weights
+
+    def metrics(self, task):
+        return [*super().metrics(task), EntityF1(task.labels)]
+
+    def key(self, example):
+        return " ".join(example["tokens"])
+
+    def parse(self, row, where):
+        """Tokens and tags: JSON lists, or whitespace-separated strings (CSV)."""
+        tokens, tags = (
+            value.split() if isinstance(value, str) else value
+            for value in (row["tokens"], row["tags"])
+        )
+        for column, values in (("tokens", tokens), ("tags", tags)):
+            if not isinstance(values, list) or not values:
+                raise InputError(f"{where}: {column!r} must be a non-empty list of strings.")
+            for value in values:
+                text_value(value, column, where)
+        if len(tokens) != len(tags):
+            raise InputError(f"{where}: {len(tokens)} tokens but {len(tags)} tags.")
+        return {"tokens": tokens, "tags": tags}
+
+    def labels_of(self, example):
+        return example["tags"]
+
+    def label_set(self, names):
+        """ "O" first (the tag of [CLS], [SEP] and padding, under weight 0), then by name."""
+        return ("O", *sorted(set(names) - {"O"}))
+
+    def with_ids(self, example, index):
+        return {"tokens": example["tokens"], "ner": [index[t] for t in example["tags"]]}
+
+    def serve(self, task, logits, inputs, vocabulary, specials):
+        """The served outputs: each word piece, and its tag ("" on [CLS], [SEP], padding)."""
+        ids = inputs["token_ids"]
+        real = tf.reduce_all(ids[..., None] != specials, axis=-1)
+        pieces = tf.gather(vocabulary, ids)
+        predicted = tf.gather(tf.constant(task.labels), tf.argmax(logits, axis=-1))
+        return {
+            "word_pieces": tf.where(inputs["padding_mask"] > 0, pieces, ""),
+            f"{task.name}_tags": tf.where(real, predicted, ""),
+        }
+
+    def decode(self, task, logits, text, words, pieces_per_word, first_piece):
+        """A prediction: each word's tag (None where the model saw no piece of it) and the
+        BIO entity spans with their character offsets."""
+        tagged = iter(np.argmax(logits[first_piece > 0], axis=-1).tolist())
+        tag_ids = [next(tagged, None) if count else None for count in pieces_per_word]
+        outside = task.labels.index("O")
+        spans = entity_spans([outside if t is None else t for t in tag_ids], task.labels)
+        entities = [
+            {"text": text[words[s][1] : words[e - 1][2]], "type": entity,
+             "start": words[s][1], "end": words[e - 1][2]}
+            for s, e, entity in sorted(spans)
+        ]  # fmt: skip
+        tags = [None if t is None else task.labels[t] for t in tag_ids]
+        return {"entities": entities, "words": [w for w, _, _ in words], "tags": tags}
+
+
+class PairSimilarity(Kind):
+    """How similar two texts are: the cosine of their embeddings against a score scaled to
+    [0, 1] (sentence-transformers' CosineSimilarityLoss). No head: it trains the encoder,
+    and what it learnt shows in the embedding, not in an output per text."""
+
+    name = "pair"
+    columns = ("sentence1", "sentence2", "score")
+    fields = ("sentence1", "sentence2", "score")
+    signature = {"sentence1": tf.TensorSpec([], tf.string),
+                 "sentence2": tf.TensorSpec([], tf.string),
+                 "score": tf.TensorSpec([], tf.float32)}  # fmt: skip
+    main_metric = "pearson"
+    loss_metric = "mse"
+    has_head = False
+    second_text = True
+
+    def empty_target(self, max_length):
+        return tf.zeros([1], tf.float32), tf.zeros([], tf.float32)
+
+    def encode(self, task, example, tokenize, tokenizer, max_length):
+        x = tokenize(example["sentence1"])
+        second = tokenize(example["sentence2"])
+        x.update({p: second[f] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)})
+        low, high = task.score_range
+        score = (tf.cast(example["score"], tf.float32) - low) / (high - low)
+        return x, tf.reshape(score, [1]), tf.constant(1.0)
+
+    def output(self, task, embedding, pair_embedding):
+        """Shape (batch, 1): the cosine of the two texts' embeddings."""
+        return keras.layers.Dot(axes=1, normalize=True, name=task.name)([embedding, pair_embedding])
+
+    def loss(self, task):
+        return keras.losses.MeanSquaredError()
+
+    def metrics(self, task):
+        """The correlation of cosine and target, and the squared error."""
+        return [Correlation(), keras.metrics.MeanSquaredError(name="mse")]
+
+    def key(self, example):
+        return f"{example['sentence1']}\t{example['sentence2']}"
+
+    def parse(self, row, where):
+        score = row["score"]
+        try:
+            score = float(score)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: score {score!r} is not a number.") from None
+        if not np.isfinite(score):
+            raise InputError(f"{where}: score {score!r} is not a finite number.")
+        return {"sentence1": text_value(row["sentence1"], "sentence1", where),
+                "sentence2": text_value(row["sentence2"], "sentence2", where),
+                "score": score}  # fmt: skip
+
+    def with_ids(self, example, index):
+        return example
+
+
+KINDS = {kind.name: kind for kind in (SentenceClassification(), TokenClassification(),
+                                      PairSimilarity())}  # fmt: skip

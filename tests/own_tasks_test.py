@@ -1,0 +1,178 @@
+"""A user's own files: read in each format, split, labelled, trained, predicted, exported."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from experiments import export, run
+from mtl_keras import Predictor, RunConfig
+from mtl_keras.data import sources
+from mtl_keras.data.splits import split_of
+from mtl_keras.tasks import Task, from_files
+
+
+def write(path, content):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    return path
+
+
+def examples(task, split):
+    return list(task.examples(split).as_numpy_iterator())
+
+
+ACCEPTED = {  # file name: (content, the texts it holds, in order)
+    "bom.csv": (b"\xef\xbb\xbftext,label\nhi,a\nho,b\n", ["hi", "ho"]),
+    "crlf.csv": (b"text,label\r\nhi,a\r\nho,b\r\n", ["hi", "ho"]),
+    "quoted.csv": ('text,label\n"two\nlines, one text",a\nho,b\n', ["two\nlines, one text", "ho"]),
+    "tabs.tsv": ("label\ttext\na\thi, there\nb\tho\n", ["hi, there", "ho"]),
+    "lines.jsonl": ('{"text": "hi", "label": 1}\n\n{"text": "ho", "label": 2}\n', ["hi", "ho"]),
+}
+
+
+@pytest.mark.parametrize("name", ACCEPTED)
+def test_accepted_file_forms_read_every_text(tmp_path, name):
+    content, texts = ACCEPTED[name]
+    folder = tmp_path / "mine"
+    write(folder / f"train{name[name.index('.') :]}", content)
+    write(folder / f"validation{name[name.index('.') :]}", content)
+    task = from_files("mine", folder)
+    assert task.kind == "sentence" and task.labels in (("a", "b"), ("1", "2"))
+    got = [e["text"].decode() for e in examples(task, "train")]
+    assert got == texts
+    assert [int(e["label"]) for e in examples(task, "train")] == [0, 1]
+
+
+def test_conll_reads_the_last_column_skips_docstart_and_puts_o_first(tmp_path):
+    text = "-DOCSTART- -X- O\n\nAda NNP B-per\nsaw VBD O\n\nParis NNP B-loc\n\n\nhi UH O\n"
+    task = from_files("ents", write(tmp_path / "train.conll", text), kind="token")
+    assert task.labels == ("O", "B-loc", "B-per")
+    rows = [(e["tokens"].tolist(), e["ner"].tolist()) for e in examples(task, "train")]
+    rows += [(e["tokens"].tolist(), e["ner"].tolist()) for s in ("validation", "test")
+             for e in examples(task, s)]  # fmt: skip
+    assert sorted(rows) == sorted([([b"Ada", b"saw"], [2, 0]), ([b"Paris"], [1]), ([b"hi"], [0])])
+
+
+def test_a_single_file_is_split_by_the_hash_of_each_text(tmp_path):
+    texts = [f"sentence number {i}" for i in range(200)]
+    lines = ["text,label", *(f"{t},{'ab'[i % 2]}" for i, t in enumerate(texts))]
+    task = from_files("mine", write(tmp_path / "all.csv", "\n".join(lines)))
+    for split in ("train", "validation", "test"):
+        got = {e["text"].decode() for e in examples(task, split)}
+        assert got == {t for t in texts if split_of(t) == split}, split
+    sizes = {s: len(examples(task, s)) for s in ("train", "validation", "test")}
+    assert sum(sizes.values()) == 200 and min(sizes.values()) > 5
+
+
+def test_a_folder_with_dev_carves_only_the_missing_test_split(tmp_path):
+    write(
+        tmp_path / "d" / "train.csv", "text,label\n" + "".join(f"t{i},{i % 3}\n" for i in range(90))
+    )
+    write(tmp_path / "d" / "dev.csv", "text,label\nv1,0\nv2,1\n")
+    task = from_files("mine", tmp_path / "d")
+    assert len(examples(task, "validation")) == 2
+    carved = [e["text"].decode() for e in examples(task, "test")]
+    assert carved and all(split_of(t) == "test" for t in carved)
+    assert len(examples(task, "train")) + len(carved) == 90
+
+
+def test_pair_scores_are_scaled_by_the_training_range_and_columns_map(tmp_path):
+    rows = [{"q": "a b", "r": "a c", "sim": s} for s in (1.0, 3.0, 5.0, 2.0)]
+    path = write(tmp_path / "pairs" / "train.jsonl", "\n".join(map(json.dumps, rows)))
+    write(tmp_path / "pairs" / "validation.jsonl", path.read_text())
+    columns = {"sentence1": "q", "sentence2": "r", "score": "sim"}
+    task = from_files("sim", tmp_path / "pairs", columns=columns)
+    assert task.kind == "pair" and task.score_range == (1.0, 5.0) and task.labels == ()
+    assert Task.from_config(json.loads(json.dumps(task.get_config()))) == task
+
+
+def test_run_config_takes_task_objects_beside_built_in_names(tmp_path):
+    task = from_files("mine", write(tmp_path / "m.csv", "text,label\nhi,a\nho,b\n"))
+    config = RunConfig(tasks=[task, "topic"])
+    assert config.task_names == ["mine", "topic"] and config.tasks[1] == "topic"
+    assert config.to_dict()["tasks"][0]["files"] == {"train": str(tmp_path / "m.csv")}
+
+
+# --- end to end on real text (from the packaged datasets, written as a user would) ---
+
+
+def write_real_files(folder):
+    """BBC headlines (CSV, own column names), WNUT-16 sentences (CoNLL, three columns,
+    tags in the last) and STS-B pairs (a JSONL folder with train and dev)."""
+    articles, _ = sources.read_bbc()
+    with open(write(folder / "news.csv", ""), "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["headline", "category"])
+        out.writerows([a["title"], a["label"]] for a in articles[::10])
+    sentences, _ = sources.read_wnut()
+    lines = ["-DOCSTART- -X- O", ""]
+    for sentence in sentences:
+        lines += [f"{t} _ {g}" for t, g in zip(sentence["tokens"], sentence["ner"], strict=True)]
+        lines.append("")
+    write(folder / "ents.conll", "\n".join(lines))
+    pairs, _ = sources.read_stsb()
+    for split, name in (("train", "train"), ("validation", "dev")):
+        rows = [{k: p[k] for k in ("sentence1", "sentence2", "score")} for p in pairs[split][:80]]
+        write(folder / "sts" / f"{name}.jsonl", "\n".join(map(json.dumps, rows)))
+
+
+@pytest.fixture(scope="module")
+def own_run(tiny_preset, tiny_data_dir, tmp_path_factory):
+    """One tiny run of three user tasks (one of each kind) beside the built-in topic."""
+    folder = tmp_path_factory.mktemp("own")
+    write_real_files(folder / "data")
+    argv = ["--tasks", "topic", "--task", f"news={folder}/data/news.csv",
+            "--task-columns", "news=text:headline,label:category",
+            "--task", f"ents={folder}/data/ents.conll", "--task", f"sts={folder}/data/sts",
+            "--train-examples", "ents=64,news=64,sts=64", "--max-eval-examples", "40",
+            "--epochs", "1", "--preset", str(tiny_preset), "--data-dir", str(tiny_data_dir),
+            "--max-length", "16", "--batch-size", "8", "--verbose", "0", "--no-sts",
+            "--output-dir", str(folder / "run")]  # fmt: skip
+    metrics = run.main(argv)
+    return folder / "run", metrics
+
+
+def test_own_tasks_train_and_report_metrics_under_their_names(own_run):
+    out, metrics = own_run
+    assert metrics == json.loads((out / "metrics.json").read_text())
+    assert metrics["tasks"] == ["topic", "news", "ents", "sts"]
+    test = metrics["test"]
+    assert 0 <= test["news"]["accuracy"] <= 1 and 0 <= test["news"]["macro_f1"] <= 1
+    assert 0 <= test["ents"]["entity_f1"] <= 1 and -1 <= test["sts"]["pearson"] <= 1
+    assert test["ents"]["examples"] == 40  # --max-eval-examples
+    assert test["news"]["examples"] == metrics["own_data"]["news"]["test"]["examples"] < 40
+    assert metrics["train_examples"] == {"topic": metrics["train_examples"]["topic"],
+                                         "news": 64, "ents": 64, "sts": 64}  # fmt: skip
+    data = metrics["own_data"]
+    assert data["sts"]["validation"]["from"].endswith("dev.jsonl")
+    assert data["sts"]["validation"]["examples"] == 80
+    assert "by text hash" in data["news"]["test"]["from"]
+    assert set(metrics["test_entity_f1_by_type"]["ents"]) >= {"person", "geo-loc"}
+
+
+def test_own_tasks_predict_and_serve_with_their_label_names(own_run, tmp_path):
+    out, _ = own_run
+    predictor = Predictor.from_path(out / "model.keras")
+    labels = {t.name: t.labels for t in predictor.tasks}
+    assert set(labels["news"]) == set(sources.BBC_LABELS) and labels["ents"][0] == "O"
+    texts = ["Shares fall as oil prices rise", "I saw Ada Lovelace in London"]
+    predicted = predictor.predict(texts)
+    assert all(p["news"]["label"] in labels["news"] for p in predicted)
+    assert len(predicted[1]["ents"]["tags"]) == 6 and "sts" not in predicted[0]
+    version = tmp_path / "serving" / "1"
+    export.main(["--model", str(out / "model.keras"), "--output", str(version)])
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](
+        text=tf.constant(texts)
+    )
+    got = [label.decode() for label in served["news_label"].numpy()]
+    assert got == [p["news"]["label"] for p in predicted]
+    np.testing.assert_allclose(
+        served["news_probs"].numpy(),
+        [list(p["news"]["probabilities"].values()) for p in predicted],
+        atol=1e-5,
+    )
+    tags = {t.decode() for t in served["ents_tags"].numpy().ravel()} - {""}
+    assert tags <= set(labels["ents"])
