@@ -28,7 +28,7 @@ ACCEPTED = {  # file name: (content, the texts it holds, in order)
     "bom.csv": (b"\xef\xbb\xbftext,label\nhi,a\nho,b\n", ["hi", "ho"]),
     "crlf.csv": (b"text,label\r\nhi,a\r\nho,b\r\n", ["hi", "ho"]),
     "quoted.csv": ('text,label\n"two\nlines, one text",a\nho,b\n', ["two\nlines, one text", "ho"]),
-    "tabs.tsv": ("label\ttext\na\thi, there\nb\tho\n", ["hi, there", "ho"]),
+    "tabs.tsv": ('label\ttext\na\t"hi, there\nb\tho\n', ['"hi, there', "ho"]),  # no quoting
     "lines.jsonl": ('{"text": "hi", "label": 1}\n\n{"text": "ho", "label": 2}\n', ["hi", "ho"]),
 }
 

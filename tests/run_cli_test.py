@@ -51,7 +51,8 @@ def test_every_config_field_is_one_option_with_the_same_default():
     from mtl_keras import RunConfig
 
     fields = {field.name for field in dataclasses.fields(RunConfig)}
-    assert set(vars(run.build_parser().parse_args([]))) == fields
+    own = {"task", "task_kind", "task_columns"}  # your own tasks: read into `tasks`
+    assert set(vars(run.build_parser().parse_args([]))) == fields | own
     assert run.parse_config([]) == RunConfig()
     given = run.parse_config("--no-sts --no-cache --loss-weights topic=2 --train-examples "
                              "sentiment=5 --patience 2 --frozen-layers 1 --tasks topic,sentiment "
@@ -60,6 +61,17 @@ def test_every_config_field_is_one_option_with_the_same_default():
     assert given.loss_weights == {"topic": 2.0} and given.train_examples == {"sentiment": 5}
     assert (given.patience, given.frozen_layers, given.verbose) == (2, 1, 2)
     assert given.tasks == ("topic", "sentiment")
+
+
+def test_own_tasks_train_alone_unless_tasks_names_built_in_ones(tmp_path):
+    (tmp_path / "m.csv").write_text("text,label\nhi,a\nho,b\n")
+    alone = run.parse_config(["--task", f"mine={tmp_path}/m.csv"])
+    assert alone.task_names == ["mine"] and alone.tasks[0].files == {"train": f"{tmp_path}/m.csv"}
+    beside = run.parse_config(["--tasks", "topic", "--task", f"mine={tmp_path}/m.csv"])
+    assert beside.task_names == ["topic", "mine"]
+    mapped = run.parse_config(["--task", f"mine={tmp_path}/m.csv", "--task-columns",
+                               "mine=text:text,label:label", "--task-kind", "mine=sentence"])  # fmt: skip
+    assert mapped.tasks[0].columns == {"text": "text", "label": "label"}
 
 
 def test_verbosity_follows_the_terminal(monkeypatch):

@@ -77,8 +77,10 @@ def read_rows(path):
 
 
 def table_rows(path, content, delimiter):
-    """CSV or TSV with a header line; quoted fields may hold newlines."""
-    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
+    """CSV or TSV with a header line; quoted CSV fields may hold newlines."""
+    # TSV has no quoting (a field may start with a quote mark); CSV quotes as usual.
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter, quoting=quoting)
     rows = []
     for row in reader:
         if None in row or None in row.values():
