@@ -19,6 +19,7 @@ from experiments.cli import run_main
 from mtl_keras import RunConfig, train
 from mtl_keras.config import option_flag
 from mtl_keras.errors import InputError
+from mtl_keras.kinds import KINDS
 from mtl_keras.tasks import DEFAULT_TASKS, from_files
 
 FIELDS = dataclasses.fields(RunConfig)
@@ -50,7 +51,7 @@ def build_parser():
         action="append",
         default=[],
         metavar="NAME=KIND",
-        help="force a task's kind: sentence, token or pair",
+        help=f"force a task's kind: {', '.join(KINDS)}",
     )
     own.add_argument(
         "--task-columns",

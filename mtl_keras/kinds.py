@@ -1,4 +1,4 @@
-"""Task kinds: what a sentence, token or pair task means, each in one class.
+"""Task kinds: what a sentence, token, multi-label or pair task means, each in one class.
 
 A kind owns everything that differs between tasks of different shapes: the fields of a
 raw example and how one becomes model inputs and targets, the head (or, for pairs, the
@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_keras.errors import InputError
-from mtl_keras.metrics import Correlation, EntityF1, MacroF1, entity_spans
+from mtl_keras.metrics import Correlation, EntityF1, LogitF1, MacroF1, entity_spans
 from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, align_word_tags, clean_text
 
 
@@ -23,16 +23,26 @@ class Kind:
     name = None
     columns = ()  # the columns of a user's file of this kind
     fields = ()  # a raw example's fields (the packaged datasets' feature names)
-    signature = {}  # their `tf.TensorSpec`s
     main_metric = "accuracy"  # what says how well the task went (studies, plots)
     loss_metric = "xent"  # the task's own loss averaged over its own examples
     has_head = True  # False: the task trains the embedding itself (no layers of its own)
     reads_sequence = False  # the head reads every token vector, not the pooled embedding
     second_text = False  # examples carry a second text (`pair_*` inputs)
+    embedding_head = True  # a head on one text's embedding (trainable on cached embeddings)
 
-    def empty_target(self, max_length):
+    def signature(self, num_classes):
+        """The `tf.TensorSpec` of each raw field (a user's file, read into `tf.data`)."""
+        return {"text": tf.TensorSpec([], tf.string), "label": tf.TensorSpec([], tf.int64)}
+
+    def empty_target(self, task, max_length):
         """(target, weight) of an example that has no label for this task: weight 0."""
         return tf.zeros([], tf.int32), tf.zeros([], tf.float32)
+
+    def output(self, task, head, features):
+        """The task's output in the functional model, from its head (dropout + dense; None
+        for a kind without one) and the encoder's `features` ("embedding", "sequence",
+        and with a second text "pair_embedding")."""
+        return head(features["embedding"])
 
     def loss(self, task):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -80,7 +90,6 @@ class SentenceClassification(Kind):
     name = "sentence"
     columns = ("text", "label")  # a user's file
     fields = ("text", "label")
-    signature = {"text": tf.TensorSpec([], tf.string), "label": tf.TensorSpec([], tf.int64)}
 
     def encode(self, task, example, tokenize, tokenizer, max_length):
         """(inputs, target, weight) of one raw example."""
@@ -124,12 +133,18 @@ class TokenClassification(Kind):
     name = "token"
     columns = ("tokens", "tags")
     fields = ("tokens", "ner")
-    signature = {"tokens": tf.TensorSpec([None], tf.string), "ner": tf.TensorSpec([None], tf.int64)}
     main_metric = "entity_f1"
     reads_sequence = True
+    embedding_head = False
 
-    def empty_target(self, max_length):
+    def signature(self, num_classes):
+        return {"tokens": tf.TensorSpec([None], tf.string), "ner": tf.TensorSpec([None], tf.int64)}
+
+    def empty_target(self, task, max_length):
         return tf.zeros([max_length], tf.int32), tf.zeros([max_length], tf.float32)
+
+    def output(self, task, head, features):
+        return head(features["sequence"])
 
     def encode(self, task, example, tokenize, tokenizer, max_length):
         token_ids, tags, weights = align_word_tags(
@@ -208,28 +223,29 @@ class PairSimilarity(Kind):
     name = "pair"
     columns = ("sentence1", "sentence2", "score")
     fields = ("sentence1", "sentence2", "score")
-    signature = {"sentence1": tf.TensorSpec([], tf.string),
-                 "sentence2": tf.TensorSpec([], tf.string),
-                 "score": tf.TensorSpec([], tf.float32)}  # fmt: skip
     main_metric = "pearson"
     loss_metric = "mse"
     has_head = False
     second_text = True
+    embedding_head = False
 
-    def empty_target(self, max_length):
+    def signature(self, num_classes):
+        text = tf.TensorSpec([], tf.string)
+        return {"sentence1": text, "sentence2": text, "score": tf.TensorSpec([], tf.float32)}
+
+    def empty_target(self, task, max_length):
         return tf.zeros([1], tf.float32), tf.zeros([], tf.float32)
 
     def encode(self, task, example, tokenize, tokenizer, max_length):
-        x = tokenize(example["sentence1"])
-        second = tokenize(example["sentence2"])
-        x.update({p: second[f] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)})
+        x = pair_inputs(tokenize, example)
         low, high = task.score_range
         score = (tf.cast(example["score"], tf.float32) - low) / (high - low)
         return x, tf.reshape(score, [1]), tf.constant(1.0)
 
-    def output(self, task, embedding, pair_embedding):
+    def output(self, task, head, features):
         """Shape (batch, 1): the cosine of the two texts' embeddings."""
-        return keras.layers.Dot(axes=1, normalize=True, name=task.name)([embedding, pair_embedding])
+        pair = [features["embedding"], features["pair_embedding"]]
+        return keras.layers.Dot(axes=1, normalize=True, name=task.name)(pair)
 
     def loss(self, task):
         return keras.losses.MeanSquaredError()
@@ -257,5 +273,123 @@ class PairSimilarity(Kind):
         return example
 
 
-KINDS = {kind.name: kind for kind in (SentenceClassification(), TokenClassification(),
-                                      PairSimilarity())}  # fmt: skip
+class MultiLabelClassification(Kind):
+    """Any number of labels per text (none, one or several): one sigmoid per label on the
+    pooled embedding, binary cross-entropy; a label applies above probability 0.5."""
+
+    name = "multi_label"
+    columns = ("text", "labels")
+    fields = ("text", "labels")
+    main_metric = "micro_f1"
+
+    def signature(self, num_classes):
+        return {"text": tf.TensorSpec([], tf.string),
+                "labels": tf.TensorSpec([num_classes], tf.float32)}  # fmt: skip
+
+    def empty_target(self, task, max_length):
+        return tf.zeros([task.num_classes], tf.float32), tf.zeros([], tf.float32)
+
+    def encode(self, task, example, tokenize, tokenizer, max_length):
+        return tokenize(example["text"]), tf.cast(example["labels"], tf.float32), tf.constant(1.0)
+
+    def loss(self, task):
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def metrics(self, task):
+        """Micro and macro F1 at 0.5, and the binary cross-entropy."""
+        return [LogitF1("micro"), LogitF1("macro"),
+                keras.metrics.BinaryCrossentropy(from_logits=True, name="xent")]  # fmt: skip
+
+    def parse(self, row, where):
+        """Labels: a JSON list, or `|`-separated in CSV/TSV; an empty list is allowed."""
+        labels = row["labels"]
+        if isinstance(labels, str):
+            labels = [part for part in labels.split("|") if part.strip()]
+        if not isinstance(labels, list):
+            raise InputError(f"{where}: 'labels' must be a list (JSON) or a|b|c (CSV).")
+        names = [label_value(label, "labels", where) for label in labels]
+        return {"text": text_value(row["text"], "text", where), "labels": names}
+
+    def labels_of(self, example):
+        return example["labels"]
+
+    def with_ids(self, example, index):
+        hot = [0.0] * len(index)
+        for name in example["labels"]:
+            hot[index[name]] = 1.0
+        return {"text": example["text"], "labels": hot}
+
+    def serve(self, task, logits, inputs, vocabulary, specials):
+        """Every label's probability, and the names of those above 0.5 ("" elsewhere)."""
+        probs = tf.sigmoid(logits)
+        names = tf.broadcast_to(tf.constant(task.labels), tf.shape(probs))
+        return {f"{task.name}_probs": probs,
+                f"{task.name}_labels": tf.where(probs > 0.5, names, "")}  # fmt: skip
+
+    def decode(self, task, logits, text, words, pieces_per_word, first_piece):
+        probs = tf.sigmoid(logits).numpy()
+        return {
+            "labels": [name for name, p in zip(task.labels, probs, strict=True) if p > 0.5],
+            "probabilities": {n: float(p) for n, p in zip(task.labels, probs, strict=True)},
+        }
+
+
+class PairClassification(SentenceClassification):
+    """A label for a pair of texts (paraphrase or not, NLI): a softmax head on (u, v,
+    |u - v|) of the two embeddings, sentence-transformers' `SoftmaxLoss`. Its output needs
+    two texts, so predictions and exports per text leave it out; its training shows in
+    the embedding."""
+
+    name = "pair_classification"
+    columns = ("sentence1", "sentence2", "label")
+    fields = ("sentence1", "sentence2", "label")
+    second_text = True
+    embedding_head = False
+
+    def signature(self, num_classes):
+        text = tf.TensorSpec([], tf.string)
+        return {"sentence1": text, "sentence2": text, "label": tf.TensorSpec([], tf.int64)}
+
+    def encode(self, task, example, tokenize, tokenizer, max_length):
+        x = pair_inputs(tokenize, example)
+        return x, tf.cast(example["label"], tf.int32), tf.constant(1.0)
+
+    def output(self, task, head, features):
+        u, v = features["embedding"], features["pair_embedding"]
+        # |u - v| as max(u - v, v - u): built-in layers only (no Lambda, which safe mode refuses).
+        distance = keras.layers.Maximum(name=f"{task.name}_distance")(
+            [keras.layers.Subtract()([u, v]), keras.layers.Subtract()([v, u])]
+        )
+        joined = keras.layers.Concatenate(name=f"{task.name}_pair")([u, v, distance])
+        return head(joined)
+
+    def key(self, example):
+        return f"{example['sentence1']}\t{example['sentence2']}"
+
+    def parse(self, row, where):
+        return {"sentence1": text_value(row["sentence1"], "sentence1", where),
+                "sentence2": text_value(row["sentence2"], "sentence2", where),
+                "label": label_value(row["label"], "label", where)}  # fmt: skip
+
+    def with_ids(self, example, index):
+        return {**example, "label": index[example["label"]]}
+
+
+def pair_inputs(tokenize, example):
+    """BERT inputs of sentence1, with sentence2's as the `pair_*` inputs."""
+    x = tokenize(example["sentence1"])
+    second = tokenize(example["sentence2"])
+    x.update({p: second[f] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)})
+    return x
+
+
+KINDS = {
+    kind.name: kind
+    for kind in (
+        SentenceClassification(),
+        TokenClassification(),
+        PairSimilarity(),
+        MultiLabelClassification(),
+        PairClassification(),
+    )  # fmt: skip
+}

@@ -146,3 +146,18 @@ class Correlation(keras.metrics.Metric):
 
     def reset_state(self):
         self.sums.assign(ops.zeros((6,)))
+
+
+@keras.saving.register_keras_serializable(package="mtl_keras")
+class LogitF1(keras.metrics.F1Score):
+    """Keras' `F1Score` of multi-label logits at probability `threshold` (default 0.5).
+
+    Multi-label heads output logits (their loss is `BinaryCrossentropy(from_logits=True)`);
+    `F1Score` thresholds probabilities, so this applies the sigmoid first.
+    """
+
+    def __init__(self, average="micro", threshold=0.5, name=None, dtype=None):
+        super().__init__(average, threshold, name or f"{average}_f1", dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        super().update_state(y_true, ops.sigmoid(y_pred), sample_weight)

@@ -56,23 +56,17 @@ class MultiTaskModel(keras.Model):
         self.head_denses = {t.name: keras.layers.Dense(t.num_classes, name=t.name) for t in headed}
 
         # === Functional Model ===
-        pairs = len(headed) < len(tasks)
+        pairs = any(t.spec.second_text for t in tasks)
         names = FEATURES + (PAIR_FEATURES if pairs else ())
         inputs = {f: keras.Input(shape=(None,), dtype="int32", name=f) for f in names}
         sequence = backbone({f: inputs[f] for f in FEATURES})["sequence_output"]
         embedding = self.pooling(sequence, inputs["padding_mask"])
-        outputs = {}
-        for task in headed:
-            features = sequence if task.spec.reads_sequence else embedding
-            outputs[task.name] = self.head_denses[task.name](
-                self.head_dropouts[task.name](features)
-            )
-        if pairs:
+        features = {"sequence": sequence, EMBEDDING: embedding}
+        if pairs:  # the second text, through the same backbone and pooling
             second = dict(zip(FEATURES, (inputs[f] for f in PAIR_FEATURES), strict=True))
             pair_sequence = backbone(second)["sequence_output"]
-            pair_embedding = self.pooling(pair_sequence, second["padding_mask"])
-            for task in (t for t in tasks if not t.spec.has_head):
-                outputs[task.name] = task.spec.output(task, embedding, pair_embedding)
+            features["pair_embedding"] = self.pooling(pair_sequence, second["padding_mask"])
+        outputs = {t.name: t.spec.output(t, self._head(t.name), features) for t in tasks}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
@@ -86,6 +80,12 @@ class MultiTaskModel(keras.Model):
         for name in frozen_heads:
             for layer in self.head_layers(name):
                 layer.trainable = False
+
+    def _head(self, task_name):
+        """The head of a task as one function (dropout, then dense); None without one."""
+        if task_name not in self.head_denses:
+            return None
+        return lambda x: self.head_denses[task_name](self.head_dropouts[task_name](x))
 
     def head_layers(self, task_name):
         """The dropout and dense layer of one task's head."""
@@ -101,7 +101,7 @@ class MultiTaskModel(keras.Model):
     def text_tasks(self):
         """The tasks with an output per text: all but pair tasks, which score two texts
         (what they trained shows in the embedding)."""
-        return [task for task in self.tasks if task.spec.has_head]
+        return [task for task in self.tasks if task.spec.has_head and not task.spec.second_text]
 
     @property
     def text_inputs(self):
@@ -127,7 +127,7 @@ class MultiTaskModel(keras.Model):
         The layers are shared, so training this trains this model's heads: what a frozen
         backbone needs once its embeddings are cached (`data.pipeline.embedding_cache`).
         """
-        others = [t.name for t in self.tasks if t.spec.reads_sequence or not t.spec.has_head]
+        others = [t.name for t in self.tasks if not t.spec.embedding_head]
         if others:
             raise InputError(f"heads_model only holds sentence heads, not {others}.")
         embedding = keras.Input(shape=(self.backbone.hidden_dim,), name=EMBEDDING)

@@ -78,7 +78,8 @@ def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
         path: a .csv/.tsv/.jsonl/.conll file (split 80/10/10 by a hash of the text), or a
             folder with `train.<ext>` and optionally `validation.<ext>` (or `dev.<ext>`)
             and `test.<ext>` (a missing validation split is carved from train).
-        kind: "sentence", "token" or "pair"; default: read from the columns.
+        kind: a key of `mtl_keras.kinds.KINDS` ("sentence", "token", "pair",
+            "multi_label", "pair_classification"); default: read from the columns.
         columns: {the kind's column: your file's column}, e.g. {"text": "body"}.
     """
     check_task_name(name)

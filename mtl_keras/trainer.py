@@ -270,7 +270,7 @@ def uses_embedding_cache(run):
         and run.scenario.inference_backbone
         and run.stages
         and run.config.distribution == "none"
-        and all(t.spec.has_head and not t.spec.reads_sequence for t in run.tasks)
+        and all(t.spec.embedding_head for t in run.tasks)
     )
 
 

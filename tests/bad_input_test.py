@@ -343,6 +343,8 @@ OWN_FILE_CASES = {  # case: ({file: content}, extra arguments, what its one line
                                  "dev.csv' line 2: label 'c' never occurs in the training"),
     "kind not built yet": ({"mine.jsonl": '{"anchor": "a", "positive": "b"}\n'}, [],
                            "contrastive .* is not supported yet"),
+    "multi-label labels not a list": ({"mine.jsonl": '{"text": "hi", "labels": 3}\n'}, [],
+                                      "line 1: 'labels' must be a list"),
     "unknown file type": ({"mine.xlsx": "x"}, [], "mine.xlsx' must end in one of"),
     "--task without =": ({}, ["--task", "mine"], "--task 'mine' is not NAME=VALUE"),
     "--task-kind of no task": ({"mine.csv": "text,label\nhi,a\nho,b\n"},

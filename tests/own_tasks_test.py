@@ -89,6 +89,29 @@ def test_pair_scores_are_scaled_by_the_training_range_and_columns_map(tmp_path):
     assert Task.from_config(json.loads(json.dumps(task.get_config()))) == task
 
 
+def test_multi_label_reads_pipes_in_csv_and_lists_in_jsonl_as_multi_hot(tmp_path):
+    csv_file = write(tmp_path / "c" / "train.csv", "text,labels\nhi,a|c\nho,\nhe,b\n")
+    write(tmp_path / "c" / "validation.csv", csv_file.read_text())
+    lines = ['{"text": "hi", "labels": ["a", "c"]}', '{"text": "ho", "labels": []}',
+             '{"text": "he", "labels": ["b"]}']  # fmt: skip
+    write(tmp_path / "j" / "train.jsonl", "\n".join(lines))
+    write(tmp_path / "j" / "validation.jsonl", "\n".join(lines))
+    for folder in ("c", "j"):
+        task = from_files("tags", tmp_path / folder)
+        assert task.kind == "multi_label" and task.labels == ("a", "b", "c")
+        hot = [e["labels"].tolist() for e in examples(task, "train")]
+        assert hot == [[1, 0, 1], [0, 0, 0], [0, 1, 0]], folder
+
+
+def test_pair_labels_make_a_pair_classification_task(tmp_path):
+    rows = "sentence1,sentence2,label\na,b,yes\nc,d,no\n"
+    write(tmp_path / "p" / "train.csv", rows)
+    write(tmp_path / "p" / "validation.csv", rows)
+    task = from_files("para", tmp_path / "p")
+    assert task.kind == "pair_classification" and task.labels == ("no", "yes")
+    assert [int(e["label"]) for e in examples(task, "train")] == [1, 0]
+
+
 def test_run_config_takes_task_objects_beside_built_in_names(tmp_path):
     task = from_files("mine", write(tmp_path / "m.csv", "text,label\nhi,a\nho,b\n"))
     config = RunConfig(tasks=[task, "topic"])
@@ -117,17 +140,32 @@ def write_real_files(folder):
     for split, name in (("train", "train"), ("validation", "dev")):
         rows = [{k: p[k] for k in ("sentence1", "sentence2", "score")} for p in pairs[split][:80]]
         write(folder / "sts" / f"{name}.jsonl", "\n".join(map(json.dumps, rows)))
+    # Multi-label: the entity types a WNUT-16 tweet mentions (none, one or several).
+    types = [{"text": " ".join(s["tokens"]),
+              "labels": sorted({tag[2:] for tag in s["ner"] if tag != "O"})}
+             for s in sentences]  # fmt: skip
+    write(folder / "types.jsonl", "\n".join(map(json.dumps, types)))
+    # Pair classification: STS-B pairs scored 3 or more are "similar" (CSV, quoted texts).
+    with open(write(folder / "para.csv", ""), "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["sentence1", "sentence2", "label"])
+        for p in pairs["train"][:400]:
+            out.writerow(
+                [p["sentence1"], p["sentence2"], "similar" if p["score"] >= 3 else "other"]
+            )
 
 
 @pytest.fixture(scope="module")
 def own_run(tiny_preset, tiny_data_dir, tmp_path_factory):
-    """One tiny run of three user tasks (one of each kind) beside the built-in topic."""
+    """One tiny run of five user tasks (one of each kind) beside the built-in topic."""
     folder = tmp_path_factory.mktemp("own")
     write_real_files(folder / "data")
     argv = ["--tasks", "topic", "--task", f"news={folder}/data/news.csv",
             "--task-columns", "news=text:headline,label:category",
             "--task", f"ents={folder}/data/ents.conll", "--task", f"sts={folder}/data/sts",
-            "--train-examples", "ents=64,news=64,sts=64", "--max-eval-examples", "40",
+            "--task", f"types={folder}/data/types.jsonl", "--task", f"para={folder}/data/para.csv",
+            "--train-examples", "ents=64,news=64,sts=64,types=64,para=64",
+            "--max-eval-examples", "40",
             "--epochs", "1", "--preset", str(tiny_preset), "--data-dir", str(tiny_data_dir),
             "--max-length", "16", "--batch-size", "8", "--verbose", "0", "--no-sts",
             "--output-dir", str(folder / "run")]  # fmt: skip
@@ -138,14 +176,16 @@ def own_run(tiny_preset, tiny_data_dir, tmp_path_factory):
 def test_own_tasks_train_and_report_metrics_under_their_names(own_run):
     out, metrics = own_run
     assert metrics == json.loads((out / "metrics.json").read_text())
-    assert metrics["tasks"] == ["topic", "news", "ents", "sts"]
+    assert metrics["tasks"] == ["topic", "news", "ents", "sts", "types", "para"]
     test = metrics["test"]
     assert 0 <= test["news"]["accuracy"] <= 1 and 0 <= test["news"]["macro_f1"] <= 1
     assert 0 <= test["ents"]["entity_f1"] <= 1 and -1 <= test["sts"]["pearson"] <= 1
+    assert 0 <= test["types"]["micro_f1"] <= 1 and 0 <= test["types"]["macro_f1"] <= 1
+    assert 0 <= test["para"]["accuracy"] <= 1 and 0 <= test["para"]["macro_f1"] <= 1
     assert test["ents"]["examples"] == 40  # --max-eval-examples
     assert test["news"]["examples"] == metrics["own_data"]["news"]["test"]["examples"] < 40
-    assert metrics["train_examples"] == {"topic": metrics["train_examples"]["topic"],
-                                         "news": 64, "ents": 64, "sts": 64}  # fmt: skip
+    assert metrics["train_examples"] == {"topic": metrics["train_examples"]["topic"], "news": 64,
+                                         "ents": 64, "sts": 64, "types": 64, "para": 64}  # fmt: skip
     data = metrics["own_data"]
     assert data["sts"]["validation"]["from"].endswith("dev.jsonl")
     assert data["sts"]["validation"]["examples"] == 80
@@ -162,6 +202,10 @@ def test_own_tasks_predict_and_serve_with_their_label_names(own_run, tmp_path):
     predicted = predictor.predict(texts)
     assert all(p["news"]["label"] in labels["news"] for p in predicted)
     assert len(predicted[1]["ents"]["tags"]) == 6 and "sts" not in predicted[0]
+    assert "para" not in predicted[0]  # two texts per prediction: not a per-text output
+    types = predicted[0]["types"]
+    assert list(types["probabilities"]) == list(labels["types"])
+    assert types["labels"] == [n for n, p in types["probabilities"].items() if p > 0.5]
     version = tmp_path / "serving" / "1"
     export.main(["--model", str(out / "model.keras"), "--output", str(version)])
     served = tf.saved_model.load(str(version)).signatures["serving_default"](
@@ -176,3 +220,10 @@ def test_own_tasks_predict_and_serve_with_their_label_names(own_run, tmp_path):
     )
     tags = {t.decode() for t in served["ents_tags"].numpy().ravel()} - {""}
     assert tags <= set(labels["ents"])
+    np.testing.assert_allclose(
+        served["types_probs"].numpy(),
+        [list(p["types"]["probabilities"].values()) for p in predicted],
+        atol=1e-5,
+    )
+    served_types = [[n.decode() for n in row if n] for row in served["types_labels"].numpy()]
+    assert served_types == [p["types"]["labels"] for p in predicted]

@@ -4,7 +4,8 @@ Formats: .csv, .tsv (a header line), .jsonl (one JSON object per line) and .conl
 token per line, its tag in the last whitespace-separated column, a blank line between
 sentences, `-DOCSTART-` lines skipped). The columns say the task's kind, as in
 sentence-transformers: `text,label` (sentence), `tokens,tags` (token),
-`sentence1,sentence2,score` (pair). Every problem is one `InputError` naming the file
+`sentence1,sentence2,score` (pair), `text,labels` (multi_label) and
+`sentence1,sentence2,label` (pair_classification). Every problem is one `InputError` naming the file
 and the line, raised while reading, before any model loads.
 """
 
@@ -22,11 +23,7 @@ from mtl_keras.kinds import KINDS
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".conll")
 # Column sets of kinds this version cannot train yet: named, so the error says so.
-PLANNED = {
-    ("text", "labels"): "multi-label classification",
-    ("sentence1", "sentence2", "label"): "pair classification",
-    ("anchor", "positive"): "contrastive (anchor/positive) training",
-}
+PLANNED = {("anchor", "positive"): "contrastive (anchor/positive) training"}
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
 
 
@@ -207,4 +204,5 @@ def as_dataset(kind, rows, labels):
     spec = KINDS[kind]
     index = {name: i for i, name in enumerate(labels)}
     examples = [spec.with_ids(example, index) for _, _, example in rows]
-    return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=spec.signature)
+    signature = spec.signature(len(labels))
+    return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=signature)

@@ -20,7 +20,7 @@ SAMPLING = ("proportional", "round_robin", "temperature")
 
 def _empty_targets(tasks, max_length):
     """Target 0 with weight 0 for every task (each kind's shape: see `Kind.empty_target`)."""
-    empty = {t.name: t.spec.empty_target(max_length) for t in tasks}
+    empty = {t.name: t.spec.empty_target(t, max_length) for t in tasks}
     return {n: y for n, (y, _) in empty.items()}, {n: w for n, (_, w) in empty.items()}
 
 
@@ -93,13 +93,19 @@ def sampling_weights(sizes, strategy="proportional", temperature=2.0):
     return weights
 
 
-def trim_batch(x, y, w):
-    """Cut a batch (inputs and token-level targets) to its longest sentence."""
-    x = trim_padding(x)
-    length = tf.shape(x["token_ids"])[1]
-    cut = {k: (v[:, :length] if v.shape.rank == 2 else v) for k, v in y.items()}
-    cut_w = {k: (v[:, :length] if v.shape.rank == 2 else v) for k, v in w.items()}
-    return x, cut, cut_w
+def batch_trimmer(tasks):
+    """A batch map that cuts the inputs, and the targets and weights of the tasks that
+    label every token, to the batch's longest sentence."""
+    per_token = {task.name for task in tasks if task.spec.reads_sequence}
+
+    def trim_batch(x, y, w):
+        x = trim_padding(x)
+        length = tf.shape(x["token_ids"])[1]
+        cut = {k: (v[:, :length] if k in per_token else v) for k, v in y.items()}
+        cut_w = {k: (v[:, :length] if k in per_token else v) for k, v in w.items()}
+        return x, cut, cut_w
+
+    return trim_batch
 
 
 def split_arrays(task, tasks, split, preprocessor, max_length, data_dir=None,
@@ -219,7 +225,7 @@ def training_stream(
     else:
         stream = mixed.batch(batch_size, drop_remainder=True)
     if embed is None:
-        stream = stream.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        stream = stream.map(batch_trimmer(tasks), num_parallel_calls=tf.data.AUTOTUNE)
     stream = without_autotuning(stream.prefetch(tf.data.AUTOTUNE))
     return stream, steps, dict(zip([t.name for t in tasks], sizes, strict=True))
 
@@ -308,7 +314,7 @@ def evaluation_stream(tasks, split, preprocessor, batch_size=32, max_length=128,
         dataset = tf.data.Dataset.from_tensor_slices(joined)
     batches = dataset.batch(batch_size)
     if embed is None:
-        batches = batches.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        batches = batches.map(batch_trimmer(tasks), num_parallel_calls=tf.data.AUTOTUNE)
     if replicas > 1:
         batches = batches.map(pad_batch_to_multiple(replicas))
     return without_autotuning(batches.prefetch(tf.data.AUTOTUNE)), sizes
