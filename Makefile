@@ -28,7 +28,7 @@ run: setup
 	$(PY) -m experiments.run $(RUN_ARGS)
 
 # The full-data recipe: topic + sentiment + ner in one model on every training example,
-# evaluated on the full test splits, then exported for TF Serving (README, "Full data").
+# evaluated on the full test splits, then exported for TF Serving (docs/training.md, "Full data").
 FULL_DIR := runs/train-full-$(shell date +%Y%m%d-%H%M%S)
 FULL_ARGS ?= --scenario full --tasks topic,sentiment,ner --sampling temperature \
 	--max-length 128 --epochs 3

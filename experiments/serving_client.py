@@ -4,7 +4,7 @@
     python -m experiments.serving_client --rest localhost:8501 "A sentence."   # send (REST)
     python -m experiments.serving_client --grpc localhost:8500 "A sentence."   # send (gRPC)
 
-Start the server with the official image (see README, "Serving"); `--model-name` must
+Start the server with the official image (see docs/exports.md, "TF Serving"); `--model-name` must
 match its MODEL_NAME (default `mtl`).
 """
 

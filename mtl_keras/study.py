@@ -354,7 +354,7 @@ def report(root, results_dir, readme, commit=None):
     parts = [
         "# Study results",
         "",
-        'Made by `python -m experiments.study` (see README, "Training considerations")'
+        'Made by `python -m experiments.study` (see docs/training.md, "Training considerations")'
         + (f", report written at commit `{commit}`." if commit else "."),
         f"Per-run budget: `{budget}` (test metrics on up to 1,000 examples per task).",
         "Means ± standard deviations over seeds (a single seed: its value); every number comes "

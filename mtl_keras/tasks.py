@@ -137,11 +137,11 @@ TASKS = {
         Task("topic", "bbc_news", "sentence", tuple(sources.BBC_LABELS)),
         Task("sentiment", "tweet_sentiment", "sentence", tuple(sources.SENTIMENT_LABELS)),
         # A token loss is averaged over every position of a padded batch, most of them
-        # unlabelled: weight 8 raised validation entity F1 beside topic 0.385 -> 0.432 (README).
+        # unlabelled: weight 8 raised validation entity F1 beside topic 0.385 -> 0.432 (docs/training.md).
         Task("ner", "wnut16", "token", tuple(sources.NER_TAGS), loss_weight=8.0),
         # A squared error of cosines is about 20x smaller than the heads' cross-entropy;
         # at weight 1 the heads pulled STS-B from 82.03 to 79.36, at 10 it rose to 83.30
-        # (topic + sentiment + similarity, 1,000 examples each, 2 epochs; README).
+        # (topic + sentiment + similarity, 1,000 examples each, 2 epochs; results/study-v1.1.md).
         Task(
             "similarity",
             "stsb",
