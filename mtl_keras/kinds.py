@@ -13,7 +13,16 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_keras.errors import InputError
-from mtl_keras.metrics import Correlation, EntityF1, LogitF1, MacroF1, entity_spans
+from mtl_keras.metrics import (
+    Correlation,
+    EntityF1,
+    InBatchNegativesLoss,
+    LogitF1,
+    MacroF1,
+    entity_spans,
+    in_batch_metrics,
+    retrieval_metrics,
+)
 from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, align_word_tags, clean_text
 
 
@@ -29,6 +38,7 @@ class Kind:
     reads_sequence = False  # the head reads every token vector, not the pooled embedding
     second_text = False  # examples carry a second text (`pair_*` inputs)
     embedding_head = True  # a head on one text's embedding (trainable on cached embeddings)
+    has_labels = True  # a file's label set is read from its training file
 
     def signature(self, num_classes):
         """The `tf.TensorSpec` of each raw field (a user's file, read into `tf.data`)."""
@@ -66,6 +76,15 @@ class Kind:
     def label_set(self, names):
         """The task's label names, in the order of the head's outputs."""
         return tuple(sorted(set(names)))
+
+    def score_range(self, name, examples):
+        """A scored kind's (lowest, highest) score in a training file; None otherwise."""
+        return None
+
+    def split_metrics(self, task, encode, examples):
+        """Metrics over a whole split (not batch by batch), or None. `encode` embeds a list
+        of texts (unit vectors); `examples()` reads the split's raw examples."""
+        return None
 
 
 def text_value(value, column, where):
@@ -228,10 +247,17 @@ class PairSimilarity(Kind):
     has_head = False
     second_text = True
     embedding_head = False
+    has_labels = False
 
     def signature(self, num_classes):
         text = tf.TensorSpec([], tf.string)
         return {"sentence1": text, "sentence2": text, "score": tf.TensorSpec([], tf.float32)}
+
+    def score_range(self, name, examples):
+        scores = [example["score"] for example in examples]
+        if min(scores) == max(scores):
+            raise InputError(f"task {name!r}: every training score is {scores[0]}.")
+        return (min(scores), max(scores))
 
     def empty_target(self, task, max_length):
         return tf.zeros([1], tf.float32), tf.zeros([], tf.float32)
@@ -375,6 +401,70 @@ class PairClassification(SentenceClassification):
         return {**example, "label": index[example["label"]]}
 
 
+class Contrastive(Kind):
+    """Anchor and positive texts (a question and its answer, a title and its abstract)
+    pulled together, every other positive of the batch pushed away: the cosines of a
+    batch's anchors and positives, scaled by 20, under sentence-transformers'
+    MultipleNegativesRankingLoss. No head: it trains the embedding. Evaluated by
+    retrieval: each test anchor against all of the split's positives (recall@1, MRR)."""
+
+    name = "contrastive"
+    columns = ("anchor", "positive")
+    fields = ("anchor", "positive")
+    has_head = False
+    second_text = True
+    embedding_head = False
+    has_labels = False
+    scale = 20.0  # sentence-transformers' default
+
+    def signature(self, num_classes):
+        text = tf.TensorSpec([], tf.string)
+        return {"anchor": text, "positive": text}
+
+    def empty_target(self, task, max_length):
+        return tf.zeros([1], tf.float32), tf.zeros([], tf.float32)
+
+    def encode(self, task, example, tokenize, tokenizer, max_length):
+        pair = {"sentence1": example["anchor"], "sentence2": example["positive"]}
+        return pair_inputs(tokenize, pair), tf.ones([1], tf.float32), tf.constant(1.0)
+
+    def output(self, task, head, features):
+        """(batch, batch): 20 x the cosine of every anchor with every positive."""
+        unit = [keras.layers.UnitNormalization()(features[k])
+                for k in ("embedding", "pair_embedding")]  # fmt: skip
+        return keras.ops.matmul(unit[0], keras.ops.transpose(unit[1])) * self.scale
+
+    def loss(self, task):
+        return InBatchNegativesLoss()
+
+    def metrics(self, task):
+        return in_batch_metrics()
+
+    def key(self, example):
+        return example["anchor"]
+
+    def parse(self, row, where):
+        if "negative" in row:
+            raise InputError(
+                f"{where}: hard negatives ('negative') are not supported yet; drop the "
+                "column (the batch's other positives are the negatives)."
+            )
+        return {"anchor": text_value(row["anchor"], "anchor", where),
+                "positive": text_value(row["positive"], "positive", where)}  # fmt: skip
+
+    def with_ids(self, example, index):
+        return example
+
+    def split_metrics(self, task, encode, examples):
+        """Recall@1 and MRR of each anchor against every positive of the split."""
+        rows = examples()
+        anchors = [e["anchor"].decode("utf-8") for e in rows]
+        positives = [e["positive"].decode("utf-8") for e in rows]
+        if not anchors:
+            return None
+        return retrieval_metrics(encode(anchors), encode(positives))
+
+
 def pair_inputs(tokenize, example):
     """BERT inputs of sentence1, with sentence2's as the `pair_*` inputs."""
     x = tokenize(example["sentence1"])
@@ -391,5 +481,6 @@ KINDS = {
         PairSimilarity(),
         MultiLabelClassification(),
         PairClassification(),
+        Contrastive(),
     )  # fmt: skip
 }

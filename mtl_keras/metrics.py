@@ -161,3 +161,49 @@ class LogitF1(keras.metrics.F1Score):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         super().update_state(y_true, ops.sigmoid(y_pred), sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="mtl_keras")
+def in_batch_xent(y_true, y_pred):
+    """Cross-entropy of each anchor (row) against every positive (column) of the batch,
+    its own positive being the answer: sentence-transformers' MultipleNegativesRankingLoss.
+
+    `y_pred` is the (batch, batch) matrix of scaled cosines; `y_true` (batch, 1) is 1 for
+    the examples of this task, whose positives are the candidates (other columns are
+    masked out, so other tasks' examples in a mixed batch are no negatives).
+    """
+    valid = ops.reshape(ops.cast(y_true, y_pred.dtype), (1, -1))
+    logits = y_pred + (1.0 - valid) * -1e9
+    labels = ops.arange(ops.shape(y_pred)[0])
+    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+@keras.saving.register_keras_serializable(package="mtl_keras")
+def in_batch_hits(y_true, y_pred):
+    """1 where an anchor's own positive scores highest among the batch's positives."""
+    valid = ops.reshape(ops.cast(y_true, y_pred.dtype), (1, -1))
+    best = ops.argmax(y_pred + (1.0 - valid) * -1e9, axis=-1)
+    return ops.cast(best == ops.arange(ops.shape(y_pred)[0]), "float32")
+
+
+@keras.saving.register_keras_serializable(package="mtl_keras")
+class InBatchNegativesLoss(keras.losses.Loss):
+    """`in_batch_xent` as a Keras loss (per anchor; sample weights pick the task's rows)."""
+
+    def call(self, y_true, y_pred):
+        return in_batch_xent(y_true, y_pred)
+
+
+def in_batch_metrics():
+    """Top-1 accuracy and cross-entropy of anchors against their batch's positives."""
+    return [keras.metrics.MeanMetricWrapper(in_batch_hits, name="accuracy"),
+            keras.metrics.MeanMetricWrapper(in_batch_xent, name="xent")]  # fmt: skip
+
+
+def retrieval_metrics(anchors, positives):
+    """Recall@1 and MRR of each anchor against all positives (unit vectors, row i's
+    answer is positive i), as an information-retrieval evaluator reports them."""
+    scores = np.asarray(anchors) @ np.asarray(positives).T
+    own = np.diag(scores)[:, None]
+    rank = 1 + (scores > own).sum(axis=1)
+    return {"recall_at_1": float(np.mean(rank == 1)), "mrr": float(np.mean(1.0 / rank))}

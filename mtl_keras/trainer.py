@@ -485,15 +485,36 @@ def measure_sts(run):
     """STS-B test Spearman x 100 of the run's embedding as it is now (None if turned off)."""
     if not run.config.measure_sts:
         return None
-    if run.sts_pairs is None:  # traced once: it reads the variables, so later calls see training
+    if run.sts_pairs is None:
         run.sts_pairs = sts_pairs("test", resolve_data_dir(run.config.data_dir))
+    return sts_spearman(run_encode(run), run.sts_pairs)
+
+
+def run_encode(run):
+    """The run's embedding of a list of texts (L2-normalised), as the model is now.
+
+    The encoder is traced once: it reads the variables, so later calls see training.
+    """
+    if run.sts_encoder is None:
         run.sts_encoder = SentenceEncoder.from_model(
             run.model, run.tokenizer, run.config.max_length
         )
-    return sts_spearman(
-        lambda texts: run.sts_encoder.encode(texts, batch_size=run.config.batch_size),
-        run.sts_pairs,
-    )
+    return lambda texts: run.sts_encoder.encode(texts, batch_size=run.config.batch_size)
+
+
+def with_split_metrics(run, split, metrics):
+    """`metrics` ({task: {...}}) with each task's metrics over the whole split added: what
+    a kind measures beyond batches (`Kind.split_metrics`: retrieval for contrastive)."""
+    data_dir, cap = resolve_data_dir(run.config.data_dir), run.config.max_eval_examples
+    for task in run.tasks:
+
+        def examples(task=task):
+            return list(task.examples(split, data_dir).take(cap or -1).as_numpy_iterator())
+
+        found = task.spec.split_metrics(task, run_encode(run), examples)
+        if found:
+            metrics[task.name].update(found)
+    return metrics
 
 
 def sts_change(run, before, after):
@@ -577,7 +598,7 @@ def evaluate_run(run, data, fitted, output):
         "scenario": run.scenario.name,
         "tasks": [t.name for t in run.tasks],
         "validation": validation_metrics(run, fitted),
-        "test": evaluate(run, "test"),
+        "test": with_split_metrics(run, "test", evaluate(run, "test")),
         "test_entity_f1_by_type": entity_types_f1(run, "test"),
         "test_confident": confident_metrics(run, "test"),
         "params": param_counts(run.model),

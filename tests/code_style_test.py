@@ -18,7 +18,7 @@ def test_no_function_is_longer_than_60_lines():
     assert not too_long, too_long
 
 
-KIND_NAMES = {"sentence", "token", "pair", "multi_label", "pair_classification"}
+KIND_NAMES = {"sentence", "token", "pair", "multi_label", "pair_classification", "contrastive"}
 
 
 def test_no_task_kind_is_compared_outside_the_kind_classes():

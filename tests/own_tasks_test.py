@@ -112,6 +112,34 @@ def test_pair_labels_make_a_pair_classification_task(tmp_path):
     assert [int(e["label"]) for e in examples(task, "train")] == [1, 0]
 
 
+def test_anchor_positive_pairs_make_a_contrastive_task(tmp_path):
+    rows = ['{"anchor": "how old is the sun", "positive": "about 4.6 billion years"}',
+            '{"anchor": "capital of france", "positive": "paris"}']  # fmt: skip
+    write(tmp_path / "q" / "train.jsonl", "\n".join(rows))
+    write(tmp_path / "q" / "validation.jsonl", "\n".join(rows))
+    task = from_files("qa", tmp_path / "q")
+    assert task.kind == "contrastive" and task.labels == () and task.score_range is None
+    assert [e["positive"] for e in examples(task, "train")] == [
+        b"about 4.6 billion years",
+        b"paris",
+    ]
+
+
+def test_in_batch_loss_masks_other_tasks_columns_and_retrieval_ranks():
+    from mtl_keras.metrics import in_batch_hits, in_batch_xent, retrieval_metrics
+
+    scores = np.array([[5.0, 1.0, 9.0], [2.0, 3.0, 9.0], [0.0, 0.0, 0.0]], "float32")
+    valid = np.array([[1.0], [1.0], [0.0]], "float32")  # row 3 is another task's example
+    # Column 3 is masked: rows 1 and 2 choose between their own two columns.
+    want = [np.log1p(np.exp(1.0 - 5.0)), np.log1p(np.exp(2.0 - 3.0))]
+    np.testing.assert_allclose(np.asarray(in_batch_xent(valid, scores))[:2], want, rtol=1e-5)
+    assert np.asarray(in_batch_hits(valid, scores))[:2].tolist() == [1.0, 1.0]
+    anchors = np.array([[1.0, 0], [1.0, 0], [0, 1.0]])
+    positives = np.array([[1.0, 0], [0.8, 0.6], [0, 1.0]])  # anchor 2's own ranks 2nd
+    got = retrieval_metrics(anchors, positives)
+    assert got == {"recall_at_1": 2 / 3, "mrr": (1 + 0.5 + 1) / 3}
+
+
 def test_run_config_takes_task_objects_beside_built_in_names(tmp_path):
     task = from_files("mine", write(tmp_path / "m.csv", "text,label\nhi,a\nho,b\n"))
     config = RunConfig(tasks=[task, "topic"])
@@ -145,6 +173,10 @@ def write_real_files(folder):
               "labels": sorted({tag[2:] for tag in s["ner"] if tag != "O"})}
              for s in sentences]  # fmt: skip
     write(folder / "types.jsonl", "\n".join(map(json.dumps, types)))
+    # Contrastive: STS-B pairs scored 4 or more, one text the anchor, the other the positive.
+    close = [{"anchor": p["sentence1"], "positive": p["sentence2"]}
+             for p in pairs["train"] if p["score"] >= 4]  # fmt: skip
+    write(folder / "close.jsonl", "\n".join(map(json.dumps, close)))
     # Pair classification: STS-B pairs scored 3 or more are "similar" (CSV, quoted texts).
     with open(write(folder / "para.csv", ""), "w", newline="") as handle:
         out = csv.writer(handle)
@@ -157,14 +189,15 @@ def write_real_files(folder):
 
 @pytest.fixture(scope="module")
 def own_run(tiny_preset, tiny_data_dir, tmp_path_factory):
-    """One tiny run of five user tasks (one of each kind) beside the built-in topic."""
+    """One tiny run of six user tasks (one of each kind) beside the built-in topic."""
     folder = tmp_path_factory.mktemp("own")
     write_real_files(folder / "data")
     argv = ["--tasks", "topic", "--task", f"news={folder}/data/news.csv",
             "--task-columns", "news=text:headline,label:category",
             "--task", f"ents={folder}/data/ents.conll", "--task", f"sts={folder}/data/sts",
             "--task", f"types={folder}/data/types.jsonl", "--task", f"para={folder}/data/para.csv",
-            "--train-examples", "ents=64,news=64,sts=64,types=64,para=64",
+            "--task", f"close={folder}/data/close.jsonl",
+            "--train-examples", "ents=64,news=64,sts=64,types=64,para=64,close=64",
             "--max-eval-examples", "40",
             "--epochs", "1", "--preset", str(tiny_preset), "--data-dir", str(tiny_data_dir),
             "--max-length", "16", "--batch-size", "8", "--verbose", "0", "--no-sts",
@@ -176,16 +209,21 @@ def own_run(tiny_preset, tiny_data_dir, tmp_path_factory):
 def test_own_tasks_train_and_report_metrics_under_their_names(own_run):
     out, metrics = own_run
     assert metrics == json.loads((out / "metrics.json").read_text())
-    assert metrics["tasks"] == ["topic", "news", "ents", "sts", "types", "para"]
+    assert metrics["tasks"] == ["topic", "news", "ents", "sts", "types", "para", "close"]
     test = metrics["test"]
     assert 0 <= test["news"]["accuracy"] <= 1 and 0 <= test["news"]["macro_f1"] <= 1
     assert 0 <= test["ents"]["entity_f1"] <= 1 and -1 <= test["sts"]["pearson"] <= 1
     assert 0 <= test["types"]["micro_f1"] <= 1 and 0 <= test["types"]["macro_f1"] <= 1
     assert 0 <= test["para"]["accuracy"] <= 1 and 0 <= test["para"]["macro_f1"] <= 1
+    # Retrieval over the whole test split (up to --max-eval-examples anchors).
+    close = test["close"]
+    assert 0 <= close["recall_at_1"] <= close["mrr"] <= 1 and close["mrr"] > 0
+    assert close["examples"] == min(40, metrics["own_data"]["close"]["test"]["examples"])
     assert test["ents"]["examples"] == 40  # --max-eval-examples
     assert test["news"]["examples"] == metrics["own_data"]["news"]["test"]["examples"] < 40
     assert metrics["train_examples"] == {"topic": metrics["train_examples"]["topic"], "news": 64,
-                                         "ents": 64, "sts": 64, "types": 64, "para": 64}  # fmt: skip
+                                         "ents": 64, "sts": 64, "types": 64, "para": 64,
+                                         "close": 64}  # fmt: skip
     data = metrics["own_data"]
     assert data["sts"]["validation"]["from"].endswith("dev.jsonl")
     assert data["sts"]["validation"]["examples"] == 80
@@ -202,7 +240,9 @@ def test_own_tasks_predict_and_serve_with_their_label_names(own_run, tmp_path):
     predicted = predictor.predict(texts)
     assert all(p["news"]["label"] in labels["news"] for p in predicted)
     assert len(predicted[1]["ents"]["tags"]) == 6 and "sts" not in predicted[0]
-    assert "para" not in predicted[0]  # two texts per prediction: not a per-text output
+    assert (
+        "para" not in predicted[0] and "close" not in predicted[0]
+    )  # two texts: no output per text
     types = predicted[0]["types"]
     assert list(types["probabilities"]) == list(labels["types"])
     assert types["labels"] == [n for n, p in types["probabilities"].items() if p > 0.5]

@@ -4,9 +4,10 @@ Formats: .csv, .tsv (a header line), .jsonl (one JSON object per line) and .conl
 token per line, its tag in the last whitespace-separated column, a blank line between
 sentences, `-DOCSTART-` lines skipped). The columns say the task's kind, as in
 sentence-transformers: `text,label` (sentence), `tokens,tags` (token),
-`sentence1,sentence2,score` (pair), `text,labels` (multi_label) and
-`sentence1,sentence2,label` (pair_classification). Every problem is one `InputError` naming the file
-and the line, raised while reading, before any model loads.
+`sentence1,sentence2,score` (pair), `text,labels` (multi_label),
+`sentence1,sentence2,label` (pair_classification) and `anchor,positive` (contrastive).
+Every problem is one `InputError` naming the file and the line, raised while reading,
+before any model loads.
 """
 
 import csv
@@ -22,8 +23,6 @@ from mtl_keras.errors import InputError
 from mtl_keras.kinds import KINDS
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".conll")
-# Column sets of kinds this version cannot train yet: named, so the error says so.
-PLANNED = {("anchor", "positive"): "contrastive (anchor/positive) training"}
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
 
 
@@ -134,13 +133,8 @@ def detect_kind(path, columns, kind=None):
             )
         return kind
     for name, spec in KINDS.items():
-        if set(spec.columns) <= set(columns) and not any(
-            set(planned) <= set(columns) and len(planned) > len(spec.columns) for planned in PLANNED
-        ):
+        if set(spec.columns) <= set(columns):
             return name
-    for planned, what in PLANNED.items():
-        if set(planned) <= set(columns):
-            raise InputError(f"'{path}': {what} ({','.join(planned)}) is not supported yet.")
     layouts = "; ".join(",".join(spec.columns) for spec in KINDS.values())
     raise InputError(
         f"'{path}' has columns {', '.join(columns) or 'none'}, which name no task kind: "
