@@ -17,12 +17,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    from mtl_keras import RunConfig, SentenceEncoder
+    from mtl_keras import MultiTaskTrainer, RunConfig, SentenceEncoder
     from mtl_keras.data import load
-    from mtl_keras.trainer import attach_optimizer, build, evaluate
 
-    run = build(RunConfig(scenario="frozen_all", tasks=("topic", "sentiment"), max_length=128))
-    attach_optimizer(run, steps_per_epoch=1)  # compiled: evaluate needs the metrics
+    config = RunConfig(scenario="frozen_all", tasks=("topic", "sentiment"), max_length=128)
+    run = MultiTaskTrainer(config)
+    run.attach_optimizer(steps_per_epoch=1)  # compiled: evaluate needs the metrics
     texts = [
         row["text"].decode()
         for task in run.tasks
@@ -30,12 +30,12 @@ def main(argv=None):
     ]
     encoder = SentenceEncoder(run.model.backbone, run.tokenizer, 128)
     encoder.encode(texts[:64])  # trace
-    evaluate(run, "test")  # trace (and the split's first read)
+    run.evaluate("test")  # trace (and the split's first read)
     evaluation, encoding = [], []
     for _ in range(args.repeats):  # interleaved, so drift hits both alike
         run.eval_data.clear()  # each repeat reads and tokenizes the split again
         start = time.perf_counter()
-        metrics = evaluate(run, "test")
+        metrics = run.evaluate("test")
         evaluation.append(time.perf_counter() - start)
         start = time.perf_counter()
         encoder.encode(texts)

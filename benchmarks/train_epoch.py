@@ -34,16 +34,15 @@ def round_up_lengths(multiple):
 
 
 def keras_epoch(examples, max_length, length_buckets, xla=False, bound=False):
-    from mtl_keras import RunConfig
+    from mtl_keras import MultiTaskTrainer, RunConfig
     from mtl_keras.callbacks import EpochTimer
     from mtl_keras.model import compile_model
-    from mtl_keras.trainer import attach_optimizer, build, load_data
 
     config = RunConfig(scenario="full", tasks=("topic", "sentiment"), max_train_examples=examples,
                        max_length=max_length, epochs=2, verbose=0, length_buckets=length_buckets)  # fmt: skip
-    run = build(config)
-    data = load_data(run)
-    attach_optimizer(run, data.steps)
+    run = MultiTaskTrainer(config)
+    data = run.load_data()
+    run.attach_optimizer(data.steps)
     train = data.train
     if bound:
         without_elementwise_work(run.fit_model)

@@ -9,16 +9,18 @@ from mtl_keras.backbone import TunableBertBackbone  # noqa: E402
 from mtl_keras.config import RunConfig  # noqa: E402
 from mtl_keras.encoder import SentenceEncoder, embedding_model  # noqa: E402
 from mtl_keras.errors import UserError  # noqa: E402
+from mtl_keras.kinds import KINDS  # noqa: E402
 from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers  # noqa: E402
 from mtl_keras.metrics import EntityF1, MacroF1  # noqa: E402
 from mtl_keras.model import MultiTaskModel, compile_model  # noqa: E402
 from mtl_keras.pooling import MeanPooling  # noqa: E402
 from mtl_keras.predict import Predictor  # noqa: E402
 from mtl_keras.scenarios import SCENARIOS  # noqa: E402
-from mtl_keras.tasks import TASKS  # noqa: E402
-from mtl_keras.trainer import RunResult, train  # noqa: E402
+from mtl_keras.tasks import TASKS, Task, from_files  # noqa: E402
+from mtl_keras.trainer import MultiTaskTrainer, RunResult, train  # noqa: E402
 
 __all__ = [
+    "KINDS",
     "SCENARIOS",
     "TASKS",
     "EntityF1",
@@ -26,14 +28,17 @@ __all__ = [
     "MacroF1",
     "MeanPooling",
     "MultiTaskModel",
+    "MultiTaskTrainer",
     "Predictor",
     "RunConfig",
     "RunResult",
     "SentenceEncoder",
+    "Task",
     "TunableBertBackbone",
     "UserError",
     "compile_model",
     "embedding_model",
+    "from_files",
     "layer_decay_multipliers",
     "train",
 ]

@@ -1,8 +1,8 @@
 """`train(config)`: one multi-task model under one scenario on the real data, end to end.
 
-The body of `train` is the recipe, step by step: build the model, load the data, fit
-the scenario's stages (resuming from a checkpoint after a crash), evaluate, write the
-artefacts. Every step is a function here that a user can also call on its own.
+The body of `train` is the recipe, step by step, on a `MultiTaskTrainer`: build the model,
+load the data, fit the scenario's stages (resuming from a checkpoint after a crash),
+evaluate, write the artefacts. Each step is a method a user can also call on its own.
 """
 
 import dataclasses
@@ -61,26 +61,6 @@ class RunResult:
 
 
 @dataclasses.dataclass
-class Run:
-    """Everything `build` makes for a run; the later steps read it."""
-
-    config: RunConfig
-    scenario: object
-    tasks: list
-    preset: Path
-    tokenizer: object
-    preprocessor: object
-    strategy: object
-    model: MultiTaskModel
-    optimizer: keras.optimizers.Optimizer | None  # made by `attach_optimizer`
-    stages: list
-    fit_model: keras.Model = None  # what `fit` trains: the model, or its heads on a cache
-    embed: object = None  # the frozen-backbone embedding function when caching
-    eval_data: dict = dataclasses.field(default_factory=dict)  # built once per split
-    sts_pairs: tuple = None  # the STS-B test pairs, read once
-    sts_encoder: SentenceEncoder = None  # the model's embedding, traced once
-
-
 @dataclasses.dataclass
 class RunData:
     train: tf.data.Dataset
@@ -115,15 +95,15 @@ def train(config=None, **options):
     created = not output.exists()
     try:
         ensure_writable_dir(output, "--output-dir")
-        run = build(config)
-        sts_before = measure_sts(run)
-        data = load_data(run)
-        attach_optimizer(run, data.steps)
-        fitted = fit_stages(run, data, output)
-        metrics = evaluate_run(run, data, fitted, output)
-        metrics["sts_b"] = sts_change(run, sts_before, measure_sts(run))
+        trainer = MultiTaskTrainer(config)
+        sts_before = trainer.measure_sts()
+        data = trainer.load_data()
+        trainer.attach_optimizer(data.steps)
+        fitted = trainer.fit(data, output)
+        metrics = trainer.evaluate_all(data, fitted, output)
+        metrics["sts_b"] = trainer.sts_change(sts_before, trainer.measure_sts())
         metrics["wall_seconds"] = time.perf_counter() - started
-        model_path = write_artifacts(run, fitted, metrics, output)
+        model_path = trainer.save(fitted, metrics, output)
     except BaseException:
         if created and output.is_dir() and not any(output.iterdir()):
             output.rmdir()  # a run that failed before writing anything leaves no folder
@@ -181,73 +161,6 @@ def configure_devices(logical_cpus):
                 ) from None
 
 
-def build(config):
-    """Step 1: local weights and tokenizer, the model under the scenario."""
-    tasks = resolve_tasks(config.tasks)
-    scenario = get_scenario(config.scenario, tasks)
-    configure_devices(config.logical_cpus)
-    preset = preset_path(config)
-    tokenizer = presets.load_tokenizer(preset)
-    pretrained = presets.load_backbone(preset)  # its length was checked before loading
-    mirrored = config.distribution == "mirrored"
-    strategy = tf.distribute.MirroredStrategy() if mirrored else tf.distribute.get_strategy()
-    stages = training_stages(
-        scenario,
-        tasks,
-        pretrained.num_layers,
-        config.epochs,
-        config.frozen_layers,
-        config.unfreeze_every,
-    )
-    with strategy.scope():
-        model = new_model(config, scenario, tasks, pretrained)
-    run = Run(
-        config,
-        scenario,
-        tasks,
-        preset,
-        tokenizer,
-        make_preprocessor(tokenizer, config.max_length),
-        strategy,
-        model,
-        None,  # the optimizer: made once the data says how many steps the run has
-        stages,
-    )
-    run.fit_model, run.embed = model, None
-    if uses_embedding_cache(run):
-        # A frozen backbone in inference mode gives every example the same embedding in
-        # every epoch: compute it once and train the heads on the cache.
-        run.embed = traced_inference(model.embedding_model())
-        run.fit_model = model.heads_model()
-    return run
-
-
-def attach_optimizer(run, steps_per_epoch):
-    """Step 2b: the optimizer, its schedule spanning the run's steps; compile with it.
-
-    It is built over everything the scenario ever trains (see `optimizer_parts`), so
-    its state and step count carry through the stages of gradual unfreezing, and its
-    schedule runs once over the whole run.
-    """
-    config, model = run.config, run.model
-    with run.strategy.scope():
-        run.optimizer = make_optimizer(
-            run.scenario,
-            learning_rate=config.learning_rate_or_default,
-            num_layers=model.backbone.num_layers,
-            layer_decay=config.layer_decay,
-            head_multiplier=config.head_lr_multiplier_or_default,
-            weight_decay=config.weight_decay,
-            total_steps=steps_per_epoch * config.epochs,
-            schedule=config.schedule,
-            warmup_ratio=config.warmup_ratio,
-            accumulation_steps=config.gradient_accumulation_steps,
-        )
-        set_frozen(model, optimizer_parts(run.scenario, run.tasks), config.frozen_layers)
-        run.optimizer.build(model.trainable_variables)
-    recompile(run)
-
-
 def new_model(config, scenario, tasks, pretrained):
     """The multi-task model; the seed fixes the heads, so all scenarios start equal."""
     keras.utils.set_random_seed(config.seed)
@@ -263,170 +176,6 @@ def new_model(config, scenario, tasks, pretrained):
     return model
 
 
-def uses_embedding_cache(run):
-    """Heads train on cached embeddings: a frozen inference backbone, sentence heads only."""
-    return bool(
-        run.config.cache_embeddings
-        and run.scenario.inference_backbone
-        and run.stages
-        and run.config.distribution == "none"
-        and all(t.spec.embedding_head for t in run.tasks)
-    )
-
-
-def recompile(run, frozen=None, lower_frozen_layers=None):
-    """Set the trainable parts (when given), then compile what `fit` trains.
-
-    Keras reads `trainable` when it compiles the train step, so every change of the
-    frozen set is followed by a recompile with the same (already built) optimizer.
-    """
-    with run.strategy.scope():
-        if frozen is not None:
-            set_frozen(run.model, frozen, lower_frozen_layers)
-        compile_model(run.model, run.optimizer, run.config.loss_weights)
-        if run.fit_model is not run.model:
-            compile_model(run.fit_model, run.optimizer, run.config.loss_weights, run.tasks)
-
-
-def load_data(run):
-    """Step 2: the mixed training stream and the validation batches."""
-    config, started = run.config, time.perf_counter()
-    data_dir = resolve_data_dir(config.data_dir)
-    train_stream, steps, sizes = training_stream(
-        run.tasks,
-        run.preprocessor,
-        batch_size=config.batch_size,
-        max_length=config.max_length,
-        sampling=config.sampling,
-        temperature=config.temperature,
-        max_examples={t.name: config.train_cap(t.name) for t in run.tasks},
-        seed=config.seed,
-        data_dir=data_dir,
-        embed=run.embed,
-        length_buckets=config.length_buckets,
-    )
-    validation, _ = evaluation_data(run, "validation", embed=run.embed)
-    data = RunData(train_stream, steps, sizes, validation, time.perf_counter() - started)
-    print(f"scenario {run.scenario.name}: {run.scenario.summary}")
-    for name, splits in own_data(run).items():
-        made = "; ".join(f"{s} {d['examples']} ({d['from']})" for s, d in splits.items())
-        print(f"task {name}: {made}")
-    print(f"training examples per task: {sizes}; {steps} steps of {config.batch_size} per epoch")
-    if run.embed is not None:
-        print(f"frozen backbone: the heads train on embeddings computed once ({data.seconds:.0f}s)")
-    return data
-
-
-def evaluation_data(run, split, embed=None):
-    """(batches, {task: examples}) of a split: read, tokenized and sorted once per run."""
-    key = (split, embed is not None)
-    if key not in run.eval_data:
-        run.eval_data[key] = evaluation_stream(
-            run.tasks,
-            split,
-            run.preprocessor,
-            batch_size=run.config.batch_size,
-            max_length=run.config.max_length,
-            data_dir=resolve_data_dir(run.config.data_dir),
-            max_examples=run.config.max_eval_examples,
-            replicas=run.strategy.num_replicas_in_sync,
-            embed=embed,
-        )
-    return run.eval_data[key]
-
-
-def fit_stages(run, data, output):
-    """Step 3: `fit` each stage, resuming after the last checkpointed epoch if any."""
-    checkpoint_dir = output / CHECKPOINT_DIR
-    history, timer, start_epoch = resume(run, checkpoint_dir)
-    guard = DivergenceGuard()
-    stopper = None
-    if run.config.patience is not None:
-        stopper = keras.callbacks.EarlyStopping(
-            ValidationScore.MONITOR, patience=run.config.patience, mode="max",
-            restore_best_weights=True, verbose=1 if run.config.verbose else 0,
-        )  # fmt: skip
-    callbacks = run_callbacks(run, output, history, timer, guard, stopper)
-    stage_log = []
-    for stage in run.stages:
-        recompile(run, stage.frozen, stage.lower_frozen_layers)
-        trainable = param_counts(run.model)["trainable"]
-        stage_log.append(
-            {
-                "epochs": [stage.first_epoch, stage.end_epoch],
-                "frozen": list(stage.frozen),
-                "lower_frozen_layers": stage.lower_frozen_layers,
-                "trainable_params": trainable,
-            }
-        )
-        if stage.end_epoch <= start_epoch:
-            continue  # finished before the interruption
-        if len(run.stages) > 1:
-            print(
-                f"stage: epochs {stage.first_epoch + 1}-{stage.end_epoch}, frozen "
-                f"{list(stage.frozen)} (lower {stage.lower_frozen_layers}), "
-                f"{trainable:,} trainable parameters"
-            )
-        first = max(stage.first_epoch, start_epoch)
-        run.fit_model.fit(
-            # Each `fit` reads the stream from its start; a resumed stage skips the batches
-            # its finished epochs used, so every epoch sees the batches it would have seen.
-            data.train.skip((first - stage.first_epoch) * data.steps),
-            validation_data=data.validation,
-            initial_epoch=first,
-            epochs=stage.end_epoch,
-            steps_per_epoch=data.steps,
-            callbacks=callbacks,
-            verbose=run.config.fit_verbose,
-            shuffle=False,
-        )
-        check_divergence(guard, history, checkpoint_dir)
-    best = stopper.best_epoch if stopper is not None and stopper.best_weights else None
-    return Fitted(history, timer.times, stage_log, best)
-
-
-def run_callbacks(run, output, history, timer, guard, stopper=None):
-    """Timing, divergence stop, the validation score, history, [early stopping],
-    checkpoint, TensorBoard: in this order, as each reads what the ones before wrote."""
-    names = [task.name for task in run.tasks]
-    record = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: history.append(
-            {"epoch": epoch, **{k: float(v) for k, v in per_task_logs(logs, names).items()}}
-        )
-    )
-    checkpoint = EpochCheckpoint(
-        output / CHECKPOINT_DIR,
-        guard,
-        lambda epoch, logs: {"history": history, "epoch_seconds": timer.times},
-        target=run.model,
-    )
-    score = ValidationScore(run.tasks, per_task_logs)
-    stopping = [] if stopper is None else [stopper]
-    tensorboard = keras.callbacks.TensorBoard(log_dir=str(output / "logs"))
-    return [timer, guard, score, record, *stopping, checkpoint, tensorboard]
-
-
-def resume(run, checkpoint_dir):
-    """(history, timer, first epoch to run): from the checkpoint of a crashed run, if any.
-
-    Weights, optimizer state (moments, step count, so the schedule goes on) and dropout
-    random states come back as they were after the last finished epoch; with the skipped
-    batches in `fit_stages`, the rest of the run is the uninterrupted run's.
-    """
-    progress = read_progress(checkpoint_dir)
-    if not progress:
-        return [], EpochTimer(), 0
-    recompile(run)  # compiled, so the optimizer state loads too
-    with run.strategy.scope():
-        run.model.load_weights(progress["weights"])
-        states = progress.get("seed_states", ())  # absent in checkpoints of older versions
-        for variable, value in zip(seed_states(run.model), states, strict=bool(states)):
-            variable.assign(value)  # what `save_weights` leaves out
-    start_epoch = progress["epoch"] + 1
-    print(f"resuming from the checkpoint after epoch {start_epoch} in {checkpoint_dir}")
-    return progress["history"], EpochTimer(progress["epoch_seconds"]), start_epoch
-
-
 def check_divergence(guard, history, checkpoint_dir):
     if guard.diverged_at:
         epoch, batch = guard.diverged_at
@@ -435,36 +184,6 @@ def check_divergence(guard, history, checkpoint_dir):
             f"training diverged (loss not finite) at epoch {epoch}, batch {batch}; {kept}; "
             "lower --learning-rate and rerun (a rerun resumes from that checkpoint)."
         )
-
-
-def evaluate(run, split):
-    """Per-task metrics on one split, in one pass over all of its examples.
-
-    Each head's metrics are weighted by its own labels, so an example of another task
-    counts for nothing there; `xent` is the head's mean loss over its own examples.
-    """
-    data, sizes = evaluation_data(run, split)
-    if data is None:
-        return {name: {"examples": n} for name, n in sizes.items()}
-    return evaluated(run, data, sizes)
-
-
-def evaluated(run, data, sizes):
-    """{task in `sizes`: metrics} of `model.evaluate` over `data`.
-
-    The logs are named for every output of the model, whichever tasks `data` holds.
-    """
-    logs = run.model.evaluate(data, return_dict=True, verbose=0)
-    return task_metrics(per_task_logs(logs, [t.name for t in run.tasks]), sizes)
-
-
-def task_split_stream(run, split, task, where=None):
-    """(batches, {task: examples}) of one task's examples of `split` (a `where` subset)."""
-    return evaluation_stream(
-        run.tasks, split, run.preprocessor, batch_size=run.config.batch_size,
-        max_length=run.config.max_length, data_dir=resolve_data_dir(run.config.data_dir),
-        max_examples=run.config.max_eval_examples, only=task.name, where=where,
-    )  # fmt: skip
 
 
 def task_metrics(logs, sizes, prefix=""):
@@ -481,164 +200,15 @@ def task_metrics(logs, sizes, prefix=""):
     return results
 
 
-def measure_sts(run):
-    """STS-B test Spearman x 100 of the run's embedding as it is now (None if turned off)."""
-    if not run.config.measure_sts:
-        return None
-    if run.sts_pairs is None:
-        run.sts_pairs = sts_pairs("test", resolve_data_dir(run.config.data_dir))
-    return sts_spearman(run_encode(run), run.sts_pairs)
-
-
-def run_encode(run):
-    """The run's embedding of a list of texts (L2-normalised), as the model is now.
-
-    The encoder is traced once: it reads the variables, so later calls see training.
-    """
-    if run.sts_encoder is None:
-        run.sts_encoder = SentenceEncoder.from_model(
-            run.model, run.tokenizer, run.config.max_length
-        )
-    return lambda texts: run.sts_encoder.encode(texts, batch_size=run.config.batch_size)
-
-
-def with_split_metrics(run, split, metrics):
-    """`metrics` ({task: {...}}) with each task's metrics over the whole split added: what
-    a kind measures beyond batches (`Kind.split_metrics`: retrieval for contrastive)."""
-    data_dir, cap = resolve_data_dir(run.config.data_dir), run.config.max_eval_examples
-    for task in run.tasks:
-
-        def examples(task=task):
-            return list(task.examples(split, data_dir).take(cap or -1).as_numpy_iterator())
-
-        found = task.spec.split_metrics(task, run_encode(run), examples)
-        if found:
-            metrics[task.name].update(found)
-    return metrics
-
-
-def sts_change(run, before, after):
-    """The forgetting measure: the embedding's STS-B figure before and after training."""
-    if before is None:
-        return None
-    return {"split": "test", "pairs": len(run.sts_pairs[2]), "max_length": run.config.max_length,
-            "before": before, "after": after, "change": after - before}  # fmt: skip
-
-
-def validation_metrics(run, fitted):
-    """The final validation metrics: those `fit` measured for the final weights, else anew.
-
-    The final weights are the last epoch's, or with early stopping the best epoch's;
-    `fit` measured the validation split right after that epoch, so evaluating it again
-    would only repeat that pass.
-    """
-    final = run.config.epochs - 1 if fitted.best_epoch is None else fitted.best_epoch
-    row = next((r for r in reversed(fitted.history) if r["epoch"] == final), {})
-    _, sizes = evaluation_data(run, "validation", embed=run.embed)
-    loss = {task.name: task.loss_metric for task in run.tasks}
-    measured = all(f"val_{n}_{loss[n]}" in row for n, size in sizes.items() if size)
-    if not row or not measured or not any(sizes.values()):
-        return evaluate(run, "validation")
-    return task_metrics(row, sizes, prefix="val_")
-
-
-def entity_types_f1(run, split):
-    """{token task: {entity type: F1}} on a split (the micro F1 is in `evaluate`'s)."""
-    out = {}
-    for task in (t for t in run.tasks if t.spec.reads_sequence):
-        data, _ = task_split_stream(run, split, task)
-        if data is None:
-            continue
-        true, pred, weight = [], [], []
-        for x, y, w in data:  # rows padded to a batch's longest: keep them row by row
-            logits = run.model(x, training=False)[task.name]
-            true += list(np.asarray(y[task.name]))
-            pred += list(np.argmax(logits, axis=-1))
-            weight += list(np.asarray(w[task.name]))
-        out[task.name] = entity_f1_by_type(true, pred, weight, task.labels)
-    return out
-
-
 # Crowd annotators' agreement on a tweet's label: accuracy on the tweets at or above it
 # shows how much label noise caps the accuracy on all of them.
 CONFIDENT = 0.8
-
-
-def confident_metrics(run, split):
-    """{task: metrics} on the examples of `split` labelled with confidence >= CONFIDENT,
-    for each task whose dataset records annotator confidence (tweet sentiment)."""
-    data_dir, out = resolve_data_dir(run.config.data_dir), {}
-    for task in (t for t in run.tasks if t.dataset is not None):  # a packaged dataset
-        if "confidence" not in get_builder(task.dataset, data_dir).info.features:
-            continue
-        data, sizes = task_split_stream(
-            run, split, task, where=lambda example: example["confidence"] >= CONFIDENT
-        )
-        metrics = {"min_confidence": CONFIDENT, "examples": sizes[task.name]}
-        if data is not None:
-            metrics.update(evaluated(run, data, sizes)[task.name])
-        out[task.name] = metrics
-    return out
-
-
-def own_data(run):
-    """{task: {split: {"examples", "from"}}} for the tasks read from a user's files."""
-    return {t.name: split_sizes(t) for t in run.tasks if t.files is not None}
 
 
 def param_counts(model):
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_weights))
     total = int(sum(np.prod(v.shape) for v in model.weights))
     return {"trainable": trainable, "total": total, "non_trainable": total - trainable}
-
-
-def evaluate_run(run, data, fitted, output):
-    """Step 4: validation and test metrics, with what the run was and what it cost."""
-    return {
-        "scenario": run.scenario.name,
-        "tasks": [t.name for t in run.tasks],
-        "validation": validation_metrics(run, fitted),
-        "test": with_split_metrics(run, "test", evaluate(run, "test")),
-        "test_entity_f1_by_type": entity_types_f1(run, "test"),
-        "test_confident": confident_metrics(run, "test"),
-        "params": param_counts(run.model),
-        "stages": fitted.stages,
-        "best_epoch": fitted.best_epoch,  # with --patience: the epoch whose weights were kept
-        "train_examples": data.sizes,
-        "own_data": own_data(run),  # a user's task: its split sizes and how each was made
-        "epoch_seconds": fitted.epoch_seconds,
-        "embedding_cache": run.embed is not None,
-        "data_seconds": data.seconds,
-        "optimizer_iterations": int(run.optimizer.iterations.numpy()),
-        "replicas": run.strategy.num_replicas_in_sync,
-        "config": {
-            **run.config.to_dict(),
-            "learning_rate": run.config.learning_rate_or_default,
-            "head_lr_multiplier": run.config.head_lr_multiplier_or_default,
-            "preset": str(run.preset),
-            "output_dir": str(output),
-        },
-    }
-
-
-def write_artifacts(run, fitted, metrics, output):
-    """Step 5: model, tokenizer, history, curves, metrics; the checkpoint goes.
-
-    The model is saved with the trainable set its optimizer was built for (for gradual
-    unfreezing, the last stage's), so a reload lines the optimizer state up again.
-    """
-    check_finite(run.model, metrics)
-    recompile(run, optimizer_parts(run.scenario, run.tasks), run.config.frozen_layers)
-    model_path = None
-    if run.config.save_model:
-        model_path = save_model(run.model, output / "model.keras")
-        save_tokenizer(run.tokenizer, output / TOKENIZER_DIR)
-    write_history_csv(output / "history.csv", fitted.history)
-    if fitted.history:
-        plot_curves(output / "curves.png", fitted.history, run.tasks)
-    write_json(output / "metrics.json", metrics)
-    shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)  # the run is complete
-    return model_path
 
 
 def check_finite(model, metrics):
@@ -653,6 +223,407 @@ def check_finite(model, metrics):
             f"training produced a non-finite {what}; nothing was saved: lower "
             "--learning-rate (or --head-lr-multiplier) and rerun."
         )
+
+
+class MultiTaskTrainer:
+    """One training run of a `RunConfig`: built when made, then `load_data`,
+    `attach_optimizer`, `fit`, `evaluate_all` and `save` (the steps `train` takes in
+    order; each can be called on its own, e.g. by a benchmark that times one of them).
+
+        trainer = MultiTaskTrainer(RunConfig(tasks="topic", epochs=1))
+        data = trainer.load_data()
+        trainer.attach_optimizer(data.steps)
+        fitted = trainer.fit(data, Path("runs/mine"))
+        print(trainer.evaluate("test"))
+    """
+
+    def __init__(self, config):
+        """Build the run: local weights and tokenizer, the model under the scenario."""
+        self.config = config
+        self.tasks = resolve_tasks(config.tasks)
+        self.scenario = get_scenario(config.scenario, self.tasks)
+        configure_devices(config.logical_cpus)
+        self.preset = preset_path(config)
+        self.tokenizer = presets.load_tokenizer(self.preset)
+        pretrained = presets.load_backbone(self.preset)  # its length was checked before loading
+        mirrored = config.distribution == "mirrored"
+        self.strategy = (
+            tf.distribute.MirroredStrategy() if mirrored else tf.distribute.get_strategy()
+        )
+        self.stages = training_stages(
+            self.scenario,
+            self.tasks,
+            pretrained.num_layers,
+            config.epochs,
+            config.frozen_layers,
+            config.unfreeze_every,
+        )
+        with self.strategy.scope():
+            self.model = new_model(config, self.scenario, self.tasks, pretrained)
+        self.preprocessor = make_preprocessor(self.tokenizer, config.max_length)
+        self.optimizer = None  # made by `attach_optimizer`, once the data gives the steps
+        self.eval_data = {}  # (split, cached) -> batches: read, tokenized, sorted once
+        self.sts_pairs = None  # the STS-B test pairs, read once
+        self.sts_encoder = None  # the model's embedding, traced once
+        # What `fit` trains: the model, or with a frozen backbone in inference mode (every
+        # example's embedding is the same in every epoch) its heads on embeddings computed
+        # once by `embed`.
+        self.fit_model, self.embed = self.model, None
+        if self.uses_embedding_cache():
+            self.embed = traced_inference(self.model.embedding_model())
+            self.fit_model = self.model.heads_model()
+
+    def attach_optimizer(self, steps_per_epoch):
+        """The optimizer, its schedule spanning the run's steps; compile with it.
+
+        It is built over everything the scenario ever trains (see `optimizer_parts`), so
+        its state and step count carry through the stages of gradual unfreezing, and its
+        schedule runs once over the whole self.
+        """
+        config, model = self.config, self.model
+        with self.strategy.scope():
+            self.optimizer = make_optimizer(
+                self.scenario,
+                learning_rate=config.learning_rate_or_default,
+                num_layers=model.backbone.num_layers,
+                layer_decay=config.layer_decay,
+                head_multiplier=config.head_lr_multiplier_or_default,
+                weight_decay=config.weight_decay,
+                total_steps=steps_per_epoch * config.epochs,
+                schedule=config.schedule,
+                warmup_ratio=config.warmup_ratio,
+                accumulation_steps=config.gradient_accumulation_steps,
+            )
+            set_frozen(model, optimizer_parts(self.scenario, self.tasks), config.frozen_layers)
+            self.optimizer.build(model.trainable_variables)
+        self.recompile()
+
+    def uses_embedding_cache(self):
+        """Heads train on cached embeddings: a frozen inference backbone, sentence heads only."""
+        return bool(
+            self.config.cache_embeddings
+            and self.scenario.inference_backbone
+            and self.stages
+            and self.config.distribution == "none"
+            and all(t.spec.embedding_head for t in self.tasks)
+        )
+
+    def recompile(self, frozen=None, lower_frozen_layers=None):
+        """Set the trainable parts (when given), then compile what `fit` trains.
+
+        Keras reads `trainable` when it compiles the train step, so every change of the
+        frozen set is followed by a recompile with the same (already built) optimizer.
+        """
+        with self.strategy.scope():
+            if frozen is not None:
+                set_frozen(self.model, frozen, lower_frozen_layers)
+            compile_model(self.model, self.optimizer, self.config.loss_weights)
+            if self.fit_model is not self.model:
+                compile_model(self.fit_model, self.optimizer, self.config.loss_weights, self.tasks)
+
+    def load_data(self):
+        """The mixed training stream and the validation batches."""
+        config, started = self.config, time.perf_counter()
+        data_dir = resolve_data_dir(config.data_dir)
+        train_stream, steps, sizes = training_stream(
+            self.tasks,
+            self.preprocessor,
+            batch_size=config.batch_size,
+            max_length=config.max_length,
+            sampling=config.sampling,
+            temperature=config.temperature,
+            max_examples={t.name: config.train_cap(t.name) for t in self.tasks},
+            seed=config.seed,
+            data_dir=data_dir,
+            embed=self.embed,
+            length_buckets=config.length_buckets,
+        )
+        validation, _ = self.evaluation_data("validation", embed=self.embed)
+        data = RunData(train_stream, steps, sizes, validation, time.perf_counter() - started)
+        print(f"scenario {self.scenario.name}: {self.scenario.summary}")
+        for name, splits in self.own_data().items():
+            made = "; ".join(f"{s} {d['examples']} ({d['from']})" for s, d in splits.items())
+            print(f"task {name}: {made}")
+        print(
+            f"training examples per task: {sizes}; {steps} steps of {config.batch_size} per epoch"
+        )
+        if self.embed is not None:
+            seconds = f"{data.seconds:.0f}s"
+            print(f"frozen backbone: the heads train on embeddings computed once ({seconds})")
+        return data
+
+    def evaluation_data(self, split, embed=None):
+        """(batches, {task: examples}) of a split: read, tokenized and sorted once per self."""
+        key = (split, embed is not None)
+        if key not in self.eval_data:
+            self.eval_data[key] = evaluation_stream(
+                self.tasks,
+                split,
+                self.preprocessor,
+                batch_size=self.config.batch_size,
+                max_length=self.config.max_length,
+                data_dir=resolve_data_dir(self.config.data_dir),
+                max_examples=self.config.max_eval_examples,
+                replicas=self.strategy.num_replicas_in_sync,
+                embed=embed,
+            )
+        return self.eval_data[key]
+
+    def fit(self, data, output):
+        """`fit` each stage, resuming after the last checkpointed epoch if any."""
+        checkpoint_dir = output / CHECKPOINT_DIR
+        history, timer, start_epoch = self.resume(checkpoint_dir)
+        guard = DivergenceGuard()
+        stopper = None
+        if self.config.patience is not None:
+            stopper = keras.callbacks.EarlyStopping(
+                ValidationScore.MONITOR, patience=self.config.patience, mode="max",
+                restore_best_weights=True, verbose=1 if self.config.verbose else 0,
+            )  # fmt: skip
+        callbacks = self.callbacks(output, history, timer, guard, stopper)
+        stage_log = []
+        for stage in self.stages:
+            self.recompile(stage.frozen, stage.lower_frozen_layers)
+            trainable = param_counts(self.model)["trainable"]
+            stage_log.append(
+                {
+                    "epochs": [stage.first_epoch, stage.end_epoch],
+                    "frozen": list(stage.frozen),
+                    "lower_frozen_layers": stage.lower_frozen_layers,
+                    "trainable_params": trainable,
+                }
+            )
+            if stage.end_epoch <= start_epoch:
+                continue  # finished before the interruption
+            if len(self.stages) > 1:
+                print(
+                    f"stage: epochs {stage.first_epoch + 1}-{stage.end_epoch}, frozen "
+                    f"{list(stage.frozen)} (lower {stage.lower_frozen_layers}), "
+                    f"{trainable:,} trainable parameters"
+                )
+            first = max(stage.first_epoch, start_epoch)
+            self.fit_model.fit(
+                # Each `fit` reads the stream from its start; a resumed stage skips the batches
+                # its finished epochs used, so every epoch sees the batches it would have seen.
+                data.train.skip((first - stage.first_epoch) * data.steps),
+                validation_data=data.validation,
+                initial_epoch=first,
+                epochs=stage.end_epoch,
+                steps_per_epoch=data.steps,
+                callbacks=callbacks,
+                verbose=self.config.fit_verbose,
+                shuffle=False,
+            )
+            check_divergence(guard, history, checkpoint_dir)
+        best = stopper.best_epoch if stopper is not None and stopper.best_weights else None
+        return Fitted(history, timer.times, stage_log, best)
+
+    def callbacks(self, output, history, timer, guard, stopper=None):
+        """Timing, divergence stop, the validation score, history, [early stopping],
+        checkpoint, TensorBoard: in this order, as each reads what the ones before wrote."""
+        names = [task.name for task in self.tasks]
+        record = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: history.append(
+                {"epoch": epoch, **{k: float(v) for k, v in per_task_logs(logs, names).items()}}
+            )
+        )
+        checkpoint = EpochCheckpoint(
+            output / CHECKPOINT_DIR,
+            guard,
+            lambda epoch, logs: {"history": history, "epoch_seconds": timer.times},
+            target=self.model,
+        )
+        score = ValidationScore(self.tasks, per_task_logs)
+        stopping = [] if stopper is None else [stopper]
+        tensorboard = keras.callbacks.TensorBoard(log_dir=str(output / "logs"))
+        return [timer, guard, score, record, *stopping, checkpoint, tensorboard]
+
+    def resume(self, checkpoint_dir):
+        """(history, timer, first epoch to run): from the checkpoint of a crashed run, if any.
+
+        Weights, optimizer state (moments, step count, so the schedule goes on) and dropout
+        random states come back as they were after the last finished epoch; with the skipped
+        batches in `fit_stages`, the rest of the run is the uninterrupted run's.
+        """
+        progress = read_progress(checkpoint_dir)
+        if not progress:
+            return [], EpochTimer(), 0
+        self.recompile()  # compiled, so the optimizer state loads too
+        with self.strategy.scope():
+            self.model.load_weights(progress["weights"])
+            states = progress.get("seed_states", ())  # absent in checkpoints of older versions
+            for variable, value in zip(seed_states(self.model), states, strict=bool(states)):
+                variable.assign(value)  # what `save_weights` leaves out
+        start_epoch = progress["epoch"] + 1
+        print(f"resuming from the checkpoint after epoch {start_epoch} in {checkpoint_dir}")
+        return progress["history"], EpochTimer(progress["epoch_seconds"]), start_epoch
+
+    def evaluate(self, split):
+        """Per-task metrics on one split, in one pass over all of its examples.
+
+        Each head's metrics are weighted by its own labels, so an example of another task
+        counts for nothing there; `xent` is the head's mean loss over its own examples.
+        """
+        data, sizes = self.evaluation_data(split)
+        if data is None:
+            return {name: {"examples": n} for name, n in sizes.items()}
+        return self.evaluated(data, sizes)
+
+    def evaluated(self, data, sizes):
+        """{task in `sizes`: metrics} of `model.evaluate` over `data`.
+
+        The logs are named for every output of the model, whichever tasks `data` holds.
+        """
+        logs = self.model.evaluate(data, return_dict=True, verbose=0)
+        return task_metrics(per_task_logs(logs, [t.name for t in self.tasks]), sizes)
+
+    def task_split_stream(self, split, task, where=None):
+        """(batches, {task: examples}) of one task's examples of `split` (a `where` subset)."""
+        return evaluation_stream(
+            self.tasks, split, self.preprocessor, batch_size=self.config.batch_size,
+            max_length=self.config.max_length, data_dir=resolve_data_dir(self.config.data_dir),
+            max_examples=self.config.max_eval_examples, only=task.name, where=where,
+        )  # fmt: skip
+
+    def measure_sts(self):
+        """STS-B test Spearman x 100 of the run's embedding as it is now (None if turned off)."""
+        if not self.config.measure_sts:
+            return None
+        if self.sts_pairs is None:
+            self.sts_pairs = sts_pairs("test", resolve_data_dir(self.config.data_dir))
+        return sts_spearman(self.encode(), self.sts_pairs)
+
+    def encode(self):
+        """The run's embedding of a list of texts (L2-normalised), as the model is now.
+
+        The encoder is traced once: it reads the variables, so later calls see training.
+        """
+        if self.sts_encoder is None:
+            self.sts_encoder = SentenceEncoder.from_model(
+                self.model, self.tokenizer, self.config.max_length
+            )
+        return lambda texts: self.sts_encoder.encode(texts, batch_size=self.config.batch_size)
+
+    def with_split_metrics(self, split, metrics):
+        """`metrics` ({task: {...}}) with each task's metrics over the whole split added: what
+        a kind measures beyond batches (`Kind.split_metrics`: retrieval for contrastive)."""
+        data_dir, cap = resolve_data_dir(self.config.data_dir), self.config.max_eval_examples
+        for task in self.tasks:
+
+            def examples(task=task):
+                return list(task.examples(split, data_dir).take(cap or -1).as_numpy_iterator())
+
+            found = task.spec.split_metrics(task, self.encode(), examples)
+            if found:
+                metrics[task.name].update(found)
+        return metrics
+
+    def sts_change(self, before, after):
+        """The forgetting measure: the embedding's STS-B figure before and after training."""
+        if before is None:
+            return None
+        return {"split": "test", "pairs": len(self.sts_pairs[2]),
+                "max_length": self.config.max_length, "before": before, "after": after,
+                "change": after - before}  # fmt: skip
+
+    def validation_metrics(self, fitted):
+        """The final validation metrics: those `fit` measured for the final weights, else anew.
+
+        The final weights are the last epoch's, or with early stopping the best epoch's;
+        `fit` measured the validation split right after that epoch, so evaluating it again
+        would only repeat that pass.
+        """
+        final = self.config.epochs - 1 if fitted.best_epoch is None else fitted.best_epoch
+        row = next((r for r in reversed(fitted.history) if r["epoch"] == final), {})
+        _, sizes = self.evaluation_data("validation", embed=self.embed)
+        loss = {task.name: task.loss_metric for task in self.tasks}
+        measured = all(f"val_{n}_{loss[n]}" in row for n, size in sizes.items() if size)
+        if not row or not measured or not any(sizes.values()):
+            return self.evaluate("validation")
+        return task_metrics(row, sizes, prefix="val_")
+
+    def entity_types_f1(self, split):
+        """{token task: {entity type: F1}} on a split (the micro F1 is in `evaluate`'s)."""
+        out = {}
+        for task in (t for t in self.tasks if t.spec.reads_sequence):
+            data, _ = self.task_split_stream(split, task)
+            if data is None:
+                continue
+            true, pred, weight = [], [], []
+            for x, y, w in data:  # rows padded to a batch's longest: keep them row by row
+                logits = self.model(x, training=False)[task.name]
+                true += list(np.asarray(y[task.name]))
+                pred += list(np.argmax(logits, axis=-1))
+                weight += list(np.asarray(w[task.name]))
+            out[task.name] = entity_f1_by_type(true, pred, weight, task.labels)
+        return out
+
+    def confident_metrics(self, split):
+        """{task: metrics} on the examples of `split` labelled with confidence >= CONFIDENT,
+        for each task whose dataset records annotator confidence (tweet sentiment)."""
+        data_dir, out = resolve_data_dir(self.config.data_dir), {}
+        for task in (t for t in self.tasks if t.dataset is not None):  # a packaged dataset
+            if "confidence" not in get_builder(task.dataset, data_dir).info.features:
+                continue
+            data, sizes = self.task_split_stream(
+                split, task, where=lambda example: example["confidence"] >= CONFIDENT
+            )
+            metrics = {"min_confidence": CONFIDENT, "examples": sizes[task.name]}
+            if data is not None:
+                metrics.update(self.evaluated(data, sizes)[task.name])
+            out[task.name] = metrics
+        return out
+
+    def own_data(self):
+        """{task: {split: {"examples", "from"}}} for the tasks read from a user's files."""
+        return {t.name: split_sizes(t) for t in self.tasks if t.files is not None}
+
+    def evaluate_all(self, data, fitted, output):
+        """Validation and test metrics, with what the run was and what it cost."""
+        return {
+            "scenario": self.scenario.name,
+            "tasks": [t.name for t in self.tasks],
+            "validation": self.validation_metrics(fitted),
+            "test": self.with_split_metrics("test", self.evaluate("test")),
+            "test_entity_f1_by_type": self.entity_types_f1("test"),
+            "test_confident": self.confident_metrics("test"),
+            "params": param_counts(self.model),
+            "stages": fitted.stages,
+            "best_epoch": fitted.best_epoch,  # with --patience: the epoch whose weights were kept
+            "train_examples": data.sizes,
+            "own_data": self.own_data(),  # a user's task: its split sizes and how each was made
+            "epoch_seconds": fitted.epoch_seconds,
+            "embedding_cache": self.embed is not None,
+            "data_seconds": data.seconds,
+            "optimizer_iterations": int(self.optimizer.iterations.numpy()),
+            "replicas": self.strategy.num_replicas_in_sync,
+            "config": {
+                **self.config.to_dict(),
+                "learning_rate": self.config.learning_rate_or_default,
+                "head_lr_multiplier": self.config.head_lr_multiplier_or_default,
+                "preset": str(self.preset),
+                "output_dir": str(output),
+            },
+        }
+
+    def save(self, fitted, metrics, output):
+        """Write the model, tokenizer, history, curves, metrics; the checkpoint goes.
+
+        The model is saved with the trainable set its optimizer was built for (for gradual
+        unfreezing, the last stage's), so a reload lines the optimizer state up again.
+        """
+        check_finite(self.model, metrics)
+        self.recompile(optimizer_parts(self.scenario, self.tasks), self.config.frozen_layers)
+        model_path = None
+        if self.config.save_model:
+            model_path = save_model(self.model, output / "model.keras")
+            save_tokenizer(self.tokenizer, output / TOKENIZER_DIR)
+        write_history_csv(output / "history.csv", fitted.history)
+        if fitted.history:
+            plot_curves(output / "curves.png", fitted.history, self.tasks)
+        write_json(output / "metrics.json", metrics)
+        shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)  # the run is complete
+        return model_path
 
 
 def format_metrics(metrics):

@@ -54,7 +54,7 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, m
     saved = checkpoint_arrays(read_progress(out / "checkpoint")["weights"])
 
     # Rerun in this process, watching the state the resumed run starts from.
-    resumed_from, resume = {}, trainer.resume
+    resumed_from, resume = {}, trainer.MultiTaskTrainer.resume
 
     def watched_resume(run_state, checkpoint_dir):
         started = resume(run_state, checkpoint_dir)
@@ -63,7 +63,7 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, m
         resumed_from["iterations"] = int(run_state.optimizer.iterations.numpy())
         return started
 
-    monkeypatch.setattr("mtl_keras.trainer.resume", watched_resume)
+    monkeypatch.setattr("mtl_keras.trainer.MultiTaskTrainer.resume", watched_resume)
     resumed = run.main(argv)
     monkeypatch.undo()
     # The run started from the checkpoint's weights and optimizer state, not anew.

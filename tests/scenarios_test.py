@@ -283,16 +283,15 @@ def test_sentiment_is_also_scored_on_confidently_labelled_tweets(tiny_run, tiny_
 
 
 def test_confident_metrics_hold_only_the_task_and_its_subset(tiny_preset, tiny_data_dir, tmp_path):
-    from mtl_keras import RunConfig
-    from mtl_keras.trainer import attach_optimizer, build, confident_metrics
+    from mtl_keras import MultiTaskTrainer, RunConfig
 
     config = RunConfig(tasks="topic,sentiment,ner", preset=str(tiny_preset), max_length=16,
                        data_dir=str(tiny_data_dir), output_dir=str(tmp_path), measure_sts=False)  # fmt: skip
-    run = build(config)
-    attach_optimizer(run, steps_per_epoch=1)  # compiled, as after training
+    run = MultiTaskTrainer(config)
+    run.attach_optimizer(steps_per_epoch=1)  # compiled, as after training
     confident = [e for e in load("tweet_sentiment", "train", tiny_data_dir)
                  if float(e["confidence"]) >= 0.8]  # fmt: skip
-    got = confident_metrics(run, "train")["sentiment"]
+    got = run.confident_metrics("train")["sentiment"]
     assert got["examples"] == len(confident) > 0
     assert set(got) == {"min_confidence", "examples", "accuracy", "macro_f1", "xent"}
     # The same figures recomputed from the model's predictions on those tweets alone.
@@ -312,15 +311,14 @@ def optimizer_state(optimizer):
 def test_gradual_unfreezing_keeps_the_optimizer_moments_across_stages(
     tiny_preset, tiny_data_dir, tmp_path
 ):
-    from mtl_keras import RunConfig
-    from mtl_keras.trainer import attach_optimizer, build, fit_stages, load_data
+    from mtl_keras import MultiTaskTrainer, RunConfig
 
     config = RunConfig(scenario="gradual_unfreeze", tasks="topic,sentiment", epochs=2, seed=7,
                        preset=str(tiny_preset), data_dir=str(tiny_data_dir), max_length=16,
                        batch_size=4, learning_rate=1e-3, measure_sts=False, verbose=0)  # fmt: skip
-    run = build(config)
-    data = load_data(run)
-    attach_optimizer(run, data.steps)
+    run = MultiTaskTrainer(config)
+    data = run.load_data()
+    run.attach_optimizer(data.steps)
     states, fit = [], run.fit_model.fit
 
     def watched_fit(*args, **kwargs):  # the optimizer's state as each stage starts and ends
@@ -330,7 +328,7 @@ def test_gradual_unfreezing_keeps_the_optimizer_moments_across_stages(
         return history
 
     run.fit_model.fit = watched_fit
-    fit_stages(run, data, tmp_path)
+    run.fit(data, tmp_path)
     assert len(states) == 4  # two stages: heads, then the top layer too
     first_end, second_start, second_end = states[1], states[2], states[3]
     for name, value in first_end.items():  # nothing between the stages touched the state
