@@ -1,5 +1,6 @@
 """`RunConfig`: every option of a training run, with its default, in one place."""
 
+import copy
 import dataclasses
 import math
 import os
@@ -250,7 +251,8 @@ class RunConfig:
     def to_dict(self):
         """Plain JSON values (for metrics.json): a user's task as its config."""
         tasks = [task if isinstance(task, str) else task.get_config() for task in self.tasks]
-        return {**dataclasses.asdict(self), "tasks": tasks}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**copy.deepcopy({**values, "tasks": ()}), "tasks": tasks}
 
 
 def option_flag(name):

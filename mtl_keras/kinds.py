@@ -39,6 +39,7 @@ class Kind:
     second_text = False  # examples carry a second text (`pair_*` inputs)
     embedding_head = True  # a head on one text's embedding (trainable on cached embeddings)
     has_labels = True  # a file's label set is read from its training file
+    scored = False  # targets are scores, scaled by the task's `score_range`
 
     def signature(self, num_classes):
         """The `tf.TensorSpec` of each raw field (a user's file, read into `tf.data`)."""
@@ -248,6 +249,7 @@ class PairSimilarity(Kind):
     second_text = True
     embedding_head = False
     has_labels = False
+    scored = True
 
     def signature(self, num_classes):
         text = tf.TensorSpec([], tf.string)

@@ -26,6 +26,12 @@ class Task:
     files: dict | None = None  # {split: path} of a user's task
     columns: dict | None = None  # {the kind's column: the file's column}
     score_range: tuple | None = None  # a pair task's lowest and highest score
+    # Extra evaluations a run makes of this task, by name: "confident", the accuracy on
+    # the examples whose annotators agreed (the tweets' `confidence` feature).
+    evaluators: tuple = ()
+    # {split: tf.data.Dataset} of raw examples held in memory (see `from_datasets`); not
+    # part of the config: a saved model needs the task's labels, not its data.
+    datasets: dict | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def spec(self):
@@ -48,6 +54,10 @@ class Task:
 
     def examples(self, split, data_dir=None):
         """One split of the task's raw examples as a `tf.data.Dataset` (maybe empty)."""
+        if self.datasets is not None:
+            if split in self.datasets:
+                return self.datasets[split]
+            return next(iter(self.datasets.values())).take(0)
         if self.files is None:
             return load(self.dataset, split, data_dir)
         _, splits, _ = file_splits(self.files, self.kind, self.columns)
@@ -55,7 +65,9 @@ class Task:
 
     def get_config(self):
         """Plain JSON: a saved model carries its own task list, not a name to look up."""
-        config = {**dataclasses.asdict(self), "labels": list(self.labels)}
+        config = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        config.pop("datasets")
+        config.update(labels=list(self.labels), evaluators=list(self.evaluators))
         if self.score_range is not None:
             config["score_range"] = list(self.score_range)
         return config
@@ -65,6 +77,7 @@ class Task:
         if isinstance(config, cls):
             return config
         config = {**config, "labels": tuple(config["labels"])}
+        config["evaluators"] = tuple(config.get("evaluators", ()))
         if config.get("score_range") is not None:
             config["score_range"] = tuple(config["score_range"])
         return cls(**config)
@@ -100,6 +113,33 @@ def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
                 score_range)  # fmt: skip
 
 
+def from_datasets(name, kind, datasets, labels=(), score_range=None, loss_weight=1.0):
+    """A `Task` over `tf.data.Dataset`s of raw examples, one per split (e.g. a TFDS
+    builder's `as_dataset(split)`), held in memory for this process.
+
+    Each example is a dict with the kind's fields (`KINDS[kind].fields`, label ids as
+    integers): e.g. {"text", "label"} for "sentence", {"tokens", "ner"} for "token",
+    {"sentence1", "sentence2", "score"} for "pair". `labels` names the ids.
+    """
+    check_task_name(name)
+    if kind not in KINDS:
+        raise InputError(f"unknown task kind {kind!r}; choose from: {', '.join(KINDS)}.")
+    if "train" not in datasets:
+        raise InputError(f"task {name!r} has no 'train' dataset; give {{'train': ..., ...}}.")
+    spec = KINDS[kind]
+    for split, dataset in datasets.items():
+        missing = [f for f in spec.fields if f not in dataset.element_spec]
+        if missing:
+            raise InputError(f"task {name!r}: the {split} dataset has no {missing[0]!r} field "
+                             f"(a {kind} example has {', '.join(spec.fields)}).")  # fmt: skip
+    if spec.has_labels and len(labels) < 2:
+        raise InputError(f"task {name!r}: give the names of its labels (at least two).")
+    if spec.scored and score_range is None:
+        raise InputError(f"task {name!r}: give its score_range=(lowest, highest).")
+    return Task(name, None, kind, tuple(labels), loss_weight, score_range=score_range,
+                datasets=dict(datasets))  # fmt: skip
+
+
 def check_task_name(name):
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise InputError(f"task name {name!r} must be letters, digits and _ (not first a digit).")
@@ -131,7 +171,13 @@ TASKS = {
     task.name: task
     for task in (
         Task("topic", "bbc_news", "sentence", tuple(sources.BBC_LABELS)),
-        Task("sentiment", "tweet_sentiment", "sentence", tuple(sources.SENTIMENT_LABELS)),
+        Task(
+            "sentiment",
+            "tweet_sentiment",
+            "sentence",
+            tuple(sources.SENTIMENT_LABELS),
+            evaluators=("confident",),
+        ),
         # A token loss is averaged over every position of a padded batch, most of them
         # unlabelled: weight 8 raised validation entity F1 beside topic 0.385 -> 0.432
         # (docs/training.md).

@@ -28,7 +28,7 @@ from mtl_keras.callbacks import (
     seed_states,
 )
 from mtl_keras.config import RunConfig
-from mtl_keras.data.loading import get_builder, resolve_data_dir
+from mtl_keras.data.loading import resolve_data_dir
 from mtl_keras.data.pipeline import evaluation_stream, training_stream
 from mtl_keras.encoder import SentenceEncoder, traced_inference
 from mtl_keras.errors import InputError, TrainingDiverged
@@ -560,11 +560,9 @@ class MultiTaskTrainer:
 
     def confident_metrics(self, split):
         """{task: metrics} on the examples of `split` labelled with confidence >= CONFIDENT,
-        for each task whose dataset records annotator confidence (tweet sentiment)."""
-        data_dir, out = resolve_data_dir(self.config.data_dir), {}
-        for task in (t for t in self.tasks if t.dataset is not None):  # a packaged dataset
-            if "confidence" not in get_builder(task.dataset, data_dir).info.features:
-                continue
+        for each task with the "confident" evaluator (tweet sentiment)."""
+        out = {}
+        for task in (t for t in self.tasks if "confident" in t.evaluators):
             data, sizes = self.task_split_stream(
                 split, task, where=lambda example: example["confidence"] >= CONFIDENT
             )

@@ -6,6 +6,7 @@ The cases are drawn from a fixed seed, so a failure names a case that can be rer
 number of cases tried is printed in the pytest summary.
 """
 
+import json
 import os
 import random
 
@@ -149,3 +150,58 @@ def test_python_api(tiny_preset, tiny_run, tmp_path):
 def test_invalid_unicode_is_dropped_the_same_way_everywhere(tiny_preset):
     encoder = SentenceEncoder.from_preset(tiny_preset, max_length=16)
     np.testing.assert_allclose(encoder.encode(["the fo\udcffx"]), encoder.encode(["the fox"]))
+
+
+COLUMNS = ["text", "label", "labels", "tokens", "tags", "sentence1", "sentence2", "score",
+           "anchor", "positive", "negative", "other"]  # fmt: skip
+
+
+LAYOUTS = [("text", "label"), ("text", "labels"), ("tokens", "tags"), ("anchor", "positive"),
+           ("sentence1", "sentence2", "score"), ("sentence1", "sentence2", "label")]  # fmt: skip
+
+
+def random_cell(rng):
+    return rng.choice(["a", "b", "a", "b", "x y", "", "3", "0.5", "nan", "1e400", "a|b", '"',
+                       "[1, 2]", "\t", random_text(rng)])  # fmt: skip
+
+
+def random_data_file(folder, rng, case):
+    """A file a user might give: a random header of known and unknown columns, random
+    rows of cells, sometimes random bytes, in one of the formats or another extension."""
+    if rng.random() < 0.5:  # a kind's own layout, so that some files are accepted
+        columns = list(rng.choice(LAYOUTS))
+    else:
+        columns = rng.sample(COLUMNS, rng.randrange(0, 4))
+    rows = [[random_cell(rng) for _ in columns] for _ in range(rng.randrange(0, 12))]
+    suffix = rng.choice([".csv", ".tsv", ".jsonl", ".conll", ".txt"])
+    path = folder / f"data{case}{suffix}"
+    if rng.random() < 0.15:
+        path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(200))))
+        return path
+    if suffix == ".jsonl":
+        lines = [json.dumps(dict(zip(columns, row, strict=True))) for row in rows]
+        content = "\n".join(rng.choice([line, line[:-1], "{}"]) for line in lines)
+    elif suffix == ".conll":
+        content = "\n".join(" ".join(row) for row in rows)
+    else:
+        sep = "\t" if suffix == ".tsv" else ","
+        content = "\n".join(sep.join(r) for r in [columns, *rows])
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))  # undecodable bytes stay
+    return path
+
+
+def test_own_data_files(tmp_path):
+    """Random files given as a user's task: a `Task` whose examples read back, or a
+    `UserError`; never another exception."""
+    from mtl_keras.tasks import from_files
+
+    rng = random.Random(5)
+    for case in range(200):
+        path = random_data_file(tmp_path, rng, case)
+
+        def read(p=path):
+            task = from_files("mine", p)
+            for split in ("train", "validation", "test"):
+                list(task.examples(split).as_numpy_iterator())
+
+        api_call("tasks.from_files", case, read)

@@ -267,3 +267,26 @@ def test_own_tasks_predict_and_serve_with_their_label_names(own_run, tmp_path):
     )
     served_types = [[n.decode() for n in row if n] for row in served["types_labels"].numpy()]
     assert served_types == [p["types"]["labels"] for p in predicted]
+
+
+def test_a_task_from_in_memory_datasets_trains_like_any_other(tiny_preset, tmp_path):
+    from mtl_keras import train
+    from mtl_keras.errors import InputError
+    from mtl_keras.tasks import from_datasets
+
+    texts = ["the team won the match", "stocks fell", "a new phone chip", "the market fell"]
+    splits = {
+        split: tf.data.Dataset.from_tensor_slices({"text": texts, "label": [0, 1, 0, 1]})
+        for split in ("train", "validation", "test")
+    }
+    task = from_datasets("memo", "sentence", splits, labels=("sport", "money"))
+    assert "datasets" not in task.get_config()
+    result = train(RunConfig(tasks=[task], preset=str(tiny_preset), max_length=16, epochs=1,
+                             batch_size=2, output_dir=str(tmp_path / "run"), measure_sts=False,
+                             verbose=0))  # fmt: skip
+    assert result.metrics["test"]["memo"]["examples"] == 4
+    assert result.metrics["config"]["tasks"][0]["labels"] == ["sport", "money"]
+    with pytest.raises(InputError, match="the train dataset has no 'label' field"):
+        from_datasets(
+            "memo", "sentence", {"train": splits["train"].map(lambda e: {"text": e["text"]})}
+        )
