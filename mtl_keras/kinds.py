@@ -1,4 +1,4 @@
-"""Task kinds: what a sentence, token, multi-label or pair task means, each in one class.
+"""Task kinds: what each kind of task (sentence, token, multi-label, pairs) means, in one class.
 
 A kind owns everything that differs between tasks of different shapes: the fields of a
 raw example and how one becomes model inputs and targets, the head (or, for pairs, the
@@ -24,6 +24,7 @@ from mtl_keras.metrics import (
     retrieval_metrics,
 )
 from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, align_word_tags, clean_text
+from mtl_keras.similarity import spearman
 
 
 class Kind:
@@ -284,6 +285,16 @@ class PairSimilarity(Kind):
 
     def key(self, example):
         return f"{example['sentence1']}\t{example['sentence2']}"
+
+    def split_metrics(self, task, encode, examples):
+        """Spearman's rank correlation of the cosine and the score over the whole split
+        (`pearson` comes from the batches), as STS evaluations report it."""
+        rows = examples()
+        if not rows:
+            return None
+        first, second = (encode([r[f].decode("utf-8") for r in rows]) for f in self.fields[:2])
+        cosines = np.sum(np.asarray(first) * np.asarray(second), axis=1)
+        return {"spearman": spearman(cosines, [float(r["score"]) for r in rows])}
 
     def parse(self, row, where):
         score = row["score"]

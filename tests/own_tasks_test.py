@@ -213,6 +213,7 @@ def test_own_tasks_train_and_report_metrics_under_their_names(own_run):
     test = metrics["test"]
     assert 0 <= test["news"]["accuracy"] <= 1 and 0 <= test["news"]["macro_f1"] <= 1
     assert 0 <= test["ents"]["entity_f1"] <= 1 and -1 <= test["sts"]["pearson"] <= 1
+    assert -1 <= test["sts"]["spearman"] <= 1  # over the whole split, from the embedding
     assert 0 <= test["types"]["micro_f1"] <= 1 and 0 <= test["types"]["macro_f1"] <= 1
     assert 0 <= test["para"]["accuracy"] <= 1 and 0 <= test["para"]["macro_f1"] <= 1
     # Retrieval over the whole test split (up to --max-eval-examples anchors).

@@ -151,3 +151,6 @@ def test_sts_cli_on_the_saved_model_and_preset_repeats_the_runs_figures(
     assert after["spearman"] == pytest.approx(sts["after"], abs=1e-6)
     assert before["spearman"] == pytest.approx(sts["before"], abs=1e-6)
     assert "STS-B test (4 pairs), cosine Spearman x 100" in capsys.readouterr().out
+    # The similarity task's own whole-split Spearman is the same figure on the same pairs.
+    test = json.loads((similarity_run / "metrics.json").read_text())["test"]["similarity"]
+    assert 100 * test["spearman"] == pytest.approx(sts["after"], abs=1e-4)
