@@ -2,11 +2,11 @@
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
+from mtl_keras.data.files import jsonl_rows
 from mtl_keras.errors import InputError, InputTypeError
 
 
@@ -89,14 +89,8 @@ def _csv_texts(path, content, column):
 
 def _jsonl_texts(path, content, key):
     texts = []
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"input file '{path}' line {number} is not JSON.") from None
-        if not isinstance(item, dict) or not isinstance(item.get(key), str):
+    for number, item in jsonl_rows(path, content, "input file "):
+        if not isinstance(item.get(key), str):
             raise InputError(f"input file '{path}' line {number} has no string {key!r} field.")
         texts.append(item[key])
     return texts

@@ -85,7 +85,8 @@ def table_rows(path, content, delimiter):
     return rows
 
 
-def jsonl_rows(path, content):
+def jsonl_rows(path, content, what=""):
+    """[(line number, object)] of a JSONL text; errors name `what` (e.g. "input file ")."""
     rows = []
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
@@ -93,9 +94,9 @@ def jsonl_rows(path, content):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            raise InputError(f"'{path}' line {number} is not JSON.") from None
+            raise InputError(f"{what}'{path}' line {number} is not JSON.") from None
         if not isinstance(row, dict):
-            raise InputError(f"'{path}' line {number} is not a JSON object.")
+            raise InputError(f"{what}'{path}' line {number} is not a JSON object.")
         rows.append((number, row))
     return rows
 
