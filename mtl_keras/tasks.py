@@ -92,7 +92,8 @@ def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
             folder with `train.<ext>` and optionally `validation.<ext>` (or `dev.<ext>`)
             and `test.<ext>` (a missing validation split is carved from train).
         kind: a key of `mtl_keras.kinds.KINDS` ("sentence", "token", "pair",
-            "multi_label", "pair_classification"); default: read from the columns.
+            "multi_label", "pair_classification", "contrastive"); default: read from the
+            columns.
         columns: {the kind's column: your file's column}, e.g. {"text": "body"}.
     """
     check_task_name(name)
@@ -106,8 +107,9 @@ def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
         rows = [row for split in splits.values() for row in split if row[0] == files["train"]]
         labels = spec.label_set(n for _, _, e in rows for n in spec.labels_of(e))
         if len(labels) < 2:
-            raise InputError(f"task {name!r}: its training file has one class ({labels[0]}); "
-                             "a classifier needs at least two.")  # fmt: skip
+            found = f"one class ({labels[0]})" if labels else "no labels"
+            raise InputError(f"task {name!r}: its training file has {found}; a classifier "
+                             "needs at least two.")  # fmt: skip
         check_labels_known(splits, labels, spec)
     return Task(name, None, kind, labels, loss_weight, files, columns and dict(columns),
                 score_range)  # fmt: skip

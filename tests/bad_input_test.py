@@ -343,6 +343,8 @@ OWN_FILE_CASES = {  # case: ({file: content}, extra arguments, what its one line
                                  "dev.csv' line 2: label 'c' never occurs in the training"),
     "hard negatives": ({"mine.jsonl": '{"anchor": "a", "positive": "b", "negative": "c"}\n'},
                        [], "line 1: hard negatives \\('negative'\\) are not supported yet"),
+    "multi-label without any label": ({"mine.jsonl": '{"text": "hi", "labels": []}\n'}, [],
+                                      "its training file has no labels"),
     "multi-label labels not a list": ({"mine.jsonl": '{"text": "hi", "labels": 3}\n'}, [],
                                       "line 1: 'labels' must be a list"),
     "unknown file type": ({"mine.xlsx": "x"}, [], "mine.xlsx' must end in one of"),
