@@ -67,7 +67,7 @@ def own_tasks(args):
     """The `Task`s of --task NAME=PATH, each read and checked now (before weights load)."""
     kinds = named_values(args.task_kind, "--task-kind")
     columns = {
-        name: dict(pair.split(":", 1) for pair in mapping.split(",") if ":" in pair)
+        name: column_mapping(mapping)
         for name, mapping in named_values(args.task_columns, "--task-columns").items()
     }
     tasks = named_values(args.task, "--task")
@@ -77,6 +77,14 @@ def own_tasks(args):
             raise InputError(f"{option} names {stray[0]!r}, which no --task NAME=PATH gives.")
     return [from_files(name, path, kinds.get(name), columns.get(name))
             for name, path in tasks.items()]  # fmt: skip
+
+
+def column_mapping(text):
+    """`text:body,label:queue` -> {"text": "body", "label": "queue"}."""
+    pairs = [item.split(":", 1) for item in text.split(",") if item.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise InputError(f"--task-columns {text!r} is not OURS:THEIRS,... (e.g. text:body).")
+    return {ours.strip(): theirs.strip() for ours, theirs in pairs}
 
 
 def named_values(items, option):

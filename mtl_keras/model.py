@@ -99,8 +99,9 @@ class MultiTaskModel(keras.Model):
 
     @property
     def text_tasks(self):
-        """The tasks with an output per text: all but pair tasks, which score two texts
-        (what they trained shows in the embedding)."""
+        """The tasks with an output per text: all but those that read two texts (pair
+        similarity and classification, contrastive; what they trained shows in the
+        embedding)."""
         return [task for task in self.tasks if task.spec.has_head and not task.spec.second_text]
 
     @property

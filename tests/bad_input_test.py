@@ -349,6 +349,9 @@ OWN_FILE_CASES = {  # case: ({file: content}, extra arguments, what its one line
                                       "line 1: 'labels' must be a list"),
     "unknown file type": ({"mine.xlsx": "x"}, [], "mine.xlsx' must end in one of"),
     "--task without =": ({}, ["--task", "mine"], "--task 'mine' is not NAME=VALUE"),
+    "--task-columns without a colon": ({"mine.csv": "body,category\nhi,a\nho,b\n"},
+                                       ["--task-columns", "mine=text=body"],
+                                       "--task-columns 'text=body' is not OURS:THEIRS"),
     "--task-kind of no task": ({"mine.csv": "text,label\nhi,a\nho,b\n"},
                                ["--task-kind", "other=sentence"], "names 'other', which no --task"),
 }  # fmt: skip
