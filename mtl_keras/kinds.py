@@ -284,7 +284,7 @@ class PairSimilarity(Kind):
         return [Correlation(), keras.metrics.MeanSquaredError(name="mse")]
 
     def key(self, example):
-        return f"{example['sentence1']}\t{example['sentence2']}"
+        return pair_key(example)
 
     def split_metrics(self, task, encode, examples):
         """Spearman's rank correlation of the cosine and the score over the whole split
@@ -403,7 +403,7 @@ class PairClassification(SentenceClassification):
         return head(joined)
 
     def key(self, example):
-        return f"{example['sentence1']}\t{example['sentence2']}"
+        return pair_key(example)
 
     def parse(self, row, where):
         return {"sentence1": text_value(row["sentence1"], "sentence1", where),
@@ -476,6 +476,11 @@ class Contrastive(Kind):
         if not anchors:
             return None
         return retrieval_metrics(encode(anchors), encode(positives))
+
+
+def pair_key(example):
+    """A pair's place in the splits: both texts (the same pair is never in two splits)."""
+    return f"{example['sentence1']}\t{example['sentence2']}"
 
 
 def pair_inputs(tokenize, example):

@@ -145,23 +145,21 @@ def detect_kind(path, columns, kind=None):
 
 @functools.lru_cache(maxsize=32)
 def _parsed(path, stamp, kind, columns):
-    """[(line, example)] of one file; cached by modification time (read twice per run)."""
+    """(kind, [(line, example)]) of one file, read once per modification (`stamp`): a run
+    reads each split of a task several times."""
     rename = dict(columns)
-    rows = []
-    for number, row in read_rows(path):
-        row = {rename.get(column, column): value for column, value in row.items()}
-        detected = detect_kind(path, list(row), kind)
-        rows.append((number, KINDS[detected].parse(row, f"'{path}' line {number}")))
-    return rows
+    rows = [(n, {rename.get(c, c): v for c, v in row.items()}) for n, row in read_rows(path)]
+    kind = detect_kind(path, list(rows[0][1]), kind)  # the first row's columns say the kind
+    for _, row in rows:  # every row has the kind's columns (JSONL rows may not)
+        detect_kind(path, list(row), kind)
+    return kind, [(n, KINDS[kind].parse(row, f"'{path}' line {n}")) for n, row in rows]
 
 
 def parsed_rows(path, kind, columns=None):
     """(kind, [(line, example)]) of a file; `columns` maps the kind's names to the file's."""
     path = Path(path)
     rename = tuple((theirs, ours) for ours, theirs in (columns or {}).items())
-    first = read_rows(path)[0][1]
-    kind = detect_kind(path, [dict(rename).get(c, c) for c in first], kind)
-    return kind, _parsed(path, path.stat().st_mtime_ns, kind, rename)
+    return _parsed(path, path.stat().st_mtime_ns, kind, rename)
 
 
 def file_splits(files, kind=None, columns=None):
