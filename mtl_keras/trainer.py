@@ -496,13 +496,18 @@ class MultiTaskTrainer:
     def encode(self):
         """The run's embedding of a list of texts (L2-normalised), as the model is now.
 
-        The encoder is traced once: it reads the variables, so later calls see training.
+        The encoder is made on the first call (a run whose tasks never embed texts makes
+        none) and traced once: it reads the variables, so later calls see training.
         """
-        if self.sts_encoder is None:
-            self.sts_encoder = SentenceEncoder.from_model(
-                self.model, self.tokenizer, self.config.max_length
-            )
-        return lambda texts: self.sts_encoder.encode(texts, batch_size=self.config.batch_size)
+
+        def encode(texts):
+            if self.sts_encoder is None:
+                self.sts_encoder = SentenceEncoder.from_model(
+                    self.model, self.tokenizer, self.config.max_length
+                )
+            return self.sts_encoder.encode(texts, batch_size=self.config.batch_size)
+
+        return encode
 
     def with_split_metrics(self, split, metrics):
         """`metrics` ({task: {...}}) with each task's metrics over the whole split added: what

@@ -188,7 +188,7 @@ def file_splits(files, kind=None, columns=None):
             splits[place if place in carve else "train"].append(row)
         for split in carve:
             made[split] = f"1 in 10 of {files['train']} by text hash"
-        made["train"] = f"{files['train']} less the carved splits" if carve else made["train"]
+        made["train"] = f"{files['train']} less the carved splits"
     return kind, splits, made
 
 
