@@ -41,6 +41,8 @@ class Kind:
     embedding_head = True  # a head on one text's embedding (trainable on cached embeddings)
     has_labels = True  # a file's label set is read from its training file
     scored = False  # targets are scores, scaled by the task's `score_range`
+    # `encode` takes a batch of raw examples (see `encode`); False: one example at a time.
+    batch_encode = True
 
     def signature(self, num_classes):
         """The `tf.TensorSpec` of each raw field (a user's file, read into `tf.data`)."""
@@ -83,6 +85,11 @@ class Kind:
         """A scored kind's (lowest, highest) score in a training file; None otherwise."""
         return None
 
+    def encode(self, task, batch, tokenize, tokenizer, max_length):
+        """(inputs, targets, weights) of a batch of raw examples (each field one tensor
+        with the examples along axis 0); `tokenize` maps a vector of texts to BERT inputs."""
+        return tokenize(batch["text"]), tf.cast(batch["label"], tf.int32), ones_for(batch["label"])
+
     def split_metrics(self, task, encode, examples):
         """Metrics over a whole split (not batch by batch), or None. `encode` embeds a list
         of texts (unit vectors); `examples()` reads the split's raw examples."""
@@ -111,10 +118,6 @@ class SentenceClassification(Kind):
     name = "sentence"
     columns = ("text", "label")  # a user's file
     fields = ("text", "label")
-
-    def encode(self, task, example, tokenize, tokenizer, max_length):
-        """(inputs, target, weight) of one raw example."""
-        return tokenize(example["text"]), tf.cast(example["label"], tf.int32), tf.constant(1.0)
 
     def parse(self, row, where):
         """A file's row ({column: value}) as an example with the label's name."""
@@ -157,6 +160,7 @@ class TokenClassification(Kind):
     main_metric = "entity_f1"
     reads_sequence = True
     embedding_head = False
+    batch_encode = False  # words and tags are ragged: aligned one sentence at a time
 
     def signature(self, num_classes):
         return {"tokens": tf.TensorSpec([None], tf.string), "ner": tf.TensorSpec([None], tf.int64)}
@@ -168,6 +172,7 @@ class TokenClassification(Kind):
         return head(features["sequence"])
 
     def encode(self, task, example, tokenize, tokenizer, max_length):
+        """(inputs, tags, weights) of one raw example (not a batch: `batch_encode`)."""
         token_ids, tags, weights = align_word_tags(
             clean_text(example["tokens"]), example["ner"], tokenizer, max_length
         )
@@ -265,11 +270,11 @@ class PairSimilarity(Kind):
     def empty_target(self, task, max_length):
         return tf.zeros([1], tf.float32), tf.zeros([], tf.float32)
 
-    def encode(self, task, example, tokenize, tokenizer, max_length):
-        x = pair_inputs(tokenize, example)
+    def encode(self, task, batch, tokenize, tokenizer, max_length):
+        x = pair_inputs(tokenize, batch)
         low, high = task.score_range
-        score = (tf.cast(example["score"], tf.float32) - low) / (high - low)
-        return x, tf.reshape(score, [1]), tf.constant(1.0)
+        score = (tf.cast(batch["score"], tf.float32) - low) / (high - low)
+        return x, score[:, None], ones_for(score)
 
     def output(self, task, head, features):
         """Shape (batch, 1): the cosine of the two texts' embeddings."""
@@ -328,8 +333,9 @@ class MultiLabelClassification(Kind):
     def empty_target(self, task, max_length):
         return tf.zeros([task.num_classes], tf.float32), tf.zeros([], tf.float32)
 
-    def encode(self, task, example, tokenize, tokenizer, max_length):
-        return tokenize(example["text"]), tf.cast(example["labels"], tf.float32), tf.constant(1.0)
+    def encode(self, task, batch, tokenize, tokenizer, max_length):
+        labels = tf.cast(batch["labels"], tf.float32)
+        return tokenize(batch["text"]), labels, ones_for(labels)
 
     def loss(self, task):
         return keras.losses.BinaryCrossentropy(from_logits=True)
@@ -389,9 +395,9 @@ class PairClassification(SentenceClassification):
         text = tf.TensorSpec([], tf.string)
         return {"sentence1": text, "sentence2": text, "label": tf.TensorSpec([], tf.int64)}
 
-    def encode(self, task, example, tokenize, tokenizer, max_length):
-        x = pair_inputs(tokenize, example)
-        return x, tf.cast(example["label"], tf.int32), tf.constant(1.0)
+    def encode(self, task, batch, tokenize, tokenizer, max_length):
+        x = pair_inputs(tokenize, batch)
+        return x, tf.cast(batch["label"], tf.int32), ones_for(batch["label"])
 
     def output(self, task, head, features):
         u, v = features["embedding"], features["pair_embedding"]
@@ -437,9 +443,10 @@ class Contrastive(Kind):
     def empty_target(self, task, max_length):
         return tf.zeros([1], tf.float32), tf.zeros([], tf.float32)
 
-    def encode(self, task, example, tokenize, tokenizer, max_length):
-        pair = {"sentence1": example["anchor"], "sentence2": example["positive"]}
-        return pair_inputs(tokenize, pair), tf.ones([1], tf.float32), tf.constant(1.0)
+    def encode(self, task, batch, tokenize, tokenizer, max_length):
+        pair = {"sentence1": batch["anchor"], "sentence2": batch["positive"]}
+        weights = ones_for(batch["anchor"])
+        return pair_inputs(tokenize, pair), weights[:, None], weights
 
     def output(self, task, head, features):
         """(batch, batch): 20 x the cosine of every anchor with every positive."""
@@ -483,10 +490,15 @@ def pair_key(example):
     return f"{example['sentence1']}\t{example['sentence2']}"
 
 
-def pair_inputs(tokenize, example):
+def ones_for(values):
+    """Weight 1 for each example of a batch (`values` has the examples along axis 0)."""
+    return tf.ones(tf.shape(values)[:1], tf.float32)
+
+
+def pair_inputs(tokenize, batch):
     """BERT inputs of sentence1, with sentence2's as the `pair_*` inputs."""
-    x = tokenize(example["sentence1"])
-    second = tokenize(example["sentence2"])
+    x = tokenize(batch["sentence1"])
+    second = tokenize(batch["sentence2"])
     x.update({p: second[f] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)})
     return x
 

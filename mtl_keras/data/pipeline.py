@@ -32,40 +32,64 @@ _TRACED = weakref.WeakKeyDictionary()
 
 
 def traced(preprocessor):
-    """`preprocessor` as one `tf.function` of a single text, traced once per preprocessor.
+    """`preprocessor` as one `tf.function` of a vector of texts, traced once per preprocessor.
 
-    `Dataset.map` traces its function anew on every call, and tracing keras-hub's
-    tokenizer takes most of a second: a run maps several splits, so it paid that several
-    times. A map that calls this function reuses the traced graph.
+    Called eagerly, its graph and kernels are built once and reused for every split a run
+    reads. A `Dataset.map` that tokenizes builds them anew for every iterator: keras-hub's
+    word-splitting regular expressions alone took about 0.4 s to compile each time, and a
+    run reads six or more splits.
     """
     if preprocessor not in _TRACED:
-        signature = [tf.TensorSpec([], tf.string)]
+        signature = [tf.TensorSpec([None], tf.string)]
         owner = weakref.ref(preprocessor)  # the cache must not keep its key alive
         _TRACED[preprocessor] = tf.function(lambda text: owner()(text), input_signature=signature)
     return _TRACED[preprocessor]
 
 
-def encode_examples(dataset, task, tasks, preprocessor, max_length):
-    """Map a TFDS split of `task` to (features, labels, weights) for all `tasks`' heads.
+def encode_batch(batch, task, tasks, preprocessor, max_length):
+    """A batch of `task`'s raw examples -> (features, labels, weights) for all `tasks`' heads,
+    called eagerly (see `traced`)."""
+    tokenize = traced(preprocessor)
+    x, target, weight = task.spec.encode(task, batch, tokenize, preprocessor.tokenizer, max_length)
+    size = tf.shape(weight)[0]
+    empty = tokenize(tf.constant([""])) if has_pairs(tasks) else None
+    return for_all_heads(task, tasks, max_length, (x, target, weight), empty, size)
 
-    With a pair task among `tasks`, every example also carries `pair_*` inputs: the
-    second text of a pair, or an empty text ([CLS][SEP]: a finite embedding whose
-    cosine gets weight 0) for the examples of the other tasks.
-    """
-    tokenizer, tokenize = preprocessor.tokenizer, traced(preprocessor)
-    names = FEATURES + (PAIR_FEATURES if has_pairs(tasks) else ())
-    empty = preprocessor(tf.constant(""))
+
+def encode_examples(dataset, task, tasks, preprocessor, max_length):
+    """`dataset` mapped one example at a time, for a kind that cannot take a batch
+    (`Kind.batch_encode` False: word tags are aligned sentence by sentence)."""
+    empty = traced(preprocessor)(tf.constant([""])) if has_pairs(tasks) else None
 
     def encode(example):
-        x, target, weight = task.spec.encode(task, example, tokenize, tokenizer, max_length)
-        y, w = _empty_targets(tasks, max_length)
-        y[task.name], w[task.name] = target, weight
-        for f, p in zip(FEATURES, PAIR_FEATURES, strict=True):
-            if p in names and p not in x:
-                x[p] = empty[f]
-        return {f: tf.cast(x[f], tf.int32) for f in names}, y, w
+        one = task.spec.encode(task, example, None, preprocessor.tokenizer, max_length)
+        return for_all_heads(task, tasks, max_length, one, empty)
 
     return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def for_all_heads(task, tasks, max_length, encoded, empty, size=None):
+    """`task`'s (inputs, target, weight) -> (features, labels, weights) for every head:
+    target 0 with weight 0 for the other tasks' heads.
+
+    With a pair task among `tasks`, every example also carries `pair_*` inputs: the
+    second text of a pair, or `empty` (the inputs of an empty text, [CLS][SEP]: a finite
+    embedding whose cosine gets weight 0) for the examples of the other tasks. `size`:
+    the batch size of a batch, None for a single example.
+    """
+    x, target, weight = encoded
+
+    def rows(value):  # one copy per example of a batch
+        return value if size is None else tf.repeat(value[None], size, axis=0)
+
+    y, w = _empty_targets(tasks, max_length)
+    y, w = ({n: rows(v) for n, v in d.items()} for d in (y, w))
+    y[task.name], w[task.name] = target, weight
+    if empty is not None:
+        for f, p in zip(FEATURES, PAIR_FEATURES, strict=True):
+            x.setdefault(p, rows(empty[f][0]))
+    names = FEATURES + (PAIR_FEATURES if empty is not None else ())
+    return {f: tf.cast(x[f], tf.int32) for f in names}, y, w
 
 
 def sampling_weights(sizes, strategy="proportional", temperature=2.0):
@@ -121,8 +145,16 @@ def split_arrays(task, tasks, split, preprocessor, max_length, data_dir=None,
         dataset = dataset.filter(where)
     if max_examples:
         dataset = dataset.take(max_examples)
-    encoded = encode_examples(dataset, task, tasks, preprocessor, max_length)
-    parts = list(encoded.batch(4096).as_numpy_iterator())
+    if task.spec.batch_encode:
+        parts = [
+            tf.nest.map_structure(
+                np.asarray, encode_batch(b, task, tasks, preprocessor, max_length)
+            )
+            for b in dataset.batch(4096)
+        ]
+    else:
+        encoded = encode_examples(dataset, task, tasks, preprocessor, max_length)
+        parts = list(encoded.batch(4096).as_numpy_iterator())
     return join_arrays(parts) if parts else None
 
 
