@@ -25,6 +25,13 @@ def forward_flops(batch_lengths, num_layers, hidden_dim, intermediate_dim):
     return float(total)
 
 
+def train_step_flops(batch_shapes, config=MINILM):
+    """FLOPs of one training step, averaged over batches of (rows, padded length): the
+    backward pass costs about twice the forward (a gradient for the inputs and one for the
+    weights), so 3 x the forward."""
+    return 3 * forward_flops(batch_shapes, **config) / len(batch_shapes)
+
+
 def sorted_batches(lengths, batch_size):
     """(rows, padded length) of each batch when texts are sorted by length (longest
     first) and each batch is padded to its longest, as `encode` and sentence-transformers

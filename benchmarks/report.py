@@ -110,6 +110,22 @@ def evaluation_section(result):
         "`SentenceEncoder.encode` of the same texts, in one process: "
         f"{result['evaluation_sentences_per_s']:.1f} vs {result['encode_sentences_per_s']:.1f} "
         f"sentences/s, **{result['ratio']:.2f}x** (target ≥ 0.8x).",
+        *evaluation_peak(result),
+    ]
+
+
+def evaluation_peak(result):
+    if "matmul_peak" not in result:
+        return []
+    peak, flops = result["matmul_peak"], result["flops"]
+    return [
+        "",
+        f"**Against the machine's own limit:** {flops['padded'] / result['sentences'] / 1e9:.2f} "
+        "GFLOP per text as padded (`benchmarks.flops`); evaluation "
+        f"{result['evaluation_gflops']:.0f} GFLOP/s (**{result['evaluation_fraction_of_peak']:.0%}** "
+        f"of the fp32 matmul peak of {peak['peak_gflops']:.0f} GFLOP/s, {peak['peak_from']}, "
+        f"measured in the same run), encode {result['encode_gflops']:.0f} GFLOP/s "
+        f"({result['encode_fraction_of_peak']:.0%}).",
     ]
 
 
@@ -145,6 +161,22 @@ def train_epoch_section(result):
         f"{result['bucket_speedup']:.2f}x; XLA on top: {result['xla_speedup']:.2f}x; the bound "
         f"against torch: {result['bound_ratio']:.2f}x (the most that fusing or rewriting dropout "
         "and GELU could give).",
+    ]
+
+
+def train_step_peak(train):
+    """Each side's GFLOP/s and share of the matmul peak measured in the same run."""
+    if "matmul_peak" not in train:
+        return []
+    peak = train["matmul_peak"]
+    return [
+        "",
+        f"**Against the machine's own limit:** a step is {train['step_gflop']:.0f} GFLOP "
+        "(3x the forward's matmuls and attention, `benchmarks.flops.train_step_flops`); Keras "
+        f"{train['keras_gflops']:.0f} GFLOP/s (**{train['keras_fraction_of_peak']:.0%}** of the "
+        f"fp32 matmul peak of {peak['peak_gflops']:.0f} GFLOP/s, {peak['peak_from']}, measured "
+        f"in the same run), torch {train['torch_gflops']:.0f} GFLOP/s "
+        f"({train['torch_fraction_of_peak']:.0%}).",
     ]
 
 
@@ -245,6 +277,7 @@ def main():
             f"Keras {train['keras_steps_per_s']:.2f} steps/s vs torch + transformers "
             f"{train['torch_steps_per_s']:.2f} steps/s ({train['torch_threads']} threads): "
             f"**{train['ratio']:.2f}x** (each in its own process).",
+            *train_step_peak(train),
             *train_step_bound(train),
         ]
     cache = load("frozen_cache")

@@ -5,6 +5,10 @@ Both: all-MiniLM-L6-v2 encoder, masked mean pooling, two linear heads (topic: 5,
 its longest sentence; the same padded batches go to torch). Each library runs in its own
 process, so neither's thread pools slow the other.
 
+Each side's GFLOP/s (`benchmarks.flops.train_step_flops`, from the padded batches that
+ran) is held against the machine's fp32 matmul peak, measured first in the same run
+(`benchmarks.peak`).
+
 A third process runs our step with every dropout and GELU switched off
 (`common.without_elementwise_work`): not a model, the most any fusing of those
 element-wise ops could give, measured against the same torch step.
@@ -21,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import peak
 from benchmarks.common import peak_rss_mb, run_side, without_elementwise_work, write_result
+from benchmarks.flops import train_step_flops
 
 
 def keras_steps(batches, steps, bound=False):
@@ -117,16 +123,8 @@ def one_side(library, batches_file, steps, bound=False):
     print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--library", choices=("keras", "torch"))
-    parser.add_argument("--batches", help="(internal) pickled batches for --library")
-    parser.add_argument("--bound", action="store_true",
-                        help="(internal) keras without dropout and GELU: the bound")  # fmt: skip
-    args = parser.parse_args(argv)
-    if args.library:
-        return one_side(args.library, args.batches, args.steps, args.bound)
+def real_batches(steps):
+    """`steps` real topic + sentiment training batches (numpy), as a run makes them."""
     from mtl_keras import presets
     from mtl_keras.data.pipeline import training_stream
     from mtl_keras.preprocessing import make_preprocessor
@@ -141,8 +139,24 @@ def main(argv=None):
         max_examples=400,
         seed=0,
     )
-    batches = [tuple(part for part in b) for b in stream.take(args.steps).as_numpy_iterator()]
+    return [tuple(part for part in b) for b in stream.take(steps).as_numpy_iterator()]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--library", choices=("keras", "torch"))
+    parser.add_argument("--batches", help="(internal) pickled batches for --library")
+    parser.add_argument("--bound", action="store_true",
+                        help="(internal) keras without dropout and GELU: the bound")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.library:
+        return one_side(args.library, args.batches, args.steps, args.bound)
+    batches = real_batches(args.steps)
     lengths = [b[0]["token_ids"].shape[1] for b in batches]
+    step_flops = train_step_flops([b[0]["token_ids"].shape for b in batches])
+    limit = peak.measure()  # the machine's own limit, in this run, before the sides
+    print(f"fp32 matmul peak {limit['peak_gflops']:.0f} GFLOP/s ({limit['peak_from']})")
     with tempfile.TemporaryDirectory() as folder:
         batches_file = str(Path(folder) / "batches.pkl")
         Path(batches_file).write_bytes(pickle.dumps(batches))
@@ -150,8 +164,10 @@ def main(argv=None):
         torch_side = in_own_process("torch", batches_file, args.steps)
         bound = in_own_process("keras", batches_file, args.steps, "--bound")
     ours, theirs = keras_side["steps_per_s"], torch_side["steps_per_s"]
-    print(f"keras train steps/s: {ours:.3f}")
-    print(f"torch train steps/s: {theirs:.3f}")
+    rates = {name: rate * step_flops / 1e9 for name, rate in (("keras", ours), ("torch", theirs))}
+    for name, rate in (("keras", ours), ("torch", theirs)):
+        print(f"{name} train steps/s: {rate:.3f}, {rates[name]:.0f} GFLOP/s, "
+              f"{rates[name] / limit['peak_gflops']:.0%} of the peak")  # fmt: skip
     print(f"keras without dropout and GELU: {bound['steps_per_s']:.3f}")
     write_result(
         "train_step",
@@ -165,6 +181,12 @@ def main(argv=None):
             "ratio": ours / theirs,
             "keras_bound_steps_per_s": bound["steps_per_s"],
             "bound_ratio": bound["steps_per_s"] / theirs,
+            "step_gflop": step_flops / 1e9,
+            "keras_gflops": rates["keras"],
+            "torch_gflops": rates["torch"],
+            "matmul_peak": limit,
+            "keras_fraction_of_peak": rates["keras"] / limit["peak_gflops"],
+            "torch_fraction_of_peak": rates["torch"] / limit["peak_gflops"],
             "keras_peak_rss_mb": keras_side["peak_rss_mb"],
             "torch_peak_rss_mb": torch_side["peak_rss_mb"],
         },

@@ -39,3 +39,64 @@ def test_matmul_rate_is_measured():
     from benchmarks.peak import gflops
 
     assert 0 < gflops("numpy", 64, 64, 64, seconds=0.01) < 1e5
+
+
+def test_flops_split_into_the_profiles_product_groups():
+    from benchmarks.flops import MINILM, forward_flops, train_step_flops
+    from benchmarks.profile_ops import product_flops
+
+    shapes = [(32, 128), (7, 33)]
+    groups = product_flops(shapes)
+    assert sum(groups.values()) == forward_flops(shapes, **MINILM)
+    # Per layer and word piece: projections 8·h², feed-forward 4·h·f (f = 4h: twice as much).
+    assert groups["feed-forward"] == 2 * groups["projections (q, k, v, out)"]
+    assert train_step_flops(shapes) == 3 * forward_flops(shapes, **MINILM) / 2
+
+
+PROFILED = {  # op names from a profile of MiniLM (encode and a train step) -> group
+    "bert_backbone_1/transformer_layer_0_1/self_attention_layer_1/key_1/einsum/Einsum:"
+    "_MklEinsum": "projections (q, k, v, out)",
+    "bert_backbone_1/transformer_layer_2_1/self_attention_layer_1/query_1/MatMul:"
+    "_MklBatchMatMulV2": "projections (q, k, v, out)",
+    "gradient_tape/bert_backbone_1/transformer_layer_2_1/feedforward_intermediate_dense_1/"
+    "Tensordot/MatMul/MatMul_1:_MklMatMul": "feed-forward",
+    "bert_backbone_1/transformer_layer_2_1/self_attention_layer_1/MatMul/ArithmeticOptimizer/"
+    "FoldTransposeIntoMatMul_MatMul:_MklBatchMatMulV2": "attention products",
+    "bert_backbone_1/transformer_layer_2_1/self_attention_layer_1/MatMul_1:_MklBatchMatMulV2": "attention products",
+    "bert_backbone_1/transformer_layer_0_1/feedforward_intermediate_dense_1/Gelu/Tanh:Tanh": "gelu",
+    "bert_backbone_1/transformer_layer_0_1/self_attention_layer_1/softmax_1/SelectV2:SelectV2": "softmax and mask",
+    "bert_backbone_1/transformer_layer_0_1/feedforward_layer_norm_1/moments/"
+    "SquaredDifference:SquaredDifference": "layer norm",
+    "bert_backbone_1/transformer_layer_0_1/self_attention_layer_1/transpose_2:_MklTranspose": "transposes",
+    "bert_backbone_1/transformer_layer_2_1/self_attention_layer_1/dropout_8_1/stateless_dropout/"
+    "stateless_random_uniform/StatelessRandomUniformV2:StatelessRandomUniformV2": "dropout",
+    "gradient_tape/bert_backbone_1/transformer_layer_0_1/feedforward_output_dense_1/BiasAdd/"
+    "BiasAddGrad:BiasAddGrad": "biases, residuals",
+    "bert_backbone_1/token_embedding_1/GatherV2:GatherV2": "other",
+}
+
+
+def test_profiled_ops_fall_into_their_groups():
+    from benchmarks.profile_ops import group_of
+
+    assert {name: group_of(name) for name in PROFILED} == PROFILED
+
+
+def test_profile_of_a_tiny_train_step_reads_op_names():
+    """A real profile: ops come back by name as "<layer path>/<op>:<op type>"."""
+    import tensorflow as tf
+
+    from benchmarks.profile_ops import profiled
+
+    backbone = make_tiny_backbone()
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            out = backbone(x, training=True)["sequence_output"]
+        return tape.gradient(tf.reduce_sum(out), backbone.trainable_variables)
+
+    step(tiny_inputs())
+    times, seconds = profiled(lambda: step(tiny_inputs()))
+    assert seconds > 0 and times and all(t >= 0 for t in times.values())
+    assert any("bert_backbone" in name and ":" in name for name in times)

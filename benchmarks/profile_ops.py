@@ -1,0 +1,197 @@
+"""Where the time goes, per op, against the matmul peak: encode and a train step.
+
+    python -m benchmarks.profile_ops
+
+Runs `SentenceEncoder.encode` on real articles and a multi-task train step on real
+topic + sentiment batches under TensorFlow's profiler, then sums each op's time over
+the threads that ran ops, grouped by its place in the model (`GROUPS`: the attention
+projections, the feed-forward, attention's batched products, GELU, softmax, layer
+norm, transposes, ...). Each product group's GFLOP/s is its counted work
+(`benchmarks.flops`) over its own time: is a kernel slow at these shapes, or is the
+time spent outside the products? The machine's fp32 matmul peak is measured first in
+the same run (`benchmarks.peak`).
+
+Op time is summed over TensorFlow's inter-op threads, so two ops that ran side by side
+both count: the shares are of op time, not of wall time (both are written).
+"""
+
+import argparse
+import collections
+import glob
+import tempfile
+import time
+
+from benchmarks import peak
+from benchmarks.common import write_result
+from benchmarks.flops import MINILM, forward_flops
+
+# Group of an op, from its place in the model (the path in its profiled name) and its
+# type (after ':'): the first group whose test matches; unmatched ops are "other".
+PROJECTIONS = ("/query", "/key", "/value", "/attention_output")
+GROUPS = (
+    ("projections (q, k, v, out)",
+     lambda path, op: ("Einsum" in op or "MatMul" in op) and any(k in path for k in PROJECTIONS)),
+    ("feed-forward", lambda path, op: "MatMul" in op and "feedforward" in path),
+    ("attention products", lambda path, op: "MatMul" in op and "self_attention" in path),
+    ("gelu", lambda path, op: "/Gelu/" in path or "Erf" in op),
+    ("softmax and mask", lambda path, op: "softmax" in path or "Softmax" in op),
+    ("layer norm", lambda path, op: "layer_norm" in path),
+    ("transposes", lambda path, op: "Transpose" in op),
+    ("dropout", lambda path, op: "dropout" in path.lower() or "Random" in op),
+    ("biases, residuals",
+     lambda path, op: op in ("BiasAdd", "BiasAddGrad", "Sum", "AddV2", "_MklAdd", "AddN")),
+    ("optimizer", lambda path, op: "Assign" in op or "Apply" in op or "adam" in path.lower()),
+)  # fmt: skip
+
+
+def group_of(name):
+    path, op = name.rsplit(":", 1)
+    return next((group for group, test in GROUPS if test(path, op)), "other")
+
+
+def op_times(logdir):
+    """({op name: seconds summed over the op threads}, profiled wall seconds) of the newest
+    trace in `logdir`; an op's name is "<layer path>/<op>:<op type>"."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    path = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1]
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as file:
+        space.ParseFromString(file.read())
+    times, wall = collections.Counter(), 0.0
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            if line.name == "python":
+                wall = max(wall, sum(e.duration_ps for e in line.events) / 1e12)
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                if ":" in name and "::" not in name:  # an op, not the executor's own work
+                    times[name] += event.duration_ps / 1e12
+    return times, wall
+
+
+def profiled(work):
+    """Run `work()` under the profiler; returns (op times, wall seconds)."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as logdir:
+        # The default level records the ops TensorFlow judges expensive: at MiniLM's sizes
+        # every product and element-wise op; cheap ops it runs inline are left out.
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        work()
+        seconds = time.perf_counter() - start
+        tf.profiler.experimental.stop()
+        times, _ = op_times(logdir)
+    return times, seconds
+
+
+def product_flops(batch_shapes, config=MINILM):
+    """FLOPs of forward passes over batches of (rows, padded length), per product group
+    (the terms of `benchmarks.flops.forward_flops`)."""
+    h, f, layers = config["hidden_dim"], config["intermediate_dim"], config["num_layers"]
+    tokens = sum(rows * length for rows, length in batch_shapes)
+    squares = sum(rows * length * length for rows, length in batch_shapes)
+    flops = {
+        "projections (q, k, v, out)": layers * tokens * 2 * 4 * h * h,
+        "feed-forward": layers * tokens * 2 * 2 * h * f,
+        "attention products": layers * squares * 2 * 2 * h,
+    }
+    assert abs(sum(flops.values()) - forward_flops(batch_shapes, **config)) < 1e-6 * sum(
+        flops.values()
+    )
+    return {k: float(v) for k, v in flops.items()}
+
+
+def summary(times, seconds, flops, peak_gflops):
+    """Per group: seconds, share of op time, and for the products GFLOP/s and % of peak."""
+    groups = collections.Counter()
+    for name, spent in times.items():
+        groups[group_of(name)] += spent
+    total = sum(groups.values())
+    out = {"wall_seconds": seconds, "op_seconds": total, "groups": {}, "other_ops": {}}
+    for group, spent in groups.most_common():
+        row = {"seconds": spent, "share_of_op_time": spent / total}
+        if group in flops:
+            row["gflops"] = flops[group] / spent / 1e9
+            row["fraction_of_peak"] = row["gflops"] / peak_gflops
+        out["groups"][group] = row
+    others = collections.Counter()
+    for name, spent in times.items():
+        if group_of(name) == "other":
+            others[name.rsplit(":", 1)[1]] += spent
+    out["other_ops"] = dict(others.most_common(8))  # by op type
+    work = sum(flops.values())
+    out["overall_gflops"] = work / seconds / 1e9
+    out["overall_fraction_of_peak"] = out["overall_gflops"] / peak_gflops
+    # The bound the rest sets: every product at the peak, every other op as measured.
+    rest = sum(spent for group, spent in groups.items() if group not in flops)
+    ideal = work / (peak_gflops * 1e9)
+    out["rest_seconds"] = rest
+    out["ceiling_fraction_of_peak"] = ideal / (ideal + rest)
+    return out
+
+
+def profile_encode(sentences):
+    from benchmarks.encode import sentence_set, word_piece_lengths
+    from benchmarks.flops import sorted_batches
+    from mtl_keras import SentenceEncoder
+
+    texts = sentence_set("articles", sentences)
+    encoder = SentenceEncoder.pretrained(128)
+    encoder.encode(texts[:64])  # trace
+    times, seconds = profiled(lambda: encoder.encode(texts))
+    return times, seconds, product_flops(sorted_batches(word_piece_lengths(texts), 32))
+
+
+def profile_train_step(steps):
+    import keras
+
+    from benchmarks.train_step import real_batches
+    from mtl_keras import presets
+    from mtl_keras.model import MultiTaskModel, compile_model
+    from mtl_keras.tasks import resolve_tasks
+
+    batches = real_batches(steps)
+    model = MultiTaskModel(presets.load_backbone(presets.default_preset_dir()),
+                           resolve_tasks("topic,sentiment"))  # fmt: skip
+    compile_model(model, keras.optimizers.AdamW(5e-5))
+    model.train_on_batch(*batches[0])  # trace
+
+    def train():
+        for batch in batches:
+            model.train_on_batch(*batch)
+
+    times, seconds = profiled(train)
+    forward = product_flops([b[0]["token_ids"].shape for b in batches])
+    return times, seconds, {group: 3 * v for group, v in forward.items()}  # + backward
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=256, help="articles encoded")
+    parser.add_argument("--steps", type=int, default=8, help="train steps")
+    args = parser.parse_args(argv)
+    limit = peak.measure()  # before this process starts TensorFlow's thread pools
+    print(f"fp32 matmul peak {limit['peak_gflops']:.0f} GFLOP/s ({limit['peak_from']})")
+    result = {"matmul_peak": limit, "sentences": args.sentences, "steps": args.steps}
+    for name, run in (("encode", lambda: profile_encode(args.sentences)),
+                      ("train_step", lambda: profile_train_step(args.steps))):  # fmt: skip
+        times, seconds, flops = run()
+        result[name] = summary(times, seconds, flops, limit["peak_gflops"])
+        print(f"\n{name}: {seconds:.2f} s wall, {result[name]['op_seconds']:.2f} s of op time")
+        for group, row in result[name]["groups"].items():
+            rate = f", {row['gflops']:.0f} GFLOP/s ({row['fraction_of_peak']:.0%} of peak)" \
+                if "gflops" in row else ""  # fmt: skip
+            print(f"  {group:27} {row['seconds']:6.2f} s {row['share_of_op_time']:6.1%}{rate}")
+        print(f"  overall {result[name]['overall_fraction_of_peak']:.0%} of the peak; with "
+              f"every product at the peak and the rest as measured, at most "
+              f"{result[name]['ceiling_fraction_of_peak']:.0%}")  # fmt: skip
+    write_result("profile_ops", result)
+
+
+if __name__ == "__main__":
+    main()
