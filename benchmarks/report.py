@@ -190,6 +190,39 @@ def train_step_bound(train):
     ]
 
 
+def profile_section(result):
+    if not result:
+        return []
+    lines = ["", "## Where the time goes (`python -m benchmarks.profile_ops`)", "",
+             made_at(result), "",
+             f"TensorFlow's profiler on encoding {result['sentences']} BBC articles (length 128) "
+             f"and on {result['steps']} topic + sentiment train steps (batch 32); op time "
+             "grouped by place in the model, scaled to the same work timed without the "
+             "profiler; each product group's GFLOP/s against the fp32 matmul peak of "
+             f"{result['matmul_peak']['peak_gflops']:.0f} GFLOP/s measured in the same run.", "",
+             "| group | encode: share of time | GFLOP/s (% of peak) | train step: share | "
+             "GFLOP/s (% of peak) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    encode, train = result["encode"]["groups"], result["train_step"]["groups"]
+
+    def cells(groups, name):
+        row = groups.get(name)
+        if row is None:
+            return "– | – |"
+        rate = f"{row['gflops']:.0f} ({row['fraction_of_peak']:.0%})" if "gflops" in row else ""
+        return f"{row['share_of_op_time']:.1%} | {rate} |"
+
+    for name in dict.fromkeys([*encode, *train]):
+        lines.append(f"| {name} | {cells(encode, name)} {cells(train, name)}")
+    lines += [""] + [
+        f"{label}: {r['overall_gflops']:.0f} GFLOP/s, **{r['overall_fraction_of_peak']:.0%}** of "
+        f"the peak; with every product at the peak and the other ops as measured, at most "
+        f"**{r['ceiling_fraction_of_peak']:.0%}**."
+        for label, r in (("Encode", result["encode"]), ("Train step", result["train_step"]))
+    ]
+    return lines
+
+
 def exports_section(exports):
     if not exports:
         return []
@@ -280,6 +313,7 @@ def main():
             *train_step_peak(train),
             *train_step_bound(train),
         ]
+    lines += profile_section(load("profile_ops"))
     cache = load("frozen_cache")
     if cache:
         c, u = cache["cached"], cache["uncached"]
