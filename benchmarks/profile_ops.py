@@ -11,8 +11,10 @@ norm, transposes, ...). Each product group's GFLOP/s is its counted work
 time spent outside the products? The machine's fp32 matmul peak is measured first in
 the same run (`benchmarks.peak`).
 
-Op time is summed over TensorFlow's inter-op threads, so two ops that ran side by side
-both count: the shares are of op time, not of wall time (both are written).
+Ops run one at a time here (one inter-op thread; each op still uses every core): with
+two, independent ops such as the query, key and value projections ran side by side,
+each stretched by sharing the cores, and their times overstated their cost. Encoding
+articles measured the same speed either way (48.6 against 49.5 sentences/s, Intel Xeon).
 """
 
 import argparse
@@ -201,6 +203,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=8, help="train steps")
     args = parser.parse_args(argv)
     limit = peak.measure()  # before this process starts TensorFlow's thread pools
+    import tensorflow as tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(1)  # see the module's docstring
     print(f"fp32 matmul peak {limit['peak_gflops']:.0f} GFLOP/s ({limit['peak_from']})")
     result = {"matmul_peak": limit, "sentences": args.sentences, "steps": args.steps}
     for name, run in (("encode", lambda: profile_encode(args.sentences)),
