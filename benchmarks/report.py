@@ -132,9 +132,11 @@ def evaluation_peak(result):
 def train_epoch_section(result):
     if not result:
         return []
+    peak = result.get("matmul_peak")
     rows = [
         f"| {label} | {r['examples_per_s']:.1f} | {r['epoch_seconds'][-1]:.1f} | "
         f"{r['peak_rss_mb']:.0f} |"
+        + (f" {r['gflops']:.0f} ({r['fraction_of_peak']:.0%}) |" if peak else "")
         for label, r in (
             ("mtl_keras (`train`'s data + `fit`, length buckets)", result["keras"]),
             ("mtl_keras without length buckets", result["keras_no_buckets"]),
@@ -153,14 +155,26 @@ def train_epoch_section(result):
         f"batch {result['batch_size']}, length up to {result['max_length']}; second epoch timed; "
         "each side in its own process.",
         "",
-        "| trainer | examples/s | epoch seconds | peak RSS (MB) |",
-        "|---|---|---|---|",
+        "| trainer | examples/s | epoch seconds | peak RSS (MB) |"
+        + (" GFLOP/s (% of peak) |" if peak else ""),
+        "|---|---|---|---|" + ("---|" if peak else ""),
         *rows,
         "",
         f"mtl_keras against torch: **{result['ratio']:.2f}x**; length buckets: "
         f"{result['bucket_speedup']:.2f}x; XLA on top: {result['xla_speedup']:.2f}x; the bound "
         f"against torch: {result['bound_ratio']:.2f}x (the most that fusing or rewriting dropout "
         "and GELU could give).",
+        *(
+            [
+                "",
+                f"GFLOP/s: the work of the timed epoch's batches as each side padded them "
+                f"(`benchmarks.flops`, 3x the forward) over its seconds, against the fp32 matmul "
+                f"peak of {peak['peak_gflops']:.0f} GFLOP/s ({peak['peak_from']}) measured in the "
+                "same run.",
+            ]
+            if peak
+            else []
+        ),
     ]
 
 

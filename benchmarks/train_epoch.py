@@ -10,13 +10,20 @@ plain training loop whose batches are grouped by length the way transformers' Tr
 does with `group_by_length=True` (its `LengthGroupedSampler`) and padded to their longest.
 `keras-bound` is mtl_keras with every dropout and GELU switched off: not a model, the most
 that fusing or rewriting that element-wise work could give.
+
+Each side records the (rows, padded length) of the batches of its timed epoch; their work
+(`benchmarks.flops`: 3x the forward's products, for forward and backward) over the epoch's
+seconds is held against the machine's fp32 matmul peak, measured first in the same run
+(`benchmarks.peak`).
 """
 
 import argparse
 import json
 import time
 
+from benchmarks import peak
 from benchmarks.common import peak_rss_mb, run_side, without_elementwise_work, write_result
+from benchmarks.flops import MINILM, forward_flops
 
 SIDES = ("keras", "keras-no-buckets", "keras-xla", "keras-bound", "torch")
 
@@ -52,7 +59,11 @@ def keras_epoch(examples, max_length, length_buckets, xla=False, bound=False):
     timer = EpochTimer()
     run.fit_model.fit(train, epochs=2, steps_per_epoch=data.steps, callbacks=[timer],
                       verbose=0, shuffle=False)  # fmt: skip
-    return {"examples_per_epoch": data.steps * 32, "epoch_seconds": timer.times}
+    # The stream is fixed by its seed: a new pass over it sees the same batches.
+    second = train.skip(data.steps).take(data.steps).as_numpy_iterator()
+    shapes = [list(x["token_ids"].shape) for x, _, _ in second]
+    return {"examples_per_epoch": data.steps * 32, "epoch_seconds": timer.times,
+            "batch_shapes": shapes}  # fmt: skip
 
 
 def real_examples(examples):
@@ -105,7 +116,7 @@ def torch_epoch(examples, max_length):
         loss.backward()
         optimizer.step()
 
-    times = []
+    times, shapes = [], []
     for epoch in range(2):
         sampler = LengthGroupedSampler(32, lengths=[len(x) for x in ids],
                                        generator=torch.Generator().manual_seed(epoch))  # fmt: skip
@@ -115,8 +126,9 @@ def torch_epoch(examples, max_length):
         for index in batches:
             step(index)
         times.append(time.perf_counter() - start)
+        shapes = [[len(index), max(len(ids[i]) for i in index)] for index in batches]
     return {"examples_per_epoch": len(batches) * 32, "epoch_seconds": times,
-            "torch_threads": torch.get_num_threads()}  # fmt: skip
+            "torch_threads": torch.get_num_threads(), "batch_shapes": shapes}  # fmt: skip
 
 
 def in_own_process(library, args):
@@ -141,9 +153,15 @@ def main(argv=None):
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
+    limit = peak.measure()  # the machine's own limit, in this run, before the sides
+    print(f"fp32 matmul peak {limit['peak_gflops']:.0f} GFLOP/s ({limit['peak_from']})")
     sides = {name: in_own_process(name, args) for name in SIDES}
     for name, result in sides.items():
-        print(f"{name}: {result['examples_per_s']:.1f} examples/s")
+        work = 3 * forward_flops([tuple(s) for s in result.pop("batch_shapes")], **MINILM)
+        result["gflops"] = work / result["epoch_seconds"][-1] / 1e9
+        result["fraction_of_peak"] = result["gflops"] / limit["peak_gflops"]
+        print(f"{name}: {result['examples_per_s']:.1f} examples/s, {result['gflops']:.0f} "
+              f"GFLOP/s, {result['fraction_of_peak']:.0%} of the peak")  # fmt: skip
     write_result("train_epoch", {
         "examples_per_task": args.examples, "max_length": args.max_length, "batch_size": 32,
         **{name.replace("-", "_"): r for name, r in sides.items()},
@@ -152,6 +170,7 @@ def main(argv=None):
         / sides["keras-no-buckets"]["examples_per_s"],
         "xla_speedup": sides["keras-xla"]["examples_per_s"] / sides["keras"]["examples_per_s"],
         "bound_ratio": sides["keras-bound"]["examples_per_s"] / sides["torch"]["examples_per_s"],
+        "matmul_peak": limit,
     })  # fmt: skip
 
 
