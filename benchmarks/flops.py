@@ -25,11 +25,14 @@ def forward_flops(batch_lengths, num_layers, hidden_dim, intermediate_dim):
     return float(total)
 
 
-def train_step_flops(batch_shapes, config=MINILM):
-    """FLOPs of one training step, averaged over batches of (rows, padded length): the
-    backward pass costs about twice the forward (a gradient for the inputs and one for the
-    weights), so 3 x the forward."""
-    return 3 * forward_flops(batch_shapes, **config) / len(batch_shapes)
+# The backward pass costs about twice the forward (a gradient for the inputs and one for
+# the weights): training a batch is 3 x its forward.
+TRAIN_FACTOR = 3
+
+
+def training_flops(batch_shapes, config=MINILM):
+    """FLOPs of training on batches of (rows, padded length): forward and backward."""
+    return TRAIN_FACTOR * forward_flops(batch_shapes, **config)
 
 
 def sorted_batches(lengths, batch_size):

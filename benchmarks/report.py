@@ -186,7 +186,7 @@ def train_step_peak(train):
     return [
         "",
         f"**Against the machine's own limit:** a step is {train['step_gflop']:.0f} GFLOP "
-        "(3x the forward's matmuls and attention, `benchmarks.flops.train_step_flops`); Keras "
+        "(3x the forward's matmuls and attention, `benchmarks.flops.training_flops`); Keras "
         f"{train['keras_gflops']:.0f} GFLOP/s (**{train['keras_fraction_of_peak']:.0%}** of the "
         f"fp32 matmul peak of {peak['peak_gflops']:.0f} GFLOP/s, {peak['peak_from']}, measured "
         f"in the same run), torch {train['torch_gflops']:.0f} GFLOP/s "

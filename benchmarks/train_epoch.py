@@ -12,7 +12,7 @@ does with `group_by_length=True` (its `LengthGroupedSampler`) and padded to thei
 that fusing or rewriting that element-wise work could give.
 
 Each side records the (rows, padded length) of the batches of its timed epoch; their work
-(`benchmarks.flops`: 3x the forward's products, for forward and backward) over the epoch's
+(`benchmarks.flops.training_flops`: forward and backward) over the epoch's
 seconds is held against the machine's fp32 matmul peak, measured first in the same run
 (`benchmarks.peak`).
 """
@@ -23,7 +23,7 @@ import time
 
 from benchmarks import peak
 from benchmarks.common import peak_rss_mb, run_side, without_elementwise_work, write_result
-from benchmarks.flops import MINILM, forward_flops
+from benchmarks.flops import training_flops
 
 SIDES = ("keras", "keras-no-buckets", "keras-xla", "keras-bound", "torch")
 
@@ -157,7 +157,7 @@ def main(argv=None):
     print(f"fp32 matmul peak {limit['peak_gflops']:.0f} GFLOP/s ({limit['peak_from']})")
     sides = {name: in_own_process(name, args) for name in SIDES}
     for name, result in sides.items():
-        work = 3 * forward_flops([tuple(s) for s in result.pop("batch_shapes")], **MINILM)
+        work = training_flops([tuple(s) for s in result.pop("batch_shapes")])
         result["gflops"] = work / result["epoch_seconds"][-1] / 1e9
         result["fraction_of_peak"] = result["gflops"] / limit["peak_gflops"]
         print(f"{name}: {result['examples_per_s']:.1f} examples/s, {result['gflops']:.0f} "

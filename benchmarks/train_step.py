@@ -5,7 +5,7 @@ Both: all-MiniLM-L6-v2 encoder, masked mean pooling, two linear heads (topic: 5,
 its longest sentence; the same padded batches go to torch). Each library runs in its own
 process, so neither's thread pools slow the other.
 
-Each side's GFLOP/s (`benchmarks.flops.train_step_flops`, from the padded batches that
+Each side's GFLOP/s (`benchmarks.flops.training_flops`, from the padded batches that
 ran) is held against the machine's fp32 matmul peak, measured first in the same run
 (`benchmarks.peak`).
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from benchmarks import peak
 from benchmarks.common import peak_rss_mb, run_side, without_elementwise_work, write_result
-from benchmarks.flops import train_step_flops
+from benchmarks.flops import training_flops
 
 
 def keras_steps(batches, steps, bound=False):
@@ -154,7 +154,7 @@ def main(argv=None):
         return one_side(args.library, args.batches, args.steps, args.bound)
     batches = real_batches(args.steps)
     lengths = [b[0]["token_ids"].shape[1] for b in batches]
-    step_flops = train_step_flops([b[0]["token_ids"].shape for b in batches])
+    step_flops = training_flops([b[0]["token_ids"].shape for b in batches]) / len(batches)
     limit = peak.measure()  # the machine's own limit, in this run, before the sides
     print(f"fp32 matmul peak {limit['peak_gflops']:.0f} GFLOP/s ({limit['peak_from']})")
     with tempfile.TemporaryDirectory() as folder:
@@ -164,8 +164,9 @@ def main(argv=None):
         torch_side = in_own_process("torch", batches_file, args.steps)
         bound = in_own_process("keras", batches_file, args.steps, "--bound")
     ours, theirs = keras_side["steps_per_s"], torch_side["steps_per_s"]
-    rates = {name: rate * step_flops / 1e9 for name, rate in (("keras", ours), ("torch", theirs))}
-    for name, rate in (("keras", ours), ("torch", theirs)):
+    steps = {"keras": ours, "torch": theirs}
+    rates = {name: rate * step_flops / 1e9 for name, rate in steps.items()}
+    for name, rate in steps.items():
         print(f"{name} train steps/s: {rate:.3f}, {rates[name]:.0f} GFLOP/s, "
               f"{rates[name] / limit['peak_gflops']:.0%} of the peak")  # fmt: skip
     print(f"keras without dropout and GELU: {bound['steps_per_s']:.3f}")

@@ -42,7 +42,7 @@ def test_matmul_rate_is_measured():
 
 
 def test_flops_split_into_the_profiles_product_groups():
-    from benchmarks.flops import MINILM, forward_flops, train_step_flops
+    from benchmarks.flops import MINILM, forward_flops, training_flops
     from benchmarks.profile_ops import product_flops
 
     shapes = [(32, 128), (7, 33)]
@@ -50,7 +50,7 @@ def test_flops_split_into_the_profiles_product_groups():
     assert sum(groups.values()) == forward_flops(shapes, **MINILM)
     # Per layer and word piece: projections 8·h², feed-forward 4·h·f (f = 4h: twice as much).
     assert groups["feed-forward"] == 2 * groups["projections (q, k, v, out)"]
-    assert train_step_flops(shapes) == 3 * forward_flops(shapes, **MINILM) / 2
+    assert training_flops(shapes) == 3 * forward_flops(shapes, **MINILM)
 
 
 PROFILED = {  # op names from a profile of MiniLM (encode and a train step) -> group
