@@ -116,7 +116,7 @@ def torch_epoch(examples, max_length):
         loss.backward()
         optimizer.step()
 
-    times, shapes = [], []
+    times = []
     for epoch in range(2):
         sampler = LengthGroupedSampler(32, lengths=[len(x) for x in ids],
                                        generator=torch.Generator().manual_seed(epoch))  # fmt: skip
@@ -126,7 +126,7 @@ def torch_epoch(examples, max_length):
         for index in batches:
             step(index)
         times.append(time.perf_counter() - start)
-        shapes = [[len(index), max(len(ids[i]) for i in index)] for index in batches]
+    shapes = [[len(index), max(len(ids[i]) for i in index)] for index in batches]  # timed epoch
     return {"examples_per_epoch": len(batches) * 32, "epoch_seconds": times,
             "torch_threads": torch.get_num_threads(), "batch_shapes": shapes}  # fmt: skip
 
