@@ -31,6 +31,7 @@ class TunableBertBackbone(keras_hub.models.BertBackbone):
             self.enable_lora(lora_rank)
         for name in frozen_layers:
             self.get_layer(name).trainable = False
+        self._train_adapters()
 
     @classmethod
     def from_backbone(cls, backbone):
@@ -43,6 +44,26 @@ class TunableBertBackbone(keras_hub.models.BertBackbone):
 
     def call(self, inputs, training=None, mask=None):
         return super().call(inputs, training=False if self.inference_mode else training, mask=mask)
+
+    def unfreeze(self):
+        """Make every layer trainable, or with LoRA only what keras-hub's `enable_lora`
+        leaves trainable (the query/value adapters and biases, not their kernels).
+
+        `trainable = True` alone is not enough: on JAX it sets every sub-layer and weight
+        trainable (the LoRA kernels too); on TensorFlow it leaves the sub-layers as they are.
+        """
+        self.trainable = True
+        for layer in self._flatten_layers(include_self=False):
+            layer.trainable = not self.lora_rank
+        self._train_adapters()
+
+    def _train_adapters(self):
+        """The LoRA layers trainable again, their kernels not (as `enable_lora` left them);
+        freezing a transformer layer froze them too on JAX, not on TensorFlow."""
+        for layer in self._flatten_layers(include_self=False):
+            if getattr(layer, "lora_enabled", False):
+                layer.trainable = True
+                layer._kernel.trainable = False
 
     @property
     def lora_rank(self):

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 
 from mtl_keras.artifacts import atomic_write
+from mtl_keras.distributed import local_only
 
 CHECKPOINT_DIR = "checkpoint"
 PROGRESS = "progress.json"  # names the weights file of the epoch it describes
@@ -111,8 +112,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return
         model = self.target or self.model
         weights = weights_file(epoch)
-        atomic_write(self.directory / weights, model.save_weights)
-        seeds = [v.numpy().tolist() for v in seed_states(model)]
+        with local_only():  # under data parallelism, process 0 writes on its own
+            atomic_write(self.directory / weights, model.save_weights)
+        seeds = [keras.ops.convert_to_numpy(v).tolist() for v in seed_states(model)]
         progress = {"epoch": epoch, "weights": weights, "seed_states": seeds,
                     **self.progress_fn(epoch, logs or {})}  # fmt: skip
         text = json.dumps(progress)

@@ -27,6 +27,7 @@ RANGES = (
     ("max_eval_examples", 1, INF, True, False),
     ("seed", 0, 2**32 - 1, True, True),
     ("logical_cpus", 0, 64, True, True),
+    ("cluster_timeout", 1, INF, True, False),
     ("learning_rate", 0, INF, False, False),
     ("weight_decay", 0, INF, True, False),
     ("dropout", 0, 1, True, False),
@@ -42,7 +43,7 @@ RANGES = (
 )
 
 
-DISTRIBUTIONS = ("none", "mirrored")
+DISTRIBUTIONS = ("none", "mirrored", "data_parallel")
 
 
 def option(default, help=None, *, choices=None, flag=None, values=None, knob=False):
@@ -104,9 +105,14 @@ class RunConfig:
     data_dir: str | os.PathLike | None = option(
         None, "prepared datasets (default: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras)"
     )
-    distribution: str = option("none", "mirrored: split the batches over the CPU's logical "
-                               "devices", choices=DISTRIBUTIONS)  # fmt: skip
+    distribution: str = option(
+        "none", "mirrored: split the batches over the CPU's logical devices; data_parallel: "
+        "over processes and machines (JAX; see experiments.launch)", choices=DISTRIBUTIONS,
+    )  # fmt: skip
     logical_cpus: int = option(0, "split the CPU into N logical devices (for mirrored)")
+    cluster_timeout: int = option(
+        120, "data_parallel: seconds to wait for every process to join before giving up"
+    )
     verbose: str | int = option(
         "auto", "Keras fit verbosity: auto (a progress bar on a terminal, else one line per "
         "epoch), 0, 1 or 2"
@@ -203,7 +209,15 @@ class RunConfig:
                 f"unknown sampling {self.sampling!r}; choose from: {', '.join(SAMPLING)}."
             )
         if self.distribution not in DISTRIBUTIONS:
-            raise InputError(f"--distribution must be none or mirrored, not {self.distribution!r}.")
+            raise InputError(
+                f"--distribution must be one of {', '.join(DISTRIBUTIONS)}, "
+                f"not {self.distribution!r}."
+            )
+        if self.distribution == "data_parallel" and self.output_dir is None:
+            raise InputError(
+                "--distribution data_parallel needs --output-dir, the same folder for every "
+                "process (experiments.launch sets one)."
+            )
         if self.verbose not in ("auto", 0, 1, 2):
             raise InputError(f"--verbose must be auto, 0, 1 or 2, got {self.verbose!r}.")
         for name in ("output_dir", "preset", "data_dir", "init_from"):

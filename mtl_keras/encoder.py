@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_keras import presets
+from mtl_keras.backends import batch_length, inference_function
 from mtl_keras.inputs import as_sentence_list
 from mtl_keras.pooling import MeanPooling
 from mtl_keras.preprocessing import FEATURES, check_max_length, make_preprocessor
@@ -19,13 +20,12 @@ def embedding_model(backbone, name="sentence_embedding"):
 
 
 def traced_inference(model):
-    """`model(x, training=False)` as one traced graph for BERT inputs of any shape.
+    """`model(x, training=False)` compiled once for BERT inputs -> numpy outputs.
 
-    Batches are cut to their longest sentence, so shapes vary from batch to batch; one
-    relaxed signature avoids retracing, and eager calls would be several times slower.
+    Batches are cut to their longest sentence (`backends.batch_length`), so shapes vary
+    from batch to batch; see `backends.inference_function`.
     """
-    spec = {f: tf.TensorSpec([None, None], model.input[f].dtype) for f in FEATURES}
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    return inference_function(model, FEATURES)
 
 
 class SentenceEncoder:
@@ -74,7 +74,7 @@ class SentenceEncoder:
             for start in range(0, len(sentences), chunk_size)
         ]
         return {
-            f: np.concatenate([p[f].numpy().astype(self.backbone.input[f].dtype) for p in parts])
+            f: np.concatenate([np.asarray(p[f], self.backbone.input[f].dtype) for p in parts])
             for f in FEATURES
         }
 
@@ -93,9 +93,8 @@ class SentenceEncoder:
         out = np.empty((len(sentences), self.dimension), np.float32)
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
-            longest = int(lengths[index].max())
-            batch = {f: tf.constant(features[f][index, :longest]) for f in FEATURES}
-            out[index] = self._forward(batch).numpy()
+            longest = batch_length(lengths[index], self.max_length)
+            out[index] = self._forward({f: features[f][index, :longest] for f in FEATURES})
         if normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out

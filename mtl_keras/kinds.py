@@ -143,7 +143,7 @@ class SentenceClassification(Kind):
 
     def decode(self, task, logits, text, words, pieces_per_word, first_piece):
         """A prediction: the label and every label's probability."""
-        probs = tf.nn.softmax(logits).numpy()
+        probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
         return {
             "label": task.labels[int(np.argmax(probs))],
             "probabilities": {n: float(p) for n, p in zip(task.labels, probs, strict=True)},
@@ -372,7 +372,7 @@ class MultiLabelClassification(Kind):
                 f"{task.name}_labels": tf.where(probs > 0.5, names, "")}  # fmt: skip
 
     def decode(self, task, logits, text, words, pieces_per_word, first_piece):
-        probs = tf.sigmoid(logits).numpy()
+        probs = keras.ops.convert_to_numpy(keras.ops.sigmoid(logits))
         return {
             "labels": [name for name, p in zip(task.labels, probs, strict=True) if p > 0.5],
             "probabilities": {n: float(p) for n, p in zip(task.labels, probs, strict=True)},

@@ -1,4 +1,4 @@
-"""Task 4: layer-wise learning rates as an optimizer wrapper.
+"""Layer-wise learning rates as an optimizer wrapper.
 
 Scaling a variable's *gradient* is not a per-variable learning rate under Adam/AdamW:
 Adam divides by the running gradient magnitude, so the scale cancels. This wrapper
@@ -88,8 +88,36 @@ class LayerwiseLR(keras.optimizers.Optimizer):
     def apply(self, grads, trainable_variables=None):
         return self.inner_optimizer.apply(grads, trainable_variables)
 
+    def train(self, variables):
+        """Say which of the variables it was built for the model trains now (JAX).
+
+        JAX's `fit` hands `stateless_apply` the values of the model's trainable variables
+        alone; Keras' own matches them to the list the optimizer was built with, which a
+        stage of gradual unfreezing (a subset) or the heads model (another order) breaks.
+        `compile_model` calls this, so the values are matched to the right variables.
+        """
+        self._check_variables_are_known(variables)
+        # Set past Keras' attribute tracking: these are the model's variables, not state.
+        object.__setattr__(self, "_trained", list(variables))
+
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
-        raise NotImplementedError("LayerwiseLR supports the TensorFlow backend's stateful apply.")
+        """Keras' `stateless_apply` over the variables of the last `train` call."""
+        trained = getattr(self, "_trained", None) or self._trainable_variables
+        if len(trained) != len(trainable_variables):
+            raise ValueError(
+                f"{len(trainable_variables)} trainable values for {len(trained)} variables: "
+                "compile the model with `compile_model` after changing what is trainable."
+            )
+        mapping = [
+            *zip(trained, trainable_variables, strict=True),
+            *zip(self.variables, optimizer_variables, strict=True),
+        ]
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self.apply(grads, trained)
+        return (
+            [scope.get_current_value(v) for v in trained],
+            [scope.get_current_value(v) for v in self.variables],
+        )
 
     @property
     def variables(self):

@@ -4,8 +4,9 @@ import collections
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
+
+from mtl_keras.backends import numpy_callback
 
 
 @keras.saving.register_keras_serializable(package="mtl_keras")
@@ -81,7 +82,8 @@ class EntityF1(keras.metrics.Metric):
     """Entity-level F1 (exact span and type) over words, as in CoNLL/WNUT evaluation.
 
     Only positions with weight > 0 count: the first word piece of each word. Span
-    decoding is sequential, so it runs as a numpy function inside the graph (TF backend).
+    decoding is sequential, so it runs as a numpy function inside the compiled step
+    (`backends.numpy_callback`).
     """
 
     def __init__(self, tag_names, name="entity_f1", **kwargs):
@@ -93,17 +95,17 @@ class EntityF1(keras.metrics.Metric):
         y_pred = ops.argmax(y_pred, axis=-1)
         if sample_weight is None:
             sample_weight = ops.ones_like(y_true, dtype="float32")
-        counts = tf.numpy_function(
+        counts = numpy_callback(
             lambda t, p, w: entity_counts(t, p, w, self.tag_names),
-            [
+            (
                 ops.cast(y_true, "int32"),
                 ops.cast(y_pred, "int32"),
                 ops.cast(sample_weight, "float32"),
-            ],
-            tf.float32,
-            stateful=False,
+            ),
+            (3,),
+            "float32",
         )
-        self.counts.assign_add(ops.reshape(counts, (3,)))
+        self.counts.assign_add(counts)
 
     def result(self):
         tp, predicted, gold = self.counts[0], self.counts[1], self.counts[2]

@@ -3,8 +3,10 @@
 import keras
 
 from mtl_keras.backbone import TunableBertBackbone
+from mtl_keras.backends import compiles_per_shape
 from mtl_keras.bert_layers import POOLER
 from mtl_keras.errors import InputError
+from mtl_keras.layerwise_lr import LayerwiseLR
 from mtl_keras.pooling import make_pooling
 from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES
 from mtl_keras.tasks import Task
@@ -67,6 +69,9 @@ class MultiTaskModel(keras.Model):
             pair_sequence = backbone(second)["sequence_output"]
             features["pair_embedding"] = self.pooling(pair_sequence, second["padding_mask"])
         outputs = {t.name: t.spec.output(t, self._head(t.name), features) for t in tasks}
+        # Functional's `trainable=True` would set every layer trainable again (on JAX),
+        # undoing the backbone's recorded frozen layers: only a False is applied, below.
+        trainable = kwargs.pop("trainable", True)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
@@ -80,6 +85,8 @@ class MultiTaskModel(keras.Model):
         for name in frozen_heads:
             for layer in self.head_layers(name):
                 layer.trainable = False
+        if not trainable:
+            self.trainable = False
 
     def _head(self, task_name):
         """The head of a task as one function (dropout, then dense); None without one."""
@@ -198,19 +205,22 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
         model: a `MultiTaskModel`, or a model with one output per task (`heads_model`).
         loss_weights: {task name: weight}; a task left out weighs its `Task.loss_weight`.
         tasks: the tasks to compile for; default `model.tasks`.
-        jit_compile: XLA. Off: batches vary in length, and on CPU it measured slower
-            even with lengths rounded to a few shapes (BENCHMARKS.md, "Fine-tuning epoch").
+        jit_compile: XLA on TensorFlow. Off: batches vary in length, and on CPU it
+            measured slower even with lengths rounded to a few shapes (BENCHMARKS.md,
+            "Fine-tuning epoch"). Always on for JAX, which otherwise runs op by op.
     """
     tasks = model.tasks if tasks is None else tasks
     loss_weights = loss_weights or {}
     check_loss_weights(loss_weights, tasks)
+    if isinstance(optimizer, LayerwiseLR) and optimizer.built:
+        optimizer.train(model.trainable_variables)
     model.compile(
         optimizer=optimizer,
         loss={t.name: t.spec.loss(t) for t in tasks},
         loss_weights={t.name: float(loss_weights.get(t.name, t.loss_weight)) for t in tasks},
         # Weighted: an example only counts for the heads it has a label for.
         weighted_metrics={t.name: t.spec.metrics(t) for t in tasks},
-        jit_compile=jit_compile,
+        jit_compile=jit_compile or compiles_per_shape(),
     )
     return model
 

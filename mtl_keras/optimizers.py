@@ -2,6 +2,7 @@
 
 import keras
 
+from mtl_keras.backends import compiles_per_shape
 from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers
 from mtl_keras.schedules import WarmupDecay
 
@@ -35,7 +36,9 @@ def make_optimizer(
         gradient_accumulation_steps=accumulation_steps if accumulation_steps > 1 else None,
     )
     decay = layer_decay if scenario.layer_decay else 1.0
-    if decay != 1.0 or head_multiplier != 1.0:
+    # On JAX the wrapper is also what lets a model train a subset of the variables the
+    # optimizer was built for (see `LayerwiseLR.train`).
+    if decay != 1.0 or head_multiplier != 1.0 or compiles_per_shape():
         optimizer = LayerwiseLR(
             optimizer, layer_decay_multipliers(num_layers, decay, head_multiplier)
         )

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mtl_keras.backends import batch_length
 from mtl_keras.data.loading import without_autotuning
 from mtl_keras.encoder import traced_inference
 from mtl_keras.errors import InputError
@@ -69,9 +70,8 @@ class Predictor:
         bar = keras.utils.Progbar(len(texts), unit_name="text") if progress else None
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
-            longest = max(int(lengths[index].max()), 1)
-            batch = {f: tf.constant(features[f][index, :longest]) for f in FEATURES}
-            out = {k: np.asarray(v) for k, v in self._forward(batch).items()}
+            longest = batch_length(lengths[index], self.max_length)
+            out = self._forward({f: features[f][index, :longest] for f in FEATURES})
             for row, i in enumerate(index):
                 first = features["first_piece"][i, :longest]
                 results[i] = self._decode(texts[i], words[i], pieces_per_word[i], out, row, first)

@@ -5,6 +5,7 @@ import functools
 import keras_hub
 import tensorflow as tf
 
+from mtl_keras.backends import length_step
 from mtl_keras.errors import InputError
 
 FEATURES = ("token_ids", "padding_mask", "segment_ids")
@@ -90,14 +91,18 @@ def trim_padding(features):
 
     The preprocessor pads to `max_length`; attention and pooling ignore padding, so
     dropping the all-padding columns changes no result and saves most of the compute
-    on short text (tweets average ~16 words, far below 128 word pieces).
+    on short text (tweets average ~16 words, far below 128 word pieces). On JAX the
+    length is rounded up to `backends.length_step()`, so few shapes are compiled.
     """
-    out = dict(features)
+    out, step = dict(features), length_step()
     for names in (FEATURES, PAIR_FEATURES):
         if names[1] not in features:
             continue
         lengths = tf.reduce_sum(tf.cast(features[names[1]], tf.int32), axis=1)
         longest = tf.maximum(tf.reduce_max(lengths), 1)
+        if step > 1:
+            width = tf.shape(features[names[1]])[1]
+            longest = tf.minimum((longest + step - 1) // step * step, width)
         out.update({name: features[name][:, :longest] for name in names})
     return out
 

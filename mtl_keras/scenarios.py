@@ -131,11 +131,8 @@ def set_frozen(model, parts, lower_frozen_layers=0):
     Recompile afterwards: Keras reads `trainable` when it compiles the train step.
     """
     backbone = model.backbone
-    backbone.trainable = True
-    # A functional model does not pass `trainable` on to its layers; each layer does to
-    # its own sublayers. With LoRA, keras-hub has decided what trains in the backbone.
-    inner = [] if backbone.lora_rank else backbone.layers
-    for layer in [*inner, *model.layers]:
+    backbone.unfreeze()
+    for layer in model.layers:
         if layer is not backbone and layer.weights:
             layer.trainable = True
     backbone.get_layer(POOLER).trainable = False

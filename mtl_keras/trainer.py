@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mtl_keras import presets
+from mtl_keras import distributed, presets
 from mtl_keras.artifacts import ensure_writable_dir, save_model, write_history_csv, write_json
 from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.callbacks import (
@@ -94,7 +94,8 @@ def train(config=None, **options):
     output = resolve_output_dir(config)
     created = not output.exists()
     try:
-        ensure_writable_dir(output, "--output-dir")
+        if writes_files(config):
+            ensure_writable_dir(output, "--output-dir")
         trainer = MultiTaskTrainer(config)
         sts_before = trainer.measure_sts()
         data = trainer.load_data()
@@ -109,8 +110,15 @@ def train(config=None, **options):
             output.rmdir()  # a run that failed before writing anything leaves no folder
         raise
     print(format_metrics(metrics))
-    print(f"\nresults in {output}/ ({', '.join(ARTEFACTS)})")
+    if writes_files(config):
+        print(f"\nresults in {output}/ ({', '.join(ARTEFACTS)})")
     return RunResult(output, metrics, model_path)
+
+
+def writes_files(config):
+    """Whether this process writes the run's files: always, except under data parallelism,
+    where process 0 alone does (the others train and evaluate alike)."""
+    return config.distribution != "data_parallel" or distributed.cluster_from_env().is_chief
 
 
 def preset_path(config):
@@ -225,6 +233,28 @@ def check_finite(model, metrics):
         )
 
 
+def start_distribution(config):
+    """(cluster, strategy): the data-parallel cluster this process joined (None without
+    one), and the `tf.distribute` strategy (MirroredStrategy, or TensorFlow's default)."""
+    cluster = None
+    if config.distribution == "data_parallel":
+        cluster = distributed.start(config.cluster_timeout)
+        if config.batch_size % cluster.num_processes:
+            raise InputError(
+                f"--batch-size {config.batch_size} must split evenly over the "
+                f"{cluster.num_processes} processes (it is the global batch)."
+            )
+    configure_devices(config.logical_cpus)
+    if config.distribution != "mirrored":
+        return cluster, tf.distribute.get_strategy()
+    if keras.backend.backend() != "tensorflow":
+        raise InputError(
+            "--distribution mirrored is TensorFlow's: unset KERAS_BACKEND, or use "
+            "--distribution data_parallel on JAX."
+        )
+    return cluster, tf.distribute.MirroredStrategy()
+
+
 class MultiTaskTrainer:
     """One training run of a `RunConfig`: built when made, then `load_data`,
     `attach_optimizer`, `fit`, `evaluate_all` and `save` (the steps `train` takes in
@@ -240,15 +270,19 @@ class MultiTaskTrainer:
     def __init__(self, config):
         """Build the run: local weights and tokenizer, the model under the scenario."""
         self.config = config
+        # Before anything runs on JAX: joining the cluster must come first.
+        self.cluster, self.strategy = start_distribution(config)
         self.tasks = resolve_tasks(config.tasks)
         self.scenario = get_scenario(config.scenario, self.tasks)
-        configure_devices(config.logical_cpus)
         self.preset = preset_path(config)
         self.tokenizer = presets.load_tokenizer(self.preset)
-        pretrained = presets.load_backbone(self.preset)  # its length was checked before loading
-        mirrored = config.distribution == "mirrored"
-        self.strategy = (
-            tf.distribute.MirroredStrategy() if mirrored else tf.distribute.get_strategy()
+        # Loaded on this process alone: its random initial values (overwritten by the
+        # weights) differ from process to process. Its length was checked before loading.
+        with distributed.local_only():
+            pretrained = presets.load_backbone(self.preset)
+        # Evaluation batches are padded to split evenly over these (zero-weight rows).
+        self.replicas = (
+            self.cluster.num_processes if self.cluster else self.strategy.num_replicas_in_sync
         )
         self.stages = training_stages(
             self.scenario,
@@ -265,6 +299,7 @@ class MultiTaskTrainer:
         self.eval_data = {}  # (split, cached) -> batches: read, tokenized, sorted once
         self.sts_pairs = None  # the STS-B test pairs, read once
         self.sts_encoder = None  # the model's embedding, traced once
+        self.forward = None  # the model's inference pass (all text heads), traced once
         # What `fit` trains: the model, or with a frozen backbone in inference mode (every
         # example's embedding is the same in every epoch) its heads on embeddings computed
         # once by `embed`.
@@ -338,6 +373,7 @@ class MultiTaskTrainer:
             embed=self.embed,
             length_buckets=config.length_buckets,
         )
+        train_stream = distributed.shard(train_stream, self.cluster)
         validation, _ = self.evaluation_data("validation", embed=self.embed)
         data = RunData(train_stream, steps, sizes, validation, time.perf_counter() - started)
         print(f"scenario {self.scenario.name}: {self.scenario.summary}")
@@ -356,7 +392,7 @@ class MultiTaskTrainer:
         """(batches, {task: examples}) of a split: read, tokenized and sorted once per self."""
         key = (split, embed is not None)
         if key not in self.eval_data:
-            self.eval_data[key] = evaluation_stream(
+            data, sizes = evaluation_stream(
                 self.tasks,
                 split,
                 self.preprocessor,
@@ -364,10 +400,15 @@ class MultiTaskTrainer:
                 max_length=self.config.max_length,
                 data_dir=resolve_data_dir(self.config.data_dir),
                 max_examples=self.config.max_eval_examples,
-                replicas=self.strategy.num_replicas_in_sync,
+                replicas=self.replicas,
                 embed=embed,
             )
+            self.eval_data[key] = (self.shard(data), sizes)
         return self.eval_data[key]
+
+    def shard(self, data):
+        """This process's rows of each batch under data parallelism, else all of them."""
+        return None if data is None else distributed.shard(data, self.cluster)
 
     def fit(self, data, output):
         """`fit` each stage, resuming after the last checkpointed epoch if any."""
@@ -427,14 +468,16 @@ class MultiTaskTrainer:
                 {"epoch": epoch, **{k: float(v) for k, v in per_task_logs(logs, names).items()}}
             )
         )
+        score = ValidationScore(self.tasks, per_task_logs)
+        stopping = [] if stopper is None else [stopper]
+        if not writes_files(self.config):
+            return [timer, guard, score, record, *stopping]
         checkpoint = EpochCheckpoint(
             output / CHECKPOINT_DIR,
             guard,
             lambda epoch, logs: {"history": history, "epoch_seconds": timer.times},
             target=self.model,
         )
-        score = ValidationScore(self.tasks, per_task_logs)
-        stopping = [] if stopper is None else [stopper]
         tensorboard = keras.callbacks.TensorBoard(log_dir=str(output / "logs"))
         return [timer, guard, score, record, *stopping, checkpoint, tensorboard]
 
@@ -477,13 +520,26 @@ class MultiTaskTrainer:
         logs = self.model.evaluate(data, return_dict=True, verbose=0)
         return task_metrics(per_task_logs(logs, [t.name for t in self.tasks]), sizes)
 
-    def task_split_stream(self, split, task, where=None):
-        """(batches, {task: examples}) of one task's examples of `split` (a `where` subset)."""
-        return evaluation_stream(
+    def task_split_stream(self, split, task, where=None, whole=False):
+        """(batches, {task: examples}) of one task's examples of `split` (a `where` subset).
+
+        Under data parallelism each process gets its rows of each batch (for `evaluate`);
+        with `whole`, every process gets every row (for `inference`).
+        """
+        data, sizes = evaluation_stream(
             self.tasks, split, self.preprocessor, batch_size=self.config.batch_size,
             max_length=self.config.max_length, data_dir=resolve_data_dir(self.config.data_dir),
             max_examples=self.config.max_eval_examples, only=task.name, where=where,
+            replicas=1 if whole else self.replicas,
         )  # fmt: skip
+        return (data if whole else self.shard(data)), sizes
+
+    def inference(self, x):
+        """{"embedding", <text task>: logits} (numpy) of a batch, as the model is now; under
+        data parallelism every process passes the same batch."""
+        if self.forward is None:
+            self.forward = traced_inference(self.model.inference_model())
+        return self.forward(x)
 
     def measure_sts(self):
         """STS-B test Spearman x 100 of the run's embedding as it is now (None if turned off)."""
@@ -551,12 +607,12 @@ class MultiTaskTrainer:
         """{token task: {entity type: F1}} on a split (the micro F1 is in `evaluate`'s)."""
         out = {}
         for task in (t for t in self.tasks if t.spec.reads_sequence):
-            data, _ = self.task_split_stream(split, task)
+            data, _ = self.task_split_stream(split, task, whole=True)
             if data is None:
                 continue
             true, pred, weight = [], [], []
             for x, y, w in data:  # rows padded to a batch's longest: keep them row by row
-                logits = self.model(x, training=False)[task.name]
+                logits = self.inference(x)[task.name]
                 true += list(np.asarray(y[task.name]))
                 pred += list(np.argmax(logits, axis=-1))
                 weight += list(np.asarray(w[task.name]))
@@ -598,8 +654,9 @@ class MultiTaskTrainer:
             "epoch_seconds": fitted.epoch_seconds,
             "embedding_cache": self.embed is not None,
             "data_seconds": data.seconds,
-            "optimizer_iterations": int(self.optimizer.iterations.numpy()),
-            "replicas": self.strategy.num_replicas_in_sync,
+            "optimizer_iterations": int(keras.ops.convert_to_numpy(self.optimizer.iterations)),
+            "replicas": self.replicas,
+            "processes": self.cluster.num_processes if self.cluster else 1,
             "config": {
                 **self.config.to_dict(),
                 "learning_rate": self.config.learning_rate_or_default,
@@ -617,10 +674,15 @@ class MultiTaskTrainer:
         """
         check_finite(self.model, metrics)
         self.recompile(optimizer_parts(self.scenario, self.tasks), self.config.frozen_layers)
-        model_path = None
-        if self.config.save_model:
-            model_path = save_model(self.model, output / "model.keras")
-            save_tokenizer(self.tokenizer, output / TOKENIZER_DIR)
+        if self.cluster is not None:
+            metrics["weight_checksums"] = distributed.checksums(self.model)
+        model_path = output / "model.keras" if self.config.save_model else None
+        if not writes_files(self.config):
+            return model_path  # process 0 writes it
+        with distributed.local_only():
+            if model_path:
+                save_model(self.model, model_path)
+                save_tokenizer(self.tokenizer, output / TOKENIZER_DIR)
         write_history_csv(output / "history.csv", fitted.history)
         if fitted.history:
             plot_curves(output / "curves.png", fitted.history, self.tasks)

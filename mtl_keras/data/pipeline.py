@@ -11,6 +11,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from mtl_keras.backends import batch_length
 from mtl_keras.data.loading import without_autotuning
 from mtl_keras.errors import InputError
 from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, trim_padding
@@ -196,9 +197,9 @@ def embedding_cache(arrays, embed, batch_size=64):
     vectors = [None] * len(order)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        longest = max(int(lengths[index].max()), 1)
-        batch = {f: tf.constant(x[f][index, :longest]) for f in FEATURES}
-        for i, vector in zip(index, np.asarray(embed(batch)), strict=True):
+        longest = batch_length(lengths[index], x["token_ids"].shape[1])
+        batch = {f: x[f][index, :longest] for f in FEATURES}
+        for i, vector in zip(index, embed(batch), strict=True):
             vectors[i] = vector
     return tf.data.Dataset.from_tensor_slices((np.stack(vectors), y, w))
 
@@ -234,7 +235,7 @@ def training_stream(
         )
         if size == 0:
             raise InputError(f"task {task.name!r} has no training examples.")
-        parts.append(encoded.shuffle(size, seed=seed + index).repeat())
+        parts.append(reshuffled_passes(encoded, size, seed + index))
         sizes.append(size)
     weights = sampling_weights(sizes, sampling, temperature)
     if batch_size > sum(sizes):  # one batch of copies would only fill memory
@@ -242,9 +243,9 @@ def training_stream(
         batch_size = sum(sizes)
     if sampling == "round_robin":
         choice = tf.data.Dataset.range(len(tasks)).repeat()
-        mixed = tf.data.Dataset.choose_from_datasets(parts, choice)
     else:
-        mixed = tf.data.Dataset.sample_from_datasets(parts, weights.tolist(), seed=seed)
+        choice = task_draws(weights, seed)
+    mixed = tf.data.Dataset.choose_from_datasets(parts, choice)
     steps = max(1, sum(sizes) // batch_size)
     if embed is None and length_buckets:
         boundaries = bucket_boundaries(max_length, pairs=has_pairs(tasks))
@@ -260,6 +261,40 @@ def training_stream(
         stream = stream.map(batch_trimmer(tasks), num_parallel_calls=tf.data.AUTOTUNE)
     stream = without_autotuning(stream.prefetch(tf.data.AUTOTUNE))
     return stream, steps, dict(zip([t.name for t in tasks], sizes, strict=True))
+
+
+# The training stream is the same for every iterator made of it: `shuffle(seed)` and
+# `sample_from_datasets(seed)` draw a new order for each new iterator, so which batches a
+# run saw depended on how often Keras (or a resumed run) had iterated the stream before,
+# and data-parallel processes could not be held to one process's batches.
+
+
+def reshuffled_passes(dataset, size, seed):
+    """`dataset` (in memory) repeated forever, each pass in its own order, fixed by `seed`
+    and the pass number (a stateless permutation of the indices)."""
+    whole = dataset.batch(size).get_single_element()  # every example, one tensor per field
+
+    def one_pass(number):
+        key = tf.stack([tf.constant(seed, tf.int64), number])
+        order = tf.data.Dataset.range(size)
+        return order.map(lambda i: tf.random.experimental.index_shuffle(i, key, size - 1))
+
+    def example(index):
+        return tf.nest.map_structure(lambda field: tf.gather(field, index), whole)
+
+    return tf.data.Dataset.counter().flat_map(one_pass).map(example)
+
+
+def task_draws(weights, seed):
+    """Endless task indices drawn with probabilities `weights`, the same for every iterator."""
+    edges = tf.constant(np.cumsum(weights)[:-1], tf.float64)
+    last = len(weights) - 1
+
+    def draw(value):  # `Dataset.random` gives uniform whole numbers in [0, 2**32)
+        uniform = tf.cast(value % 2**32, tf.float64) / 2.0**32
+        return tf.minimum(tf.searchsorted(edges, uniform[None], side="right")[0], last)
+
+    return tf.data.Dataset.random(seed=seed).map(lambda v: tf.cast(draw(v), tf.int64))
 
 
 def bucket_boundaries(max_length, width=16, pairs=False):

@@ -1,0 +1,100 @@
+"""What differs between the Keras backends mtl_keras runs on: TensorFlow (default) and JAX.
+
+The model, its layers, metrics and optimizer are written with `keras.ops` and run on
+either; the input pipeline (tokenization, `tf.data`) and the TF Serving export are
+TensorFlow on both (Keras feeds `tf.data` batches to JAX as numpy). What is left to
+choose per backend is here: how a model runs outside `fit`, and how many batch shapes
+the compiled functions see.
+"""
+
+import keras
+import numpy as np
+
+from mtl_keras import distributed
+
+BACKENDS = ("tensorflow", "jax")
+
+
+def backend():
+    return keras.backend.backend()
+
+
+def compiles_per_shape():
+    """JAX compiles a function once per input shape; TensorFlow traces one relaxed graph."""
+    return backend() == "jax"
+
+
+# With a per-shape compiler, batch lengths are rounded up to a multiple of this, so a run
+# compiles at most max_length / 16 shapes instead of one per longest-sentence length.
+JAX_LENGTH_STEP = 16
+
+
+def length_step():
+    """The multiple a batch's sequence length is rounded up to (1: its longest text)."""
+    return JAX_LENGTH_STEP if compiles_per_shape() else 1
+
+
+def batch_length(lengths, width):
+    """The length a batch of texts with these lengths is cut to (<= `width`, >= 1)."""
+    step = length_step()
+    longest = max(int(np.max(lengths)), 1)
+    return min(-(-longest // step) * step, width)
+
+
+def numpy_callback(function, args, shape, dtype):
+    """`function(*numpy arrays)` run from inside a compiled function: for sequential code
+    (entity span decoding) that has no tensor form. TensorFlow: `tf.numpy_function`;
+    JAX: `jax.pure_callback`. The result has the given static shape and dtype.
+    """
+    if backend() == "jax":
+        import jax
+
+        def call(*arrays):
+            return np.asarray(function(*arrays), dtype).reshape(shape)
+
+        return jax.pure_callback(call, jax.ShapeDtypeStruct(shape, dtype), *args)
+    import tensorflow as tf
+
+    out = tf.numpy_function(lambda *a: np.asarray(function(*a), dtype), list(args), dtype,
+                            stateful=False)  # fmt: skip
+    return keras.ops.reshape(out, shape)
+
+
+def inference_function(model, input_names):
+    """`model(x, training=False)` as one compiled function of a dict of int arrays -> numpy.
+
+    It reads the model's variables at every call, so it sees training. TensorFlow: one
+    `tf.function` with a relaxed [batch, length] signature (eager calls would be several
+    times slower). JAX: `jax.jit` of `stateless_call`, compiled once per shape (callers
+    cut batches to `batch_length`, so the shapes are few).
+    """
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        spec = {f: tf.TensorSpec([None, None], model.input[f].dtype) for f in input_names}
+        traced = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    elif backend() == "jax":
+        import jax
+
+        def stateless(trainable, non_trainable, x):
+            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+        jitted = jax.jit(stateless)
+
+        def traced(x):
+            cluster = distributed.current()
+            if cluster is not None and cluster.num_processes > 1:
+                x = distributed.replicated(x)  # every process runs the same batch
+            return jitted(
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+                x,
+            )
+    else:
+        raise NotImplementedError(f"mtl_keras runs on {' or '.join(BACKENDS)}, not {backend()}.")
+
+    def forward(x):
+        x = {f: np.asarray(x[f], model.input[f].dtype) for f in input_names}
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, traced(x))
+
+    return forward

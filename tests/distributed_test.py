@@ -1,0 +1,188 @@
+"""Data parallelism: the cluster variables, the per-process shards, the launcher's watch,
+the training stream's fixed order, and (in subprocesses on JAX) two processes on
+localhost that train, match one process, survive a kill and export for TF Serving."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mtl_keras import RunConfig, distributed
+from mtl_keras.data.pipeline import reshuffled_passes, task_draws
+from mtl_keras.errors import InputError
+from mtl_keras.launch import core_sets, supervise
+from tests.conftest import tiny_run_argv
+
+GOOD = {distributed.ADDRESSES: "localhost:1234", distributed.PROCESSES: "2",
+        distributed.PROCESS_ID: "1"}  # fmt: skip
+
+
+def test_cluster_comes_from_keras_variables_and_round_trips():
+    cluster = distributed.cluster_from_env(GOOD)
+    assert cluster == distributed.Cluster(1, 2, "localhost:1234") and not cluster.is_chief
+    assert distributed.cluster_from_env(cluster.env()) == cluster
+    many = {**GOOD, distributed.ADDRESSES: "hostA:9000,hostB:9000"}
+    assert distributed.cluster_from_env(many).coordinator == "hostA:9000"  # process 0's
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({distributed.PROCESS_ID: ""}, "KERAS_DISTRIBUTION_PROCESS_ID set"),
+        ({distributed.PROCESS_ID: "2"}, "must be in 0..1"),
+        ({distributed.PROCESSES: "two"}, "whole numbers"),
+        ({distributed.ADDRESSES: "a:1,b:2,c:3"}, "3 addresses for 2 processes"),
+        ({distributed.ADDRESSES: "localhost"}, "host:port"),
+    ],
+)
+def test_bad_cluster_variables_are_one_line_errors(change, words):
+    with pytest.raises(InputError, match=words) as error:
+        distributed.cluster_from_env({**GOOD, **change})
+    assert "\n" not in str(error.value)
+
+
+def test_data_parallel_needs_jax_and_one_output_folder():
+    with pytest.raises(InputError, match="KERAS_BACKEND=jax"):
+        distributed.start(environ=GOOD)  # this suite runs on TensorFlow
+    with pytest.raises(InputError, match="needs --output-dir"):
+        RunConfig(distribution="data_parallel")
+
+
+def test_each_process_gets_its_equal_share_of_every_batch():
+    batches = tf.data.Dataset.range(12).batch(4).map(lambda x: (x, x * 10))
+    shares = [
+        [(a.tolist(), b.tolist()) for a, b in distributed.shard(batches, cluster).as_numpy_iterator()]
+        for cluster in (distributed.Cluster(0, 2), distributed.Cluster(1, 2))
+    ]  # fmt: skip
+    assert shares[0][0] == ([0, 1], [0, 10]) and shares[1][0] == ([2, 3], [20, 30])
+    rows = sorted(r for share in shares for batch, _ in share for r in batch)
+    assert rows == list(range(12))  # every row once
+    assert distributed.shard(batches, None) is batches
+
+
+def test_training_order_is_the_same_for_every_iterator_and_each_pass_is_a_permutation():
+    examples = tf.data.Dataset.range(10)
+    stream = reshuffled_passes(examples, 10, seed=3)
+    first, second = (list(stream.take(30).as_numpy_iterator()) for _ in range(2))
+    assert first == second  # whatever iterated the stream before
+    passes = [first[i : i + 10] for i in (0, 10, 20)]
+    assert all(sorted(p) == list(range(10)) for p in passes)
+    assert passes[0] != passes[1] != passes[2]  # a new order each pass
+    assert first != list(reshuffled_passes(examples, 10, seed=4).take(30).as_numpy_iterator())
+    draws = task_draws(np.array([0.7, 0.2, 0.1]), seed=0)
+    seen = np.array(list(draws.take(20_000).as_numpy_iterator()))
+    assert (seen == np.array(list(draws.take(20_000).as_numpy_iterator()))).all()
+    np.testing.assert_allclose(np.bincount(seen) / len(seen), [0.7, 0.2, 0.1], atol=0.015)
+
+
+def test_core_sets_split_the_machine_evenly():
+    cores = sorted(os.sched_getaffinity(0))
+    sets = core_sets(1)
+    assert sets == [cores]
+    with pytest.raises(InputError, match="cores"):
+        core_sets(len(cores) + 1, cores=1)
+
+
+def test_launcher_stops_the_others_when_one_process_fails(capsys):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    failing = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    started = time.time()
+    assert supervise([sleeper, failing], poll=0.05) == 3
+    assert sleeper.wait(timeout=10) == -signal.SIGTERM and time.time() - started < 10
+    assert "process 1 exited with code 3" in capsys.readouterr().err
+
+
+def jax_run(argv, processes=None, timeout=600, **popen):
+    """`experiments.run` on JAX in a subprocess: one process, or `processes` through
+    `experiments.launch`."""
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    if processes:
+        command = ["-m", "experiments.launch", "--processes", str(processes), "--", *argv]
+    else:
+        command = ["-m", "experiments.run", *argv]
+    return subprocess.Popen([sys.executable, *command], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **popen)  # fmt: skip
+
+
+def final_weights(folder):
+    from mtl_keras.saving import load_model
+
+    return load_model(folder / "model.keras", compile=False).get_weights()
+
+
+EPOCHS = 8  # epochs after the first take well under a second: a window for the kill
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_preset, tiny_data_dir, tmp_path_factory):
+    """The same tiny run on one JAX process, and on two processes killed mid-run and
+    restarted: (one process's folder, two processes' folder, the kill's output)."""
+    root = tmp_path_factory.mktemp("data_parallel")
+    options = ["--tasks", "topic,sentiment", "--epochs", str(EPOCHS), "--cluster-timeout", "120"]
+    single = jax_run(tiny_run_argv(tiny_preset, tiny_data_dir, root / "one", *options))
+    parallel = tiny_run_argv(tiny_preset, tiny_data_dir, root / "two", *options)
+    launcher = jax_run(parallel, processes=2)
+    progress = root / "two" / "checkpoint" / "progress.json"
+    deadline = time.time() + 400
+    while time.time() < deadline and launcher.poll() is None:
+        if progress.is_file() and json.loads(progress.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert launcher.poll() is None, "the run ended before it could be killed"
+    children = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True)
+    os.kill(int(children.stdout.split()[-1]), signal.SIGKILL)  # process 1
+    killed_output, _ = launcher.communicate(timeout=120)
+    assert launcher.returncode == 128 + signal.SIGKILL, killed_output
+    assert not (root / "two" / "metrics.json").exists()
+    resumed = jax_run(parallel, processes=2)
+    resumed_output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, resumed_output
+    single_output, _ = single.communicate(timeout=600)
+    assert single.returncode == 0, single_output
+    return root / "one", root / "two", killed_output, resumed_output
+
+
+def test_two_processes_killed_and_resumed_train_what_one_process_trains(two_runs):
+    one, two, killed_output, resumed_output = two_runs
+    error_lines = [line for line in killed_output.splitlines() if line.startswith("error:")]
+    assert error_lines == [
+        "error: process 1 was killed by signal 9; the others were stopped. Rerun the same "
+        "command to resume from the last checkpoint."
+    ]
+    assert "resuming from the checkpoint after epoch" in resumed_output
+    metrics = json.loads((two / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["config"]["distribution"] == "data_parallel"
+    first, second = metrics["weight_checksums"]
+    assert first == second  # both processes hold the same weights
+    history = [line.split(",")[0] for line in (two / "history.csv").read_text().splitlines()]
+    assert history[1:] == [str(e) for e in range(EPOCHS)]  # every epoch once
+    # The same global batches on one process: the same model, to float rounding.
+    for a, b in zip(final_weights(one), final_weights(two), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    single = json.loads((one / "metrics.json").read_text())
+    assert single["test"]["topic"]["xent"] == pytest.approx(metrics["test"]["topic"]["xent"], 1e-4)
+
+
+def test_a_model_trained_on_two_jax_processes_exports_for_tf_serving(two_runs, tmp_path):
+    from experiments import export
+    from tests.export_test import keras_reference
+
+    two = two_runs[1]
+    out = tmp_path / "serving" / "1"
+    export.main(["--model", str(two / "model.keras"), "--output", str(out), "--max-length", "16"])
+    sentences = ["the team won the match !", "stocks fell"]
+    served = tf.saved_model.load(str(out)).signatures["serving_default"](
+        text=tf.constant(sentences)
+    )
+    reference = keras_reference(two, sentences)  # the .keras file, reloaded on TensorFlow
+    np.testing.assert_allclose(
+        served["topic_probs"].numpy(), tf.nn.softmax(reference["topic"]).numpy(), atol=1e-5
+    )
+    embedding = reference["embedding"] / np.linalg.norm(reference["embedding"], axis=1)[:, None]
+    np.testing.assert_allclose(served["embedding"].numpy(), embedding, atol=1e-5)
