@@ -277,6 +277,34 @@ def exports_section(exports):
     ]
 
 
+def backends_section(result):
+    """JAX against TensorFlow, and one process against two (`benchmarks.backends`)."""
+    if not result:
+        return []
+    one, two = result["one_process"], result["two_processes"]
+    return [
+        "",
+        "## JAX backend and data-parallel scaling (`python -m benchmarks.backends`)",
+        "",
+        made_at(result),
+        "",
+        f"Train step (topic + sentiment, batch 32, lengths padded to multiples of 16, mean "
+        f"{result['mean_padded_length']:.0f}): TensorFlow {result['tensorflow_steps_per_s']:.3f} "
+        f"steps/s, JAX {result['jax_steps_per_s']:.3f}: JAX at "
+        f"**{result['jax_over_tensorflow']:.2f}x** TensorFlow (each in its own process).",
+        "",
+        "| `experiments.launch` (JAX, data_parallel) | examples/s (last epoch) | epoch seconds "
+        "| wall seconds |",
+        "|---|---|---|---|",
+        *(f"| {name} | {r['examples_per_s']:.1f} | "
+          f"{', '.join(f'{s:.1f}' for s in r['epoch_seconds'])} | {r['wall_seconds']:.0f} |"
+          for name, r in (("1 process, all cores", one), ("2 processes, half the cores each", two))),
+        "",
+        f"Two processes over one: **{result['two_process_efficiency']:.2f}** (the same global "
+        f"batches; options: `{' '.join(result['scaling_options'])}`).",
+    ]  # fmt: skip
+
+
 def main():
     lines = [
         "# Benchmarks",
@@ -328,6 +356,7 @@ def main():
             *train_step_bound(train),
         ]
     lines += profile_section(load("profile_ops"))
+    lines += backends_section(load("backends"))
     cache = load("frozen_cache")
     if cache:
         c, u = cache["cached"], cache["uncached"]

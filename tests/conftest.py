@@ -1,6 +1,8 @@
 """Shared fixtures: no network for the whole suite, and a tiny random BERT preset."""
 
+import json
 import os
+import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -272,3 +274,14 @@ def pytest_terminal_summary(terminalreporter):
             f"bad-input corpus: {passed}/{len(BAD_INPUT_RESULTS)} cases passed across "
             f"{len(surfaces)} surfaces ({', '.join(surfaces)})"
         )
+
+
+def wait_for_checkpoint(progress, process, epoch, timeout=240):
+    """Wait until `process` has checkpointed `epoch` (its progress file says so); it must
+    still be running then, so a test can kill it mid-run."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if progress.is_file() and json.loads(progress.read_text())["epoch"] >= epoch:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"

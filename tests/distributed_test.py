@@ -17,7 +17,7 @@ from mtl_keras import RunConfig, distributed
 from mtl_keras.data.pipeline import reshuffled_passes, task_draws
 from mtl_keras.errors import InputError
 from mtl_keras.launch import core_sets, supervise
-from tests.conftest import tiny_run_argv
+from tests.conftest import tiny_run_argv, wait_for_checkpoint
 
 GOOD = {distributed.ADDRESSES: "localhost:1234", distributed.PROCESSES: "2",
         distributed.PROCESS_ID: "1"}  # fmt: skip
@@ -129,12 +129,7 @@ def two_runs(tiny_preset, tiny_data_dir, tmp_path_factory):
     parallel = tiny_run_argv(tiny_preset, tiny_data_dir, root / "two", *options)
     launcher = jax_run(parallel, processes=2)
     progress = root / "two" / "checkpoint" / "progress.json"
-    deadline = time.time() + 400
-    while time.time() < deadline and launcher.poll() is None:
-        if progress.is_file() and json.loads(progress.read_text())["epoch"] >= 1:
-            break
-        time.sleep(0.05)
-    assert launcher.poll() is None, "the run ended before it could be killed"
+    wait_for_checkpoint(progress, launcher, epoch=1, timeout=400)
     children = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True)
     os.kill(int(children.stdout.split()[-1]), signal.SIGKILL)  # process 1
     killed_output, _ = launcher.communicate(timeout=120)

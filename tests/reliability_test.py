@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import h5py
 import keras
@@ -25,7 +24,7 @@ from mtl_keras.callbacks import (
     weights_file,
 )
 from mtl_keras.saving import load_model
-from tests.conftest import schedule_config, tiny_run_argv
+from tests.conftest import schedule_config, tiny_run_argv, wait_for_checkpoint
 
 
 def tiny_argv(tiny_preset, tiny_data_dir, out, *extra):
@@ -41,12 +40,7 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, m
     process = subprocess.Popen([sys.executable, "-m", "experiments.run", *argv],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     progress = out / "checkpoint" / PROGRESS
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if progress.is_file() and json.loads(progress.read_text())["epoch"] >= 2:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
+    wait_for_checkpoint(progress, process, epoch=2)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     assert not (out / "metrics.json").exists() and not (out / "model.keras").exists()
