@@ -101,7 +101,7 @@ def test_launcher_stops_the_others_when_one_process_fails(capsys):
 def jax_run(argv, processes=None, timeout=600, **popen):
     """`experiments.run` on JAX in a subprocess: one process, or `processes` through
     `experiments.launch`."""
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env = popen.pop("env", {**os.environ, "KERAS_BACKEND": "jax"})
     if processes:
         command = ["-m", "experiments.launch", "--processes", str(processes), "--", *argv]
     else:
@@ -181,3 +181,20 @@ def test_a_model_trained_on_two_jax_processes_exports_for_tf_serving(two_runs, t
     )
     embedding = reference["embedding"] / np.linalg.norm(reference["embedding"], axis=1)[:, None]
     np.testing.assert_allclose(served["embedding"].numpy(), embedding, atol=1e-5)
+
+
+@pytest.mark.parametrize("process_id", [0, 1])  # waiting for the others; for process 0
+def test_a_cluster_that_does_not_form_is_one_line_not_a_hang(tiny_preset, tiny_data_dir, tmp_path,
+                                                             process_id):  # fmt: skip
+    from mtl_keras.launch import free_port
+
+    cluster = distributed.Cluster(process_id, 2, f"localhost:{free_port()}")
+    argv = tiny_run_argv(tiny_preset, tiny_data_dir, tmp_path / "run", "--distribution",
+                         "data_parallel", "--cluster-timeout", "5")  # fmt: skip
+    started = time.time()
+    run = jax_run(argv, env={**os.environ, "KERAS_BACKEND": "jax", **cluster.env()})
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 2, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "did not form within 5s" in errors[0], output
+    assert time.time() - started < 90
