@@ -198,3 +198,23 @@ def test_a_cluster_that_does_not_form_is_one_line_not_a_hang(tiny_preset, tiny_d
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "did not form within 5s" in errors[0], output
     assert time.time() - started < 90
+
+
+def test_a_keras_file_saved_on_tensorflow_reloads_on_jax_with_the_same_outputs(tiny_run, tmp_path):
+    from mtl_keras.predict import Predictor
+
+    texts = ["the team won the match !", "stocks fell ."]
+    here = Predictor.from_path(tiny_run / "model.keras").predict(texts, embeddings=True)
+    script = (
+        "import json, sys; from mtl_keras.predict import Predictor; "
+        f"out = Predictor.from_path({str(tiny_run / 'model.keras')!r}).predict({texts!r}, "
+        "embeddings=True); print(json.dumps(out))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "jax"}, check=True)  # fmt: skip
+    there = json.loads(done.stdout.strip().splitlines()[-1])
+    for a, b in zip(here, there, strict=True):
+        assert a["topic"]["label"] == b["topic"]["label"] and a["ner"] == b["ner"]
+        np.testing.assert_allclose(a["embedding"], b["embedding"], atol=1e-5)
+        np.testing.assert_allclose(list(a["sentiment"]["probabilities"].values()),
+                                   list(b["sentiment"]["probabilities"].values()), atol=1e-5)  # fmt: skip
