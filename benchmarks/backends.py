@@ -26,51 +26,24 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import peak_rss_mb, run_side, write_result
-from benchmarks.train_step import real_batches
-
-STEP = 16
+from benchmarks.train_step import keras_steps, real_batches
+from mtl_keras.backends import JAX_LENGTH_STEP
 
 
 def padded(batches):
-    """Each batch's inputs padded with zeros to a multiple of `STEP` word pieces."""
+    """Each batch's inputs padded with zeros to a multiple of the length step JAX runs at."""
     out = []
     for x, y, w in batches:
         length = x["token_ids"].shape[1]
-        extra = -length % STEP
+        extra = -length % JAX_LENGTH_STEP
         x = {k: np.pad(v, ((0, 0), (0, extra))) for k, v in x.items()}
         out.append((x, y, w))
     return out
 
 
-def keras_steps(batches, steps):
-    """Steps/s of our model's `fit` on this process's backend, after a warm-up pass."""
-    import keras
-    import tensorflow as tf
-
-    from mtl_keras import presets
-    from mtl_keras.callbacks import EpochTimer
-    from mtl_keras.model import MultiTaskModel, compile_model
-    from mtl_keras.tasks import resolve_tasks
-
-    model = MultiTaskModel(
-        presets.load_backbone(presets.default_preset_dir()), resolve_tasks("topic,sentiment")
-    )
-    compile_model(model, keras.optimizers.AdamW(5e-5))
-    data = tf.data.Dataset.from_generator(
-        lambda: iter(batches),
-        output_signature=tf.nest.map_structure(
-            lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), batches[0]
-        ),
-    )
-    model.fit(data, verbose=0)  # every shape once: JAX compiles, TensorFlow traces
-    timer = EpochTimer()
-    model.fit(data.repeat().take(steps), steps_per_epoch=steps, verbose=0, callbacks=[timer])
-    return steps / timer.times[-1]
-
-
 def one_side(batches_file, steps):
     batches = pickle.loads(Path(batches_file).read_bytes())
-    rate = keras_steps(batches, steps)
+    rate = keras_steps(batches, steps, warmup=len(batches))  # every shape once
     print(json.dumps({"steps_per_s": rate, "peak_rss_mb": peak_rss_mb()}))
 
 

@@ -30,7 +30,9 @@ from benchmarks.common import peak_rss_mb, run_side, without_elementwise_work, w
 from benchmarks.flops import training_flops
 
 
-def keras_steps(batches, steps, bound=False):
+def keras_steps(batches, steps, bound=False, warmup=3):
+    """Steps/s of our model's `fit` over `batches`, after `warmup` untimed batches (JAX
+    compiles once per shape: `benchmarks.backends` warms up on every batch)."""
     import keras
 
     from mtl_keras import presets
@@ -51,7 +53,7 @@ def keras_steps(batches, steps, bound=False):
             lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), batches[0]
         ),
     )
-    model.fit(data.take(3), verbose=0)  # trace
+    model.fit(data.take(warmup), verbose=0)  # trace (TensorFlow) or compile (JAX)
     # Timed from the epoch's start to its end, like the torch loop: with tf.data's
     # autotuning on (as here), `fit` sometimes spends seconds after training ends while the
     # iterator shuts down (see `mtl_keras.data.loading.without_autotuning`).

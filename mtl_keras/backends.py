@@ -24,6 +24,12 @@ def compiles_per_shape():
     return backend() == "jax"
 
 
+def trains_statelessly():
+    """JAX's `fit` is a compiled pure function: op by op without `jit_compile`, and the
+    optimizer updates through `stateless_apply` (see `LayerwiseLR.train`)."""
+    return backend() == "jax"
+
+
 # With a per-shape compiler, batch lengths are rounded up to a multiple of this, so a run
 # compiles at most max_length / 16 shapes instead of one per longest-sentence length.
 JAX_LENGTH_STEP = 16

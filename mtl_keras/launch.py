@@ -1,11 +1,12 @@
 """Start the processes of a data-parallel run on this machine and watch them.
 
-Each process gets Keras' cluster variables (`distributed.ADDRESSES`, ...) and, when
-`cores` is given, its own share of the CPU cores, so N processes do not fight over
-them. If one process fails or is killed, the others are stopped at once (they would
-otherwise wait for it until JAX's heartbeat times out); rerunning the same command
-resumes from the last checkpoint. On several machines, set the same variables per host
-(README, "More than one machine"); this module is only the one-machine launcher.
+Each process gets Keras' cluster variables (`distributed.ADDRESSES`, ...) and its own
+share of the CPU cores (`cores` each, by default the usable cores split evenly), so N
+processes do not fight over them. If one process fails or is killed, the others are
+stopped at once (they would otherwise wait for it until JAX's heartbeat times out);
+rerunning the same command resumes from the last checkpoint. On several machines, set
+the same variables per host (README, "More than one machine"); this module is only the
+one-machine launcher.
 """
 
 import os

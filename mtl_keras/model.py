@@ -3,7 +3,7 @@
 import keras
 
 from mtl_keras.backbone import TunableBertBackbone
-from mtl_keras.backends import compiles_per_shape
+from mtl_keras.backends import trains_statelessly
 from mtl_keras.bert_layers import POOLER
 from mtl_keras.errors import InputError
 from mtl_keras.layerwise_lr import LayerwiseLR
@@ -220,7 +220,7 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
         loss_weights={t.name: float(loss_weights.get(t.name, t.loss_weight)) for t in tasks},
         # Weighted: an example only counts for the heads it has a label for.
         weighted_metrics={t.name: t.spec.metrics(t) for t in tasks},
-        jit_compile=jit_compile or compiles_per_shape(),
+        jit_compile=jit_compile or trains_statelessly(),
     )
     return model
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from mtl_keras.backends import compiles_per_shape
+from mtl_keras.backends import trains_statelessly
 from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers
 from mtl_keras.schedules import WarmupDecay
 
@@ -38,7 +38,7 @@ def make_optimizer(
     decay = layer_decay if scenario.layer_decay else 1.0
     # On JAX the wrapper is also what lets a model train a subset of the variables the
     # optimizer was built for (see `LayerwiseLR.train`).
-    if decay != 1.0 or head_multiplier != 1.0 or compiles_per_shape():
+    if decay != 1.0 or head_multiplier != 1.0 or trains_statelessly():
         optimizer = LayerwiseLR(
             optimizer, layer_decay_multipliers(num_layers, decay, head_multiplier)
         )
