@@ -47,6 +47,24 @@ def batch_length(lengths, width):
     return min(-(-longest // step) * step, width)
 
 
+def summed_gradient(gradient):
+    """`gradient` with the rows of repeated ids summed: dense.
+
+    On TensorFlow an embedding table's gradient is an `IndexedSlices` with one row per
+    lookup, repeats included. Keras 3's optimizers treat it as if ids were unique: Adam's
+    `ops.square` squares each row before the repeats are added, so its second moment is
+    sum(g_i^2) instead of (sum g_i)^2, and a frequent token moved up to 2.7x the learning
+    rate in one step. Adam densifies the gradient a line later anyway (`m - g`), so
+    summing first costs nothing extra. JAX's gradients are dense already.
+    """
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.convert_to_tensor(gradient)
+    return gradient
+
+
 def numpy_callback(function, args, shape, dtype):
     """`function(*numpy arrays)` run from inside a compiled function: for sequential code
     (entity span decoding) that has no tensor form. TensorFlow: `tf.numpy_function`;

@@ -7,6 +7,10 @@ multiplied by the variable's factor, and applies AdamW's decoupled weight decay 
 same factor (as per-group learning rates do in other frameworks). Keras has no such
 wrapper: `MultiOptimizer` splits the state across several optimizers and expects every
 variable in every step, which breaks gradual unfreezing.
+
+It also sums an embedding gradient's repeated rows before the inner update (see
+`backends.summed_gradient`), which Keras' optimizers get wrong on TensorFlow; so
+`compile_model` wraps every optimizer in it, with no multipliers if none are asked for.
 """
 
 import collections
@@ -15,6 +19,7 @@ import re
 import keras
 from keras.saving import deserialize_keras_object, serialize_keras_object
 
+from mtl_keras.backends import summed_gradient
 from mtl_keras.bert_layers import EMBEDDING_LAYERS, transformer_layer
 from mtl_keras.errors import InputError
 
@@ -60,6 +65,7 @@ class LayerwiseLR(keras.optimizers.Optimizer):
         apply_weight_decay = inner._apply_weight_decay
 
         def scaled_update_step(gradient, variable, learning_rate):
+            gradient = summed_gradient(gradient)  # correct Adam for embeddings on TF
             return update_step(gradient, variable, learning_rate * self.factor(variable))
 
         def scaled_weight_decay(variables):
@@ -82,7 +88,8 @@ class LayerwiseLR(keras.optimizers.Optimizer):
         inner._apply_weight_decay = scaled_weight_decay
 
     def build(self, var_list):
-        self.inner_optimizer.build(var_list)
+        if not self.inner_optimizer.built:  # a built one keeps its state (moments, step)
+            self.inner_optimizer.build(var_list)
         super().build(var_list)
 
     def apply(self, grads, trainable_variables=None):

@@ -203,6 +203,9 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
 
     Args:
         model: a `MultiTaskModel`, or a model with one output per task (`heads_model`).
+        optimizer: a Keras optimizer or its name; one that is not a `LayerwiseLR` is
+            wrapped in one with no multipliers, which makes Adam's step right for
+            embedding tables on TensorFlow (`backends.summed_gradient`).
         loss_weights: {task name: weight}; a task left out weighs its `Task.loss_weight`.
         tasks: the tasks to compile for; default `model.tasks`.
         jit_compile: XLA on TensorFlow. Off: batches vary in length, and on CPU it
@@ -212,7 +215,10 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
     tasks = model.tasks if tasks is None else tasks
     loss_weights = loss_weights or {}
     check_loss_weights(loss_weights, tasks)
-    if isinstance(optimizer, LayerwiseLR) and optimizer.built:
+    optimizer = keras.optimizers.get(optimizer)
+    if not isinstance(optimizer, LayerwiseLR):
+        optimizer = LayerwiseLR(optimizer, {})  # sums embedding gradients' repeated rows
+    if optimizer.built:
         optimizer.train(model.trainable_variables)
     model.compile(
         optimizer=optimizer,

@@ -2,7 +2,6 @@
 
 import keras
 
-from mtl_keras.backends import trains_statelessly
 from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers
 from mtl_keras.schedules import WarmupDecay
 
@@ -19,7 +18,7 @@ def make_optimizer(
     warmup_ratio=0.0,
     accumulation_steps=1,
 ):
-    """AdamW on `schedule` over `total_steps`, in LayerwiseLR when rates differ by group.
+    """AdamW on `schedule` over `total_steps`, in `LayerwiseLR` for per-group rates.
 
     The heads (everything outside the BERT backbone: heads, attention pooling) take
     `head_multiplier` x the rate in every scenario: they start from random weights and
@@ -36,10 +35,7 @@ def make_optimizer(
         gradient_accumulation_steps=accumulation_steps if accumulation_steps > 1 else None,
     )
     decay = layer_decay if scenario.layer_decay else 1.0
-    # On JAX the wrapper is also what lets a model train a subset of the variables the
-    # optimizer was built for (see `LayerwiseLR.train`).
-    if decay != 1.0 or head_multiplier != 1.0 or trains_statelessly():
-        optimizer = LayerwiseLR(
-            optimizer, layer_decay_multipliers(num_layers, decay, head_multiplier)
-        )
-    return optimizer
+    # Wrapped even when every factor is 1: the wrapper also sums embedding gradients'
+    # repeated rows (TensorFlow) and lets a model train a subset of the variables the
+    # optimizer was built for (JAX, `LayerwiseLR.train`).
+    return LayerwiseLR(optimizer, layer_decay_multipliers(num_layers, decay, head_multiplier))

@@ -44,11 +44,11 @@ def test_heads_take_their_multiplier_in_every_scenario():
                          ("token_embedding/embeddings", 1.0), ("topic/kernel", 10.0),
                          ("embedding/score/kernel", 10.0)):  # fmt: skip
         assert optimizer.factor(types.SimpleNamespace(path=path)) == factor, path
+    # Nothing to scale: still the wrapper (it sums embedding gradients' repeated rows on
+    # TensorFlow and follows the trainable set on JAX), every factor 1.
     plain = make_optimizer(SCENARIOS["full"], 1e-4, num_layers=2)
-    if keras.backend.backend() == "tensorflow":
-        assert isinstance(plain, keras.optimizers.AdamW)  # nothing to scale: no wrapper
-    else:  # JAX: always the wrapper (it follows the trainable set), every factor 1
-        assert set(plain.multipliers.values()) == {1.0}
+    assert isinstance(plain.inner_optimizer, keras.optimizers.AdamW)
+    assert set(plain.multipliers.values()) == {1.0}
 
 
 def test_gradient_accumulation_updates_every_k_batches():
