@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_keras.provenance import code_commit
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -110,7 +112,7 @@ def environment():
         "machine": platform.machine(),
         "processor": platform.processor() or "unknown",
         **cpu_model(),
-        "commit": git_commit(),
+        "commit": code_commit() or "unknown",
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "versions": versions,
@@ -143,19 +145,3 @@ def cpu_model():
     except OSError:
         pass
     return info
-
-
-def git_commit():
-    """The commit the code under measurement is at (with '+changes' when the tree differs)."""
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()  # fmt: skip
-        # Changed results and reports do not change the code under measurement.
-        ignore = [":!benchmarks/results", ":!BENCHMARKS.md"]
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", *ignore], capture_output=True, text=True).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}+changes" if dirty else head
