@@ -3,15 +3,14 @@
     python -m experiments.study                          # the whole grid (resumable)
     python -m experiments.study --scenarios full,llrd-0.8 --seeds 0
     python -m experiments.study --report-only            # rebuild results/ from finished runs
+    python -m experiments.study --from-csv results/study.csv  # ... from the table alone
 
 A thin wrapper over `mtl_keras.study`: runs go into study_runs/<grid>/<config>-seed<k>/;
 finished runs are skipped. Results: results/study.csv, RESULTS.md and results/*.png.
 """
 
 import argparse
-import functools
 import shlex
-import subprocess
 from pathlib import Path
 
 from experiments.cli import run_main
@@ -48,6 +47,9 @@ def main(argv=None):
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--no-transfer", action="store_true")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--from-csv", metavar="PATH", help="rebuild the report from this study.csv (no runs)"
+    )
     parser.add_argument("--runner-args", default="", help="experiments.run options for every run")
     args = parser.parse_args(argv)
     overrides = runner_overrides(args.runner_args)
@@ -57,25 +59,18 @@ def main(argv=None):
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     except ValueError:
         raise InputError(f"--seeds must be integers like 0,1,2, got {args.seeds!r}.") from None
-    root = Path(args.runs_dir)
-    if not args.report_only:
+    root, rows = Path(args.runs_dir), None
+    if args.from_csv:
+        if not Path(args.from_csv).is_file():
+            raise InputError(f"--from-csv {args.from_csv}: no such file; give a study.csv.")
+        rows = study.rows_from_csv(args.from_csv)
+    elif not args.report_only:
         study.run_grids(root, grids, chosen or list(study.CONFIGS), seeds, overrides)
         if not args.no_transfer:
             print("[transfer] topic alone, then + sentiment with the topic head frozen", flush=True)
             study.transfer_experiment(root, overrides)
     results = Path(args.results_dir)
-    study.report(root, results, results.parent / "RESULTS.md", commit=git_commit())
-
-
-def git_commit():
-    """The checkout's short commit (with `+changes` if files differ), or None outside git."""
-    try:
-        run = functools.partial(subprocess.run, capture_output=True, text=True, check=True)
-        commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
-        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("+changes" if dirty else "")
+    study.report(root, results, results.parent / "RESULTS.md", rows=rows)
 
 
 if __name__ == "__main__":

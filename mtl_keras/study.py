@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import scipy.stats
 
 from mtl_keras.config import RunConfig
 from mtl_keras.errors import InputError
@@ -25,6 +26,7 @@ from mtl_keras.plots import (
     plot_study_metrics,
     plot_study_tradeoffs,
 )
+from mtl_keras.provenance import code_commit
 from mtl_keras.tasks import TASKS
 from mtl_keras.trainer import train
 
@@ -184,20 +186,27 @@ def transfer_experiment(root, overrides=None):
     return first, second
 
 
+TRANSFER = "transfer"  # its runs' folders: topic_only, add_sentiment (seed 0)
+
+
 def rows_from_runs(root):
-    """One row per finished grid run found under `root`."""
+    """One row per finished grid or transfer run found under `root`."""
     rows = []
     for metrics_file in sorted(Path(root).glob("*/*/metrics.json")):
         metrics = json.loads(metrics_file.read_text())
         grid, name = metrics_file.parent.parent.name, metrics_file.parent.name
-        if grid not in GRIDS:  # the transfer experiment has its own table
+        if grid == TRANSFER:
+            config, seed = name, 0
+        elif grid in GRIDS:
+            config, _, seed = name.rpartition("-seed")
+        else:
             continue
-        config, _, seed = name.rpartition("-seed")
         row = {
             "grid": grid,
             "config": config,
             "scenario": metrics["scenario"],
             "seed": int(seed),
+            "commit": metrics.get("commit") or "",  # empty: made before runs recorded it
             "tasks": ",".join(metrics["tasks"]),
             "trainable_params": metrics["params"]["trainable"],
             "seconds_per_epoch": float(np.mean(metrics["epoch_seconds"] or [0.0])),
@@ -223,6 +232,21 @@ def rows_from_runs(root):
     return rows
 
 
+def rows_from_csv(path):
+    """The rows of a study.csv, numbers as numbers and empty cells left out (as
+    `rows_from_runs` leaves out what a run did not measure)."""
+    text = ("grid", "config", "scenario", "tasks", "commit")
+
+    def number(value):
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+
+    with open(path, newline="") as handle:
+        return [
+            {k: v if k in text else number(v) for k, v in row.items() if v != ""}
+            for row in csv.DictReader(handle)
+        ]
+
+
 def write_csv(path, rows):
     keys = list(dict.fromkeys(k for row in rows for k in row))
     with open(path, "w", newline="") as handle:
@@ -242,18 +266,70 @@ def summarise(rows, grid):
             k
             for k in group[0]
             if k.endswith(("accuracy", "f1", "pearson"))
-            or k in (*STS_COLUMNS, "val_score", "trainable_params", "seconds_per_epoch")
-        ]
+            or k in ("val_score", "trainable_params", "seconds_per_epoch")
+        ] + [k for k in STS_COLUMNS if k in group[0]]  # the tasks' columns, then the embedding's
         out[config] = {
             k: (
                 float(np.mean([r[k] for r in group])),
-                float(np.std([r[k] for r in group])),
+                float(np.std([r[k] for r in group], ddof=1)) if len(group) > 1 else 0.0,
                 len(group),
             )
             for k in columns
             if all(k in r for r in group)
         }
     return out
+
+
+def baseline_of(config):
+    """The config a study config is compared with: `full` at the same data size."""
+    base, _, size = config.rpartition("-n")
+    return f"full-n{size}" if config in SIZE_CONFIGS and base != "full" else "full"
+
+
+def paired_differences(rows, grid, columns):
+    """{config: {column: (mean, sample std, n, low, high)}} of config - its baseline.
+
+    Paired by seed (the same seed means the same data order and initial heads), over the
+    seeds both have; (low, high) is the 95 % t-interval of the mean difference. Configs
+    with fewer than two shared seeds are left out: one pair has no spread.
+    """
+    by_key = {(r["config"], r["seed"]): r for r in rows if r["grid"] == grid}
+    out = {}
+    for config in CONFIGS:
+        base = baseline_of(config)
+        seeds = sorted(s for c, s in by_key if c == config and (base, s) in by_key)
+        if config == base or len(seeds) < 2:
+            continue
+        out[config] = {}
+        for column in columns:
+            pairs = [(by_key[config, s].get(column), by_key[base, s].get(column)) for s in seeds]
+            if any(a is None or b is None for a, b in pairs):
+                continue
+            diff = np.array([a - b for a, b in pairs])
+            mean, std = float(diff.mean()), float(diff.std(ddof=1))
+            half = float(scipy.stats.t.ppf(0.975, len(diff) - 1)) * std / np.sqrt(len(diff))
+            out[config][column] = (mean, std, len(diff), mean - half, mean + half)
+    return out
+
+
+def differences_table(differences):
+    """Markdown: mean paired difference ± its std; bold where the 95 % interval excludes 0."""
+    columns = list(dict.fromkeys(c for values in differences.values() for c in values))
+    lines = ["| config − baseline | seeds | " + " | ".join(columns) + " |",
+             "|---" * (len(columns) + 2) + "|"]  # fmt: skip
+    for config, values in differences.items():
+        cells = []
+        for column in columns:
+            if column not in values:
+                cells.append("–")
+                continue
+            mean, std, _, low, high = values[column]
+            digits = 2 if column in STS_COLUMNS else 4
+            cell = f"{mean:+.{digits}f} ± {std:.{digits}f}"
+            cells.append(f"**{cell}**" if low > 0 or high < 0 else cell)
+        n = next(iter(values.values()))[2] if values else 0
+        lines.append(f"| {config} − {baseline_of(config)} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(summary):
@@ -273,6 +349,27 @@ def markdown_table(summary):
                 cells.append(f"{mean:.{digits}f}{spread}")
         n = next(iter(values.values()))[2]
         lines.append(f"| {config} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def size_table(summary):
+    """Markdown: sentiment test accuracy per scenario (rows) and number of tweets; with
+    every tweet also topic accuracy and STS-B after training."""
+
+    def cell(config, column, digits=4):
+        if column not in summary.get(config, {}):
+            return "–"
+        mean, std, n = summary[config][column]
+        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if n > 1 else "")
+
+    sizes = [f"n{size or 'all'}" for size in SIZES]
+    head = [f"{size or 'all'} tweets" for size in SIZES] + ["topic, all", "STS-B after, all"]
+    lines = ["| scenario | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    bases = dict.fromkeys(c.rpartition("-n")[0] for c in SIZE_CONFIGS)
+    for base in bases:
+        cells = [cell(f"{base}-{size}", "sentiment_accuracy") for size in sizes]
+        cells += [cell(f"{base}-nall", "topic_accuracy"), cell(f"{base}-nall", "sts_after", 2)]
+        lines.append(f"| `{base}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -306,47 +403,77 @@ def grid_section(root, results_dir, rows, grid):
     for history in sorted((Path(root) / grid).glob("*-seed0/history.csv")):
         with open(history) as handle:
             curves[history.parent.name.removesuffix("-seed0")] = list(csv.DictReader(handle))
-    metrics = [(t, TASKS[t].main_metric) for t in tasks.split(",")]
-    plot_learning_curves(results_dir / f"{grid}_learning_curves.png", curves, metrics)
-    return [
+    if curves:  # a report rebuilt from study.csv alone keeps the last curves' figure
+        metrics = [(t, TASKS[t].main_metric) for t in tasks.split(",")]
+        plot_learning_curves(results_dir / f"{grid}_learning_curves.png", curves, metrics)
+    section = [
         "",
         f"## Grid `{grid}`: tasks {tasks}, seeds {seeds}",
         "",
+        commits_line([r for r in rows if r["grid"] == grid]),
+        "",
         markdown_table(summary),
+    ]
+    if grid == "size":
+        section += ["", "Sentiment test accuracy by training tweets:", "", size_table(summary)]
+    columns = [f"{t}_{TASKS[t].main_metric}" for t in tasks.split(",")] + ["sts_after"]
+    differences = paired_differences(rows, grid, columns)
+    if differences:
+        section += [
+            "",
+            "Paired by seed against the baseline: mean difference ± its sample standard "
+            "deviation; **bold** where the 95 % t-interval of the mean excludes 0.",
+            "",
+            differences_table(differences),
+        ]
+    return section + [
         "",
         figures,
         f"![learning curves](results/{grid}_learning_curves.png)",
     ]
 
 
-def transfer_section(root):
-    paths = [
-        Path(root) / "transfer" / name / "metrics.json" for name in ("topic_only", "add_sentiment")
-    ]
-    if not all(p.is_file() for p in paths):
+def commits_line(rows):
+    """Which commits the runs were made at; a table that mixes them says so."""
+    commits = sorted({r.get("commit") or "unrecorded" for r in rows})
+    if len(commits) == 1:
+        return f"Runs made at commit `{commits[0]}`."
+    counts = {c: sum((r.get("commit") or "unrecorded") == c for r in rows) for c in commits}
+    listed = ", ".join(f"`{c}` ({n})" for c, n in counts.items())
+    return f"**These runs span {len(commits)} commits:** {listed} runs."
+
+
+def transfer_section(rows):
+    runs = {r["config"]: r for r in rows if r["grid"] == TRANSFER}
+    if not {"topic_only", "add_sentiment"} <= set(runs):
         return []
-    before, after = (json.loads(p.read_text())["test"] for p in paths)
+    before, after = runs["topic_only"], runs["add_sentiment"]
     return [
         "",
         "## Transfer: topic alone, then + sentiment with the topic head frozen",
         "",
+        f"One seed. {commits_line(list(runs.values()))}",
+        "",
         "| step | topic test accuracy | sentiment test accuracy |",
         "|---|---|---|",
-        f"| 1. `full`, topic only | {before['topic']['accuracy']:.4f} | – |",
-        f"| 2. `frozen_head_a` from step 1, + sentiment | {after['topic']['accuracy']:.4f} | "
-        f"{after['sentiment']['accuracy']:.4f} |",
+        f"| 1. `full`, topic only | {before['topic_accuracy']:.4f} | – |",
+        f"| 2. `frozen_head_a` from step 1, + sentiment | {after['topic_accuracy']:.4f} | "
+        f"{after['sentiment_accuracy']:.4f} |",
     ]
 
 
-def report(root, results_dir, readme, commit=None):
+def report(root, results_dir, readme, commit=None, rows=None):
     """results/study.csv, plots and the markdown report, from the finished runs.
 
     `<results_dir>/notes.md`, when present, is appended as it is: the analysis written by
-    hand survives a regenerated report. `commit` is named in the header.
+    hand survives a regenerated report. `commit` (default: this checkout's) is named in
+    the header. `rows` (from `rows_from_csv`) rebuild the report from a study.csv instead
+    of the runs under `root`, for a machine that does not have them.
     """
-    rows = rows_from_runs(root)
+    rows = rows_from_runs(root) if rows is None else rows
     if not rows:
         raise InputError(f"no finished runs under {root}: run the study first.")
+    commit = commit or code_commit()
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     write_csv(results_dir / "study.csv", rows)
@@ -357,12 +484,12 @@ def report(root, results_dir, readme, commit=None):
         'Made by `python -m experiments.study` (see docs/training.md, "Training considerations")'
         + (f", report written at commit `{commit}`." if commit else "."),
         f"Per-run budget: `{budget}` (test metrics on up to 1,000 examples per task).",
-        "Means ± standard deviations over seeds (a single seed: its value); every number comes "
-        "from results/study.csv.",
+        "Means ± sample standard deviations (ddof = 1) over seeds (a single seed: its "
+        "value); every number comes from results/study.csv, which names each run's commit.",
     ]
     for grid in GRIDS:
         parts += grid_section(root, results_dir, rows, grid)
-    parts += transfer_section(root)
+    parts += transfer_section(rows)
     notes = results_dir / "notes.md"
     if notes.is_file():
         parts += ["", notes.read_text().rstrip()]

@@ -1,4 +1,5 @@
 import csv
+import subprocess
 
 from experiments import study
 
@@ -21,12 +22,17 @@ def test_tiny_study_writes_tables_plots_and_resumes(tiny_preset, tiny_data_dir, 
     ]
     study.main(argv)
     rows = list(csv.DictReader(open(tmp_path / "results" / "study.csv")))
-    assert sorted((r["config"], r["seed"]) for r in rows) == [
-        ("frozen_all", "0"),
-        ("frozen_all", "1"),
-        ("full", "0"),
-        ("full", "1"),
+    assert sorted((r["grid"], r["config"], r["seed"]) for r in rows) == [
+        ("main", "frozen_all", "0"),
+        ("main", "frozen_all", "1"),
+        ("main", "full", "0"),
+        ("main", "full", "1"),
+        ("transfer", "add_sentiment", "0"),
+        ("transfer", "topic_only", "0"),
     ]
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # every run names the commit that made it
+        assert {r["commit"].removesuffix("+changes") for r in rows} == {head.stdout.strip()}
     assert {"topic_accuracy", "sentiment_macro_f1", "trainable_params", "sts_after"} <= set(rows[0])
     # The forgetting column: a scenario that trains nothing changes the embedding by 0.
     assert [float(r["sts_change"]) for r in rows if r["config"] == "frozen_all"] == [0.0, 0.0]
@@ -74,3 +80,66 @@ def test_size_curve_groups_configs_by_scenario(tmp_path):
     assert [x for x, _ in points] == [250, 1000, 9000]  # sorted by tweets, "all" last
     assert [round(v["sentiment_accuracy"][0], 3) for _, v in points] == [0.605, 0.705, 0.805]
     assert plot_size_curve(tmp_path / "size.png", curves, metrics).stat().st_size > 0
+    table = lib.size_table(lib.summarise(rows, "size"))
+    assert (
+        "| `full` | 0.6050 ± 0.0071 | 0.7050 ± 0.0071 | – | 0.8050 ± 0.0071 | 0.9000 ± 0.0000 | – |"
+        in table
+    )
+
+
+def seed_rows(grid, config, values, commit="abc1234", **extra):
+    return [{"grid": grid, "config": config, "seed": s, "commit": commit, "sentiment_accuracy": v,
+             **extra} for s, v in enumerate(values)]  # fmt: skip
+
+
+def test_spread_is_the_sample_standard_deviation():
+    from mtl_keras import study as lib
+
+    rows = seed_rows("main", "full", [0.70, 0.72, 0.74])
+    mean, std, n = lib.summarise(rows, "main")["full"]["sentiment_accuracy"]
+    assert (round(mean, 6), round(std, 6), n) == (0.72, 0.02, 3)  # ddof=1; ddof=0 is 0.0163
+    one = lib.summarise(seed_rows("main", "full", [0.7]), "main")["full"]["sentiment_accuracy"]
+    assert one == (0.7, 0.0, 1)
+
+
+def test_paired_differences_are_taken_by_seed_and_marked_only_beyond_the_noise():
+    from mtl_keras import study as lib
+
+    rows = (
+        seed_rows("main", "full", [0.70, 0.75, 0.72])
+        + seed_rows("main", "llrd-0.8", [0.71, 0.76, 0.73])  # +0.01 on every seed
+        + seed_rows("main", "lora", [0.69, 0.77, 0.72])  # -0.01, +0.02, 0: noise
+        + seed_rows("main", "frozen_lower", [0.9])
+    )  # one seed: no spread, left out
+    diffs = lib.paired_differences(rows, "main", ["sentiment_accuracy"])
+    assert set(diffs) == {"llrd-0.8", "lora"}
+    mean, std, n, low, high = diffs["llrd-0.8"]["sentiment_accuracy"]
+    assert (round(mean, 6), round(std, 6), n) == (0.01, 0.0, 3) and low > 0
+    mean, std, n, low, high = diffs["lora"]["sentiment_accuracy"]
+    assert round(mean, 6) == round(0.01 / 3, 6) and low < 0 < high
+    table = lib.differences_table(diffs)
+    assert "| llrd-0.8 − full | 3 | **+0.0100 ± 0.0000** |" in table
+    assert "| lora − full | 3 | +0.0033 ± 0.0153 |" in table
+    # The size grid compares each scenario with `full` at the same number of tweets.
+    assert lib.baseline_of("lora-n250") == "full-n250" and lib.baseline_of("lora") == "full"
+
+
+def test_report_rebuilds_from_the_csv_and_names_the_commits(tmp_path):
+    from mtl_keras import study as lib
+
+    run = {"topic_accuracy": 0.9, "trainable_params": 10, "seconds_per_epoch": 1.5}
+    rows = (seed_rows("main", "full", [0.70, 0.75], commit="aaa1111", **run)
+            + seed_rows("main", "lora", [0.71, 0.74], commit="bbb2222", **run)
+            + [{"grid": "transfer", "config": "topic_only", "seed": 0, "commit": "aaa1111",
+                "topic_accuracy": 0.96},
+               {"grid": "transfer", "config": "add_sentiment", "seed": 0, "commit": "aaa1111",
+                "topic_accuracy": 0.97, "sentiment_accuracy": 0.72}])  # fmt: skip
+    lib.write_csv(tmp_path / "study.csv", rows)
+    back = lib.rows_from_csv(tmp_path / "study.csv")
+    assert back == rows  # numbers as numbers, missing cells left out
+    lib.report(tmp_path / "no-runs", tmp_path / "results", tmp_path / "RESULTS.md", rows=back)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "**These runs span 2 commits:** `aaa1111` (2), `bbb2222` (2) runs." in text
+    assert "| lora − full | 2 |" in text and "sample standard deviations (ddof = 1)" in text
+    assert "| 2. `frozen_head_a` from step 1, + sentiment | 0.9700 | 0.7200 |" in text
+    assert lib.rows_from_csv(tmp_path / "results" / "study.csv") == rows
