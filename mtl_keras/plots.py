@@ -150,3 +150,34 @@ def plot_size_curve(path, curves, metrics):
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, dpi=70)
+
+
+def plot_affinity(path, cells):
+    """Heat map: the change in each measured task's metric (rows) when trained beside each
+    added task (columns), in points; cells without two paired seeds are left blank.
+
+    Args:
+        cells: {measured: {added: (mean, std, n, low, high) or None}} (`study.affinity`).
+    """
+    plt = _pyplot()
+    rows = list(cells)
+    columns = list(dict.fromkeys(c for values in cells.values() for c in values))
+    grid = np.full((len(rows), len(columns)), np.nan)
+    for i, task in enumerate(rows):
+        for j, added in enumerate(columns):
+            if cells[task].get(added):
+                grid[i, j] = 100 * cells[task][added][0]
+    limit = max(1.0, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 1.0
+    fig, ax = plt.subplots(figsize=(1.4 * len(columns) + 2, 0.8 * len(rows) + 1.5))
+    image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit)
+    for i, j in zip(*np.where(np.isfinite(grid)), strict=True):
+        low, high = cells[rows[i]][columns[j]][3:]
+        mark = "*" if low > 0 or high < 0 else ""  # the 95 % interval excludes 0
+        ax.text(j, i, f"{grid[i, j]:+.1f}{mark}", ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(len(columns)), [f"+ {c}" for c in columns])
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("task added")
+    ax.set_ylabel("task measured")
+    fig.colorbar(image, ax=ax, label="change in test metric (points; * beyond seed noise)")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=70)

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import time
+from itertools import combinations
 from pathlib import Path
 
 import keras
@@ -20,6 +21,7 @@ import scipy.stats
 from mtl_keras.config import RunConfig
 from mtl_keras.errors import InputError
 from mtl_keras.plots import (
+    plot_affinity,
     plot_learning_curves,
     plot_size_curve,
     plot_sts_tradeoff,
@@ -95,6 +97,30 @@ for _config in SIZE_SCENARIOS:
 # broke the encoder, so the "all" point is also measured at a lower rate.
 _add_size_config("lora-lr0.0002", None, "lora", {**CONFIGS["lora"][1], "learning_rate": 2e-4})
 
+# Does training tasks together help? Each task alone, every pair, and all four, each task
+# capped at the same number of training examples in every config (so a pair trains twice
+# the steps of one task alone), fine-tuned with `full`'s defaults. Proportional sampling:
+# every example once per epoch. Two budgets: `make run`'s (2,000 examples per task) and
+# every training example at the full-data recipe's length and epochs.
+MULTITASK_TASKS = ("topic", "sentiment", "ner", "similarity")
+MULTITASK_BUDGETS = {
+    "": {"max_train_examples": 2000},
+    "-alldata": {"max_train_examples": None, "max_length": 128, "epochs": 3},
+}
+MULTITASK_SETS = [
+    combo for n in (1, 2, len(MULTITASK_TASKS)) for combo in combinations(MULTITASK_TASKS, n)
+]
+
+
+def multitask_config(tasks, budget=""):
+    """The multitask grid's config name of a task set: `topic+sentiment`, `ner-alldata`."""
+    return "+".join(t for t in MULTITASK_TASKS if t in tasks) + budget
+
+
+for _budget, _knobs in MULTITASK_BUDGETS.items():
+    for _tasks in MULTITASK_SETS:
+        CONFIGS[multitask_config(_tasks, _budget)] = ("full", {**_knobs, "tasks": ",".join(_tasks)})
+
 # grid name -> (tasks, configs, seeds)
 GRIDS = {
     "main": ("topic,sentiment", MAIN_CONFIGS, [0, 1, 2]),
@@ -117,7 +143,16 @@ GRIDS = {
     "pooling": ("topic,sentiment", ["full", "full-cls", "full-max", "full-attention"], [0]),
     "sweep": ("topic,sentiment", SWEEP_CONFIGS, [0]),
     "size": ("topic,sentiment", SIZE_CONFIGS, [0, 1, 2]),
+    **{
+        f"multitask{budget}": (
+            ",".join(MULTITASK_TASKS),
+            [multitask_config(tasks, budget) for tasks in MULTITASK_SETS],
+            [0, 1, 2],
+        )
+        for budget in MULTITASK_BUDGETS
+    },
 }
+MULTITASK_GRIDS = {f"multitask{budget}": budget for budget in MULTITASK_BUDGETS}
 STS_COLUMNS = ("sts_after", "sts_change")  # STS-B test Spearman x 100 after training, change
 
 
@@ -293,23 +328,38 @@ def paired_differences(rows, grid, columns):
     seeds both have; (low, high) is the 95 % t-interval of the mean difference. Configs
     with fewer than two shared seeds are left out: one pair has no spread.
     """
-    by_key = {(r["config"], r["seed"]): r for r in rows if r["grid"] == grid}
     out = {}
     for config in CONFIGS:
-        base = baseline_of(config)
-        seeds = sorted(s for c, s in by_key if c == config and (base, s) in by_key)
-        if config == base or len(seeds) < 2:
+        if config == baseline_of(config):
             continue
-        out[config] = {}
-        for column in columns:
-            pairs = [(by_key[config, s].get(column), by_key[base, s].get(column)) for s in seeds]
-            if any(a is None or b is None for a, b in pairs):
-                continue
-            diff = np.array([a - b for a, b in pairs])
-            mean, std = float(diff.mean()), float(diff.std(ddof=1))
-            half = float(scipy.stats.t.ppf(0.975, len(diff) - 1)) * std / np.sqrt(len(diff))
-            out[config][column] = (mean, std, len(diff), mean - half, mean + half)
+        values = {c: paired_difference(rows, grid, config, baseline_of(config), c) for c in columns}
+        if any(values.values()):
+            out[config] = {c: v for c, v in values.items() if v}
     return out
+
+
+def paired_difference(rows, grid, config, base, column):
+    """(mean, sample std, n, low, high) of `config` - `base` on `column` over the seeds
+    both ran, or None below two seeds (one pair has no spread)."""
+    by_seed = {}
+    for row in rows:
+        if row["grid"] == grid and row["config"] in (config, base) and column in row:
+            by_seed.setdefault(row["seed"], {})[row["config"]] = row[column]
+    diff = np.array([v[config] - v[base] for v in by_seed.values() if len(v) == 2])
+    if len(diff) < 2:
+        return None
+    mean, std = float(diff.mean()), float(diff.std(ddof=1))
+    half = float(scipy.stats.t.ppf(0.975, len(diff) - 1)) * std / np.sqrt(len(diff))
+    return mean, std, len(diff), mean - half, mean + half
+
+
+def difference_cell(values, digits=4):
+    """`+0.0123 ± 0.0045`, bold when the 95 % interval excludes 0; `–` for none."""
+    if values is None:
+        return "–"
+    mean, std, _, low, high = values
+    cell = f"{mean:+.{digits}f} ± {std:.{digits}f}"
+    return f"**{cell}**" if low > 0 or high < 0 else cell
 
 
 def differences_table(differences):
@@ -318,26 +368,22 @@ def differences_table(differences):
     lines = ["| config − baseline | seeds | " + " | ".join(columns) + " |",
              "|---" * (len(columns) + 2) + "|"]  # fmt: skip
     for config, values in differences.items():
-        cells = []
-        for column in columns:
-            if column not in values:
-                cells.append("–")
-                continue
-            mean, std, _, low, high = values[column]
-            digits = 2 if column in STS_COLUMNS else 4
-            cell = f"{mean:+.{digits}f} ± {std:.{digits}f}"
-            cells.append(f"**{cell}**" if low > 0 or high < 0 else cell)
+        cells = [difference_cell(values.get(c), 2 if c in STS_COLUMNS else 4) for c in columns]
         n = next(iter(values.values()))[2] if values else 0
         lines.append(f"| {config} − {baseline_of(config)} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def markdown_table(summary):
-    columns = list(next(iter(summary.values())))
+def markdown_table(summary, columns=None):
+    """Markdown: one row per config, mean ± std per column (`–` where a config has none)."""
+    columns = columns or list(dict.fromkeys(c for values in summary.values() for c in values))
     lines = ["| config | seeds | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
     for config, values in summary.items():
         cells = []
         for column in columns:
+            if column not in values:
+                cells.append("–")
+                continue
             mean, std, _ = values[column]
             if column == "trainable_params":
                 cells.append(f"{mean:,.0f}")
@@ -433,6 +479,73 @@ def grid_section(root, results_dir, rows, grid):
     ]
 
 
+def affinity(rows, grid):
+    """{measured task: {added task or "all": paired difference}} of the multitask grid.
+
+    Each cell is the measured task's main test metric trained beside the added task (or
+    beside all the others) minus trained alone, paired by seed (`paired_difference`).
+    """
+    budget = MULTITASK_GRIDS[grid]
+    out = {}
+    for task in MULTITASK_TASKS:
+        column, alone = f"{task}_{TASKS[task].main_metric}", multitask_config([task], budget)
+        out[task] = {
+            added: paired_difference(rows, grid, multitask_config(with_, budget), alone, column)
+            for added, with_ in [
+                *((other, (task, other)) for other in MULTITASK_TASKS if other != task),
+                ("all", MULTITASK_TASKS),
+            ]
+        }
+    return out
+
+
+def affinity_table(cells):
+    """Markdown of `affinity`: rows the task measured, columns the task added."""
+    added = [*MULTITASK_TASKS, "all"]
+    lines = ["| measured, added | " + " | ".join(f"+ {t}" for t in added) + " |",
+             "|---" * (len(added) + 1) + "|"]  # fmt: skip
+    for task, values in cells.items():
+        row = ["" if t == task else difference_cell(values.get(t)) for t in added]
+        metric = TASKS[task].main_metric
+        lines.append(f"| {task} ({metric}) | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def multitask_section(results_dir, rows, grid):
+    """Markdown for a multitask grid: each task set's metrics, and the task-affinity
+    table and plot (what adding a task does to each task, paired by seed)."""
+    summary = summarise(rows, grid)
+    if not summary:
+        return []
+    grid_rows, budget = [r for r in rows if r["grid"] == grid], MULTITASK_GRIDS[grid]
+    columns = [f"{t}_{TASKS[t].main_metric}" for t in MULTITASK_TASKS]
+    columns += ["sentiment_confident_accuracy", "sts_after", "seconds_per_epoch"]
+    cells = affinity(rows, grid)
+    plot_affinity(results_dir / f"{grid}_affinity.png", cells)
+    seeds = sorted({r["seed"] for r in grid_rows})
+    return [
+        "",
+        f"## Grid `{grid}`: each task alone, every pair and all four together, seeds {seeds}",
+        "",
+        commits_line(grid_rows),
+        "",
+        f"Per-run budget: the study's, with the RunConfig fields {MULTITASK_BUDGETS[budget]}"
+        " (None: every training example): each task has as many training examples in "
+        "every task set, sampled in proportion (each example once per epoch).",
+        "",
+        markdown_table(summary, [c for c in columns if any(c in v for v in summary.values())]),
+        "",
+        "Task affinity: the measured task's test metric trained beside the added task minus "
+        "trained alone, paired by seed (mean ± sample std); **bold** where the 95 % "
+        "t-interval excludes 0. A pair trains twice the steps of one task alone, at the "
+        "same examples per task.",
+        "",
+        affinity_table(cells),
+        "",
+        f"![task affinity](results/{grid}_affinity.png)",
+    ]
+
+
 def commits_line(rows):
     """Which commits the runs were made at; a table that mixes them says so."""
     commits = sorted({r.get("commit") or "unrecorded" for r in rows})
@@ -462,6 +575,11 @@ def transfer_section(rows):
     ]
 
 
+def options(fields):
+    """`experiments.run` options for RunConfig fields: `--max-length 64 --epochs 2`."""
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in fields.items())
+
+
 def report(root, results_dir, readme, commit=None, rows=None):
     """results/study.csv, plots and the markdown report, from the finished runs.
 
@@ -477,7 +595,7 @@ def report(root, results_dir, readme, commit=None, rows=None):
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     write_csv(results_dir / "study.csv", rows)
-    budget = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in BUDGET.items())
+    budget = options(BUDGET)
     parts = [
         "# Study results",
         "",
@@ -488,7 +606,10 @@ def report(root, results_dir, readme, commit=None, rows=None):
         "value); every number comes from results/study.csv, which names each run's commit.",
     ]
     for grid in GRIDS:
-        parts += grid_section(root, results_dir, rows, grid)
+        if grid in MULTITASK_GRIDS:
+            parts += multitask_section(results_dir, rows, grid)
+        else:
+            parts += grid_section(root, results_dir, rows, grid)
     parts += transfer_section(rows)
     notes = results_dir / "notes.md"
     if notes.is_file():

@@ -143,3 +143,46 @@ def test_report_rebuilds_from_the_csv_and_names_the_commits(tmp_path):
     assert "| lora − full | 2 |" in text and "sample standard deviations (ddof = 1)" in text
     assert "| 2. `frozen_head_a` from step 1, + sentiment | 0.9700 | 0.7200 |" in text
     assert lib.rows_from_csv(tmp_path / "results" / "study.csv") == rows
+
+
+def test_multitask_grid_configs_train_each_task_set_at_equal_examples_per_task(tmp_path):
+    from mtl_keras import study as lib
+
+    configs = lib.GRIDS["multitask"][1]
+    assert len(configs) == 4 + 6 + 1 and "topic+sentiment+ner+similarity" in configs
+    pair = lib.run_config(tmp_path, lib.GRIDS["multitask"][0], "sentiment+ner", 2)
+    assert pair.tasks == ("sentiment", "ner") and pair.scenario == "full"
+    assert (pair.max_train_examples, pair.sampling, pair.seed) == (2000, "proportional", 2)
+    alone = lib.run_config(tmp_path, lib.GRIDS["multitask-alldata"][0], "ner-alldata", 0)
+    assert alone.tasks == ("ner",) and alone.max_train_examples is None
+    assert (alone.max_length, alone.epochs) == (128, 3)
+    assert lib.multitask_config(["similarity", "topic"], "-alldata") == "topic+similarity-alldata"
+
+
+def test_affinity_is_the_paired_gain_of_training_beside_a_task(tmp_path):
+    from mtl_keras import study as lib
+
+    def runs(config, **metrics):
+        return [{"grid": "multitask", "config": config, "seed": s, "commit": "abc",
+                 "trainable_params": 1, "seconds_per_epoch": 1.0, "sts_after": 80.0,
+                 **{k: v[s] for k, v in metrics.items()}} for s in range(3)]  # fmt: skip
+
+    rows = (runs("topic", topic_accuracy=[0.90, 0.92, 0.91])
+            + runs("sentiment", sentiment_accuracy=[0.70, 0.72, 0.71])
+            + runs("topic+sentiment", topic_accuracy=[0.93, 0.95, 0.94],  # +0.03 on each seed
+                   sentiment_accuracy=[0.69, 0.73, 0.71]))  # -0.01, +0.01, 0: noise  # fmt: skip
+    cells = lib.affinity(rows, "multitask")
+    mean, std, n, low, _ = cells["topic"]["sentiment"]
+    assert (round(mean, 6), round(std, 6), n) == (0.03, 0.0, 3) and low > 0
+    mean, _, _, low, high = cells["sentiment"]["topic"]
+    assert round(mean, 6) == 0.0 and low < 0 < high
+    assert cells["topic"]["ner"] is None and cells["ner"]["topic"] is None  # never ran
+    table = lib.affinity_table(cells)
+    assert "| topic (accuracy) |  | **+0.0300 ± 0.0000** | – | – | – |" in table
+    assert "| sentiment (accuracy) | +0.0000 ± 0.0100 |  | – | – | – |" in table
+    lib.report(tmp_path / "none", tmp_path / "results", tmp_path / "RESULTS.md", rows=rows)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "## Grid `multitask`: each task alone, every pair and all four together" in text
+    assert "| topic+sentiment | 3 | 0.9400 ± 0.0100 | 0.7100 ± 0.0200 | 80.00 ± 0.00 | 1 |" in text
+    assert "the study's, with the RunConfig fields {'max_train_examples': 2000}" in text
+    assert (tmp_path / "results" / "multitask_affinity.png").stat().st_size > 0
