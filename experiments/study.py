@@ -3,7 +3,8 @@
     python -m experiments.study                          # the whole grid (resumable)
     python -m experiments.study --scenarios full,llrd-0.8 --seeds 0
     python -m experiments.study --report-only            # rebuild results/ from finished runs
-    python -m experiments.study --from-csv results/study.csv  # ... from the table alone
+    python -m experiments.study --report-only --from-csv results/study.csv  # ... and a table
+    python -m experiments.study --grids multitask --from-csv results/study.csv  # add to it
 
 A thin wrapper over `mtl_keras.study`: runs go into study_runs/<grid>/<config>-seed<k>/;
 finished runs are skipped. Results: results/study.csv, RESULTS.md and results/*.png.
@@ -48,7 +49,10 @@ def main(argv=None):
     parser.add_argument("--no-transfer", action="store_true")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument(
-        "--from-csv", metavar="PATH", help="rebuild the report from this study.csv (no runs)"
+        "--from-csv",
+        metavar="PATH",
+        help="start the report from this study.csv's rows; the finished runs under --runs-dir "
+        "replace the rows of the same grid, config and seed and add the others",
     )
     parser.add_argument("--runner-args", default="", help="experiments.run options for every run")
     args = parser.parse_args(argv)
@@ -59,18 +63,18 @@ def main(argv=None):
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     except ValueError:
         raise InputError(f"--seeds must be integers like 0,1,2, got {args.seeds!r}.") from None
-    root, rows = Path(args.runs_dir), None
+    root, base = Path(args.runs_dir), None
     if args.from_csv:
         if not Path(args.from_csv).is_file():
             raise InputError(f"--from-csv {args.from_csv}: no such file; give a study.csv.")
-        rows = study.rows_from_csv(args.from_csv)
-    elif not args.report_only:
+        base = study.rows_from_csv(args.from_csv)
+    if not args.report_only:
         study.run_grids(root, grids, chosen or list(study.CONFIGS), seeds, overrides)
         if not args.no_transfer:
             print("[transfer] topic alone, then + sentiment with the topic head frozen", flush=True)
             study.transfer_experiment(root, overrides)
     results = Path(args.results_dir)
-    study.report(root, results, results.parent / "RESULTS.md", rows=rows)
+    study.report(root, results, results.parent / "RESULTS.md", base_rows=base)
 
 
 if __name__ == "__main__":

@@ -580,15 +580,18 @@ def options(fields):
     return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in fields.items())
 
 
-def report(root, results_dir, readme, commit=None, rows=None):
+def report(root, results_dir, readme, commit=None, base_rows=None):
     """results/study.csv, plots and the markdown report, from the finished runs.
 
     `<results_dir>/notes.md`, when present, is appended as it is: the analysis written by
     hand survives a regenerated report. `commit` (default: this checkout's) is named in
-    the header. `rows` (from `rows_from_csv`) rebuild the report from a study.csv instead
-    of the runs under `root`, for a machine that does not have them.
+    the header. `base_rows` (from `rows_from_csv`) are the rows of runs made elsewhere
+    (another machine, an earlier session); a run under `root` with the same grid, config
+    and seed replaces its row.
     """
-    rows = rows_from_runs(root) if rows is None else rows
+    rows = {(r["grid"], r["config"], r["seed"]): r for r in base_rows or []}
+    rows.update({(r["grid"], r["config"], r["seed"]): r for r in rows_from_runs(root)})
+    rows = list(rows.values())
     if not rows:
         raise InputError(f"no finished runs under {root}: run the study first.")
     commit = commit or code_commit()

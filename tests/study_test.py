@@ -47,6 +47,16 @@ def test_tiny_study_writes_tables_plots_and_resumes(tiny_preset, tiny_data_dir, 
     stamp = log.stat().st_mtime_ns
     study.main(argv)
     assert log.stat().st_mtime_ns == stamp
+    # Rows of runs made elsewhere (--from-csv) stay; a run here replaces its own row.
+    from mtl_keras import study as lib
+
+    elsewhere = tmp_path / "elsewhere.csv"
+    old = [{**rows[0], "grid": "ner", "config": "full"}, {**rows[0], "topic_accuracy": "-1"}]
+    lib.write_csv(elsewhere, old)
+    study.main([*argv, "--report-only", "--from-csv", str(elsewhere)])
+    merged = list(csv.DictReader(open(tmp_path / "results" / "study.csv")))
+    assert len(merged) == len(rows) + 1 and "-1" not in {r["topic_accuracy"] for r in merged}
+    assert ("ner", "full") in {(r["grid"], r["config"]) for r in merged}
 
 
 def test_sweep_and_size_configs(tmp_path):
@@ -137,7 +147,7 @@ def test_report_rebuilds_from_the_csv_and_names_the_commits(tmp_path):
     lib.write_csv(tmp_path / "study.csv", rows)
     back = lib.rows_from_csv(tmp_path / "study.csv")
     assert back == rows  # numbers as numbers, missing cells left out
-    lib.report(tmp_path / "no-runs", tmp_path / "results", tmp_path / "RESULTS.md", rows=back)
+    lib.report(tmp_path / "no-runs", tmp_path / "results", tmp_path / "RESULTS.md", base_rows=back)
     text = (tmp_path / "RESULTS.md").read_text()
     assert "**These runs span 2 commits:** `aaa1111` (2), `bbb2222` (2) runs." in text
     assert "| lora − full | 2 |" in text and "sample standard deviations (ddof = 1)" in text
@@ -180,7 +190,7 @@ def test_affinity_is_the_paired_gain_of_training_beside_a_task(tmp_path):
     table = lib.affinity_table(cells)
     assert "| topic (accuracy) |  | **+0.0300 ± 0.0000** | – | – | – |" in table
     assert "| sentiment (accuracy) | +0.0000 ± 0.0100 |  | – | – | – |" in table
-    lib.report(tmp_path / "none", tmp_path / "results", tmp_path / "RESULTS.md", rows=rows)
+    lib.report(tmp_path / "none", tmp_path / "results", tmp_path / "RESULTS.md", base_rows=rows)
     text = (tmp_path / "RESULTS.md").read_text()
     assert "## Grid `multitask`: each task alone, every pair and all four together" in text
     assert "| topic+sentiment | 3 | 0.9400 ± 0.0100 | 0.7100 ± 0.0200 | 80.00 ± 0.00 | 1 |" in text
