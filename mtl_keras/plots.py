@@ -161,7 +161,8 @@ def plot_affinity(path, cells):
     """
     plt = _pyplot()
     rows = list(cells)
-    columns = list(dict.fromkeys(c for values in cells.values() for c in values))
+    added = dict.fromkeys(c for values in cells.values() for c in values)
+    columns = [*rows, *(c for c in added if c not in rows)]  # the same order as the rows
     grid = np.full((len(rows), len(columns)), np.nan)
     for i, task in enumerate(rows):
         for j, added in enumerate(columns):
