@@ -165,9 +165,9 @@ def plot_affinity(path, cells):
     columns = [*rows, *(c for c in added if c not in rows)]  # the same order as the rows
     grid = np.full((len(rows), len(columns)), np.nan)
     for i, task in enumerate(rows):
-        for j, added in enumerate(columns):
-            if cells[task].get(added):
-                grid[i, j] = 100 * cells[task][added][0]
+        for j, column in enumerate(columns):
+            if cells[task].get(column):
+                grid[i, j] = 100 * cells[task][column][0]
     limit = max(1.0, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 1.0
     fig, ax = plt.subplots(figsize=(1.4 * len(columns) + 2, 0.8 * len(rows) + 1.5))
     image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit)
