@@ -315,10 +315,14 @@ def summarise(rows, grid):
     return out
 
 
+def main_column(task):
+    """The study.csv column of a task's main test metric: `topic_accuracy`."""
+    return f"{task}_{TASKS[task].main_metric}"
+
+
 def baseline_of(config):
     """The config a study config is compared with: `full` at the same data size."""
-    base, _, size = config.rpartition("-n")
-    return f"full-n{size}" if config in SIZE_CONFIGS and base != "full" else "full"
+    return f"full-n{config.rpartition('-n')[2]}" if config in SIZE_CONFIGS else "full"
 
 
 def paired_differences(rows, grid, columns):
@@ -462,7 +466,7 @@ def grid_section(root, results_dir, rows, grid):
     ]
     if grid == "size":
         section += ["", "Sentiment test accuracy by training tweets:", "", size_table(summary)]
-    columns = [f"{t}_{TASKS[t].main_metric}" for t in tasks.split(",")] + ["sts_after"]
+    columns = [main_column(t) for t in tasks.split(",")] + ["sts_after"]
     differences = paired_differences(rows, grid, columns)
     if differences:
         section += [
@@ -488,7 +492,7 @@ def affinity(rows, grid):
     budget = MULTITASK_GRIDS[grid]
     out = {}
     for task in MULTITASK_TASKS:
-        column, alone = f"{task}_{TASKS[task].main_metric}", multitask_config([task], budget)
+        column, alone = main_column(task), multitask_config([task], budget)
         out[task] = {
             added: paired_difference(rows, grid, multitask_config(with_, budget), alone, column)
             for added, with_ in [
@@ -518,7 +522,7 @@ def multitask_section(results_dir, rows, grid):
     if not summary:
         return []
     grid_rows, budget = [r for r in rows if r["grid"] == grid], MULTITASK_GRIDS[grid]
-    columns = [f"{t}_{TASKS[t].main_metric}" for t in MULTITASK_TASKS]
+    columns = [main_column(t) for t in MULTITASK_TASKS]
     columns += ["sentiment_confident_accuracy", "sts_after", "seconds_per_epoch"]
     cells = affinity(rows, grid)
     plot_affinity(results_dir / f"{grid}_affinity.png", cells)
