@@ -9,6 +9,7 @@ import typing
 
 from mtl_keras.data.pipeline import SAMPLING
 from mtl_keras.errors import InputError, InputTypeError
+from mtl_keras.loss_weighting import LOSS_WEIGHTINGS
 from mtl_keras.model import check_loss_weights
 from mtl_keras.pooling import POOLING
 from mtl_keras.scenarios import SCENARIOS, get_scenario
@@ -96,6 +97,10 @@ class RunConfig:
     sampling: str = option("proportional", "how tasks share the batches", choices=SAMPLING)
     temperature: float = option(2.0, "for --sampling temperature")
     loss_weights: dict = option(dict, "e.g. topic=1,sentiment=0.5", values=float)
+    loss_weighting: str = option(
+        "fixed", "fixed: the loss weights; uncertainty: learned per task (Kendall et al. "
+        "2018)", choices=LOSS_WEIGHTINGS,
+    )  # fmt: skip
     seed: int = option(0)
     output_dir: str | os.PathLike | None = option(None, "default: runs/<scenario>-<timestamp>")
     preset: str | os.PathLike | None = option(
@@ -207,6 +212,16 @@ class RunConfig:
         if self.sampling not in SAMPLING:
             raise InputError(
                 f"unknown sampling {self.sampling!r}; choose from: {', '.join(SAMPLING)}."
+            )
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise InputError(
+                f"unknown loss weighting {self.loss_weighting!r}; choose from: "
+                f"{', '.join(LOSS_WEIGHTINGS)}."
+            )
+        if self.loss_weighting == "uncertainty" and self.loss_weights:
+            raise InputError(
+                "--loss-weights and --loss-weighting uncertainty: choose one (uncertainty "
+                "weighting learns the weights)."
             )
         if self.distribution not in DISTRIBUTIONS:
             raise InputError(

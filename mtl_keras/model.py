@@ -7,6 +7,7 @@ from mtl_keras.backends import trains_statelessly
 from mtl_keras.bert_layers import POOLER
 from mtl_keras.errors import InputError
 from mtl_keras.layerwise_lr import LayerwiseLR
+from mtl_keras.loss_weighting import LOSS_WEIGHTINGS, TaskUncertainty, weighted_losses
 from mtl_keras.pooling import make_pooling
 from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES
 from mtl_keras.tasks import Task
@@ -39,16 +40,23 @@ class MultiTaskModel(keras.Model):
             so a reloaded model trains what the saved one did).
         max_length: word pieces per text it was trained at (recorded in the config):
             `Predictor` and the exports default to it (`serving_length`).
+        loss_weighting: "fixed" (each task's `loss_weight`) or "uncertainty" (learned
+            per task, `loss_weighting.TaskUncertainty`; its weights are the model's).
     """
 
     def __init__(
         self, backbone, tasks, dropout=0.1, pooling="mean", frozen_heads=(), max_length=None,
-        **kwargs,
+        loss_weighting="fixed", **kwargs,
     ):  # fmt: skip
         # === Layers ===
         backbone = TunableBertBackbone.from_backbone(backbone)
         tasks = [Task.from_config(task) for task in tasks]
         check_task_names(tasks)
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise InputError(
+                f"unknown loss weighting {loss_weighting!r}; choose from: "
+                f"{', '.join(LOSS_WEIGHTINGS)}."
+            )
         headed = [t for t in tasks if t.spec.has_head]
         self.backbone = backbone
         self.pooling = make_pooling(pooling, name=EMBEDDING)
@@ -79,6 +87,10 @@ class MultiTaskModel(keras.Model):
         self.dropout = dropout
         self.pooling_mode = pooling
         self.max_length = max_length
+        self.loss_weighting = loss_weighting
+        self.task_uncertainty = (
+            TaskUncertainty([t.name for t in tasks]) if loss_weighting == "uncertainty" else None
+        )
         self._embedding = embedding  # a symbolic tensor: what `embedding_model` returns
         # Mean pooling replaces BERT's [CLS] pooler, which would get no gradient.
         backbone.get_layer(POOLER).trainable = False
@@ -143,7 +155,9 @@ class MultiTaskModel(keras.Model):
             t.name: self.head_denses[t.name](self.head_dropouts[t.name](embedding))
             for t in self.tasks
         }
-        return keras.Model(embedding, outputs, name=f"{self.name}_heads")
+        heads = keras.Model(embedding, outputs, name=f"{self.name}_heads")
+        heads.task_uncertainty = self.task_uncertainty  # trained with the heads
+        return heads
 
     def serving_length(self, max_length=None):
         """Word pieces per text to predict and export at: `max_length` when given, else
@@ -162,6 +176,7 @@ class MultiTaskModel(keras.Model):
             "pooling": self.pooling_mode,
             "frozen_heads": self.frozen_heads(),
             "max_length": self.max_length,
+            "loss_weighting": self.loss_weighting,
             "name": self.name,
             "trainable": self.trainable,
         }
@@ -207,6 +222,8 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
             wrapped in one with no multipliers, which makes Adam's step right for
             embedding tables on TensorFlow (`backends.summed_gradient`).
         loss_weights: {task name: weight}; a task left out weighs its `Task.loss_weight`.
+            A model that learns its weights (`loss_weighting="uncertainty"`) takes none:
+            each loss is wrapped in `UncertaintyWeighted` at weight 1.
         tasks: the tasks to compile for; default `model.tasks`.
         jit_compile: XLA on TensorFlow. Off: batches vary in length, and on CPU it
             measured slower even with lengths rounded to a few shapes (BENCHMARKS.md,
@@ -215,6 +232,14 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
     tasks = model.tasks if tasks is None else tasks
     loss_weights = loss_weights or {}
     check_loss_weights(loss_weights, tasks)
+    uncertainty = getattr(model, "task_uncertainty", None)
+    if uncertainty is not None:
+        if loss_weights:
+            raise InputError(
+                "loss weights and uncertainty weighting: choose one (uncertainty weighting "
+                "learns the weights)."
+            )
+        loss_weights = {t.name: 1.0 for t in tasks}
     optimizer = keras.optimizers.get(optimizer)
     if not isinstance(optimizer, LayerwiseLR):
         optimizer = LayerwiseLR(optimizer, {})  # sums embedding gradients' repeated rows
@@ -222,7 +247,7 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
         optimizer.train(model.trainable_variables)
     model.compile(
         optimizer=optimizer,
-        loss={t.name: t.spec.loss(t) for t in tasks},
+        loss=weighted_losses({t.name: t.spec.loss(t) for t in tasks}, uncertainty),
         loss_weights={t.name: float(loss_weights.get(t.name, t.loss_weight)) for t in tasks},
         # Weighted: an example only counts for the heads it has a label for.
         weighted_metrics={t.name: t.spec.metrics(t) for t in tasks},

@@ -34,6 +34,8 @@ def make_optimizer(
         weight_decay=weight_decay,
         gradient_accumulation_steps=accumulation_steps if accumulation_steps > 1 else None,
     )
+    # Uncertainty weighting's log-variances are not weights to shrink towards 0.
+    optimizer.exclude_from_weight_decay(var_names=["log_variance"])
     decay = layer_decay if scenario.layer_decay else 1.0
     # Wrapped even when every factor is 1: the wrapper also sums embedding gradients'
     # repeated rows (TensorFlow) and lets a model train a subset of the variables the

@@ -110,16 +110,23 @@ MULTITASK_BUDGETS = {
 MULTITASK_SETS = [
     combo for n in (1, 2, len(MULTITASK_TASKS)) for combo in combinations(MULTITASK_TASKS, n)
 ]
+# Loss weighting: the full set with its fixed weights against learned ones (uncertainty
+# weighting, `mtl_keras.loss_weighting`), config `<all four>-uncertainty<budget>`.
+LEARNED_WEIGHTS = "-uncertainty"
 
 
-def multitask_config(tasks, budget=""):
-    """The multitask grid's config name of a task set: `topic+sentiment`, `ner-alldata`."""
-    return "+".join(t for t in MULTITASK_TASKS if t in tasks) + budget
+def multitask_config(tasks, budget="", weighting=""):
+    """The multitask grid's config name of a task set: `topic+sentiment`, `ner-alldata`,
+    `topic+sentiment+ner+similarity-uncertainty` (weighting `LEARNED_WEIGHTS`)."""
+    return "+".join(t for t in MULTITASK_TASKS if t in tasks) + weighting + budget
 
 
 for _budget, _knobs in MULTITASK_BUDGETS.items():
     for _tasks in MULTITASK_SETS:
         CONFIGS[multitask_config(_tasks, _budget)] = ("full", {**_knobs, "tasks": ",".join(_tasks)})
+    CONFIGS[multitask_config(MULTITASK_TASKS, _budget, LEARNED_WEIGHTS)] = (
+        "full", {**_knobs, "tasks": ",".join(MULTITASK_TASKS), "loss_weighting": "uncertainty"}
+    )  # fmt: skip
 
 # grid name -> (tasks, configs, seeds)
 GRIDS = {
@@ -146,7 +153,8 @@ GRIDS = {
     **{
         f"multitask{budget}": (
             ",".join(MULTITASK_TASKS),
-            [multitask_config(tasks, budget) for tasks in MULTITASK_SETS],
+            [multitask_config(tasks, budget) for tasks in MULTITASK_SETS]
+            + [multitask_config(MULTITASK_TASKS, budget, LEARNED_WEIGHTS)],
             [0, 1, 2],
         )
         for budget in MULTITASK_BUDGETS
@@ -257,6 +265,8 @@ def rows_from_runs(root):
             for key in ("accuracy", "macro_f1", "entity_f1", "pearson"):
                 if key in metrics["test"].get(task, {}):
                     row[f"{task}_{key}"] = metrics["test"][task][key]
+        for task, weight in metrics.get("learned_loss_weights", {}).items():
+            row[f"{task}_loss_weight"] = weight  # uncertainty weighting's, at the end
         for task, confident in metrics.get("test_confident", {}).items():
             if "accuracy" in confident:  # on the tweets labelled with confidence >= 0.8
                 row[f"{task}_confident_accuracy"] = confident["accuracy"]
@@ -300,7 +310,7 @@ def summarise(rows, grid):
         columns = [
             k
             for k in group[0]
-            if k.endswith(("accuracy", "f1", "pearson"))
+            if k.endswith(("accuracy", "f1", "pearson", "loss_weight"))
             or k in ("val_score", "trainable_params", "seconds_per_epoch")
         ] + [k for k in STS_COLUMNS if k in group[0]]  # the tasks' columns, then the embedding's
         out[config] = {
@@ -547,6 +557,43 @@ def multitask_section(results_dir, rows, grid):
         affinity_table(cells),
         "",
         f"![task affinity](results/{grid}_affinity.png)",
+        *loss_weighting_part(rows, grid, summary),
+    ]
+
+
+def loss_weighting_part(rows, grid, summary):
+    """Markdown: all four tasks with learned loss weights minus with the fixed ones,
+    paired by seed, and the weights they learned; [] before such runs exist."""
+    budget = MULTITASK_GRIDS[grid]
+    fixed = multitask_config(MULTITASK_TASKS, budget)
+    learned = multitask_config(MULTITASK_TASKS, budget, LEARNED_WEIGHTS)
+    if learned not in summary:
+        return []
+    columns = [main_column(t) for t in MULTITASK_TASKS] + ["sts_after"]
+    cells = [
+        difference_cell(
+            paired_difference(rows, grid, learned, fixed, c), 2 if c in STS_COLUMNS else 4
+        )
+        for c in columns
+    ]
+    learned_weights = {
+        t: summary[learned][f"{t}_loss_weight"][:2]
+        for t in MULTITASK_TASKS
+        if f"{t}_loss_weight" in summary[learned]
+    }
+    weights = ", ".join(f"{t} {m:.3g} ± {s:.2g}" for t, (m, s) in learned_weights.items())
+    fixed_weights = ", ".join(f"{t} {TASKS[t].loss_weight:g}" for t in MULTITASK_TASKS)
+    return [
+        "",
+        f"Loss weighting, all four tasks: learned (uncertainty weighting, `{learned}`) minus "
+        f"fixed (`{fixed}`: {fixed_weights}), paired by seed; **bold** where the 95 % "
+        "t-interval excludes 0.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|---" * len(columns) + "|",
+        "| " + " | ".join(cells) + " |",
+        "",
+        f"Learned factors exp(−s) at the end (mean ± sample std over seeds): {weights}.",
     ]
 
 

@@ -176,7 +176,8 @@ def new_model(config, scenario, tasks, pretrained):
     backbone = TunableBertBackbone.from_backbone(pretrained)
     backbone.inference_mode = scenario.inference_backbone
     model = MultiTaskModel(backbone, tasks, config.dropout, config.pooling,
-                           max_length=config.max_length)  # fmt: skip
+                           max_length=config.max_length,
+                           loss_weighting=config.loss_weighting)  # fmt: skip
     if config.init_from:
         copied = copy_weights_from(model, config.init_from)
         print(f"initialised from {config.init_from}: {', '.join(copied)}")
@@ -654,6 +655,10 @@ class MultiTaskTrainer:
             "own_data": self.own_data(),  # a user's task: its split sizes and how each was made
             "epoch_seconds": fitted.epoch_seconds,
             "embedding_cache": self.embed is not None,
+            # uncertainty weighting: each task loss's learned factor exp(-s) at the end
+            "learned_loss_weights": (
+                self.model.task_uncertainty.loss_weights() if self.model.task_uncertainty else {}
+            ),
             "data_seconds": data.seconds,
             "optimizer_iterations": int(keras.ops.convert_to_numpy(self.optimizer.iterations)),
             "replicas": self.replicas,
@@ -715,6 +720,10 @@ def format_metrics(metrics):
         if "accuracy" in m:
             subset = f"labelled with confidence >= {m['min_confidence']}"
             lines.append(line(task, "test", m, f"{m['examples']} examples {subset}"))
+    learned = metrics.get("learned_loss_weights")
+    if learned:
+        weights = ", ".join(f"{task} {weight:.3g}" for task, weight in learned.items())
+        lines.append(f"\nlearned loss weights (uncertainty weighting): {weights}")
     sts = metrics.get("sts_b")
     if sts:
         lines.append(

@@ -47,7 +47,7 @@ def make_tiny_backbone(num_layers=2, hidden_dim=16, max_sequence_length=32, drop
     )
 
 
-def deterministic_tiny_model(tasks="topic"):
+def deterministic_tiny_model(tasks="topic", **kwargs):
     """A tiny `MultiTaskModel` without dropout anywhere: one batch, one gradient."""
     from mtl_keras.backbone import TunableBertBackbone
     from mtl_keras.model import MultiTaskModel
@@ -55,7 +55,7 @@ def deterministic_tiny_model(tasks="topic"):
 
     keras.utils.set_random_seed(0)
     backbone = TunableBertBackbone.from_backbone(make_tiny_backbone(dropout=0.0))
-    return MultiTaskModel(backbone, resolve_tasks(tasks), dropout=0.0)
+    return MultiTaskModel(backbone, resolve_tasks(tasks), dropout=0.0, **kwargs)
 
 
 def schedule_config(optimizer):
@@ -65,13 +65,13 @@ def schedule_config(optimizer):
     return config["learning_rate"]["config"]
 
 
-def one_fit_step(model, optimizer, y, start, loss_weights=None):
+def one_fit_step(model, optimizer, y, start, loss_weights=None, sample_weight=None):
     """{weight path: change} after one `fit` step from the weights `start`."""
     from mtl_keras.model import compile_model
 
     model.set_weights(start)
     compile_model(model, optimizer, loss_weights)
-    model.fit(tiny_inputs(), y, epochs=1, batch_size=2, verbose=0)
+    model.fit(tiny_inputs(), y, sample_weight=sample_weight, epochs=1, batch_size=2, verbose=0)
     return {v.path: v.numpy() - s for v, s in zip(model.weights, start, strict=True)}
 
 
@@ -197,8 +197,10 @@ def finished_tiny_run(tmp_path_factory, preset, data_dir, name, options, sts=Fal
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_preset, tiny_data_dir, tmp_path_factory):
-    """A finished tiny `experiments.run` with all three heads: its output folder."""
-    options = "--scenario full --tasks topic,sentiment,ner --epochs 1"
+    """A finished tiny `experiments.run` with all three heads: its output folder. Its loss
+    weights are learned (uncertainty weighting), so everything that reloads, exports or
+    predicts with it also covers a model that holds them."""
+    options = "--scenario full --tasks topic,sentiment,ner --epochs 1 --loss-weighting uncertainty"
     return finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, "tiny_run", options)
 
 

@@ -159,7 +159,11 @@ def test_multitask_grid_configs_train_each_task_set_at_equal_examples_per_task(t
     from mtl_keras import study as lib
 
     configs = lib.GRIDS["multitask"][1]
-    assert len(configs) == 4 + 6 + 1 and "topic+sentiment+ner+similarity" in configs
+    assert len(configs) == 4 + 6 + 1 + 1 and "topic+sentiment+ner+similarity" in configs
+    learned = lib.run_config(tmp_path, "topic", "topic+sentiment+ner+similarity-uncertainty", 0)
+    assert learned.loss_weighting == "uncertainty" and learned.max_train_examples == 2000
+    assert learned.tasks == ("topic", "sentiment", "ner", "similarity")
+    assert "topic+sentiment+ner+similarity-uncertainty-alldata" in lib.GRIDS["multitask-alldata"][1]
     pair = lib.run_config(tmp_path, lib.GRIDS["multitask"][0], "sentiment+ner", 2)
     assert pair.tasks == ("sentiment", "ner") and pair.scenario == "full"
     assert (pair.max_train_examples, pair.sampling, pair.seed) == (2000, "proportional", 2)
@@ -196,3 +200,21 @@ def test_affinity_is_the_paired_gain_of_training_beside_a_task(tmp_path):
     assert "| topic+sentiment | 3 | 0.9400 ± 0.0100 | 0.7100 ± 0.0200 | 80.00 ± 0.00 | 1 |" in text
     assert "the study's, with the RunConfig fields {'max_train_examples': 2000}" in text
     assert (tmp_path / "results" / "multitask_affinity.png").stat().st_size > 0
+    assert "Loss weighting" not in text  # no learned-weights runs yet
+
+
+def test_learned_loss_weights_are_compared_with_the_fixed_ones_by_seed(tmp_path):
+    from mtl_keras import study as lib
+
+    fixed, learned = "topic+sentiment+ner+similarity", "topic+sentiment+ner+similarity-uncertainty"
+    rows = [{"grid": "multitask", "config": config, "seed": s, "commit": "abc", "sts_after": sts,
+             "topic_accuracy": topic, **weights}
+            for s in range(3)
+            for config, sts, topic, weights in [
+                (fixed, 80.0 + s, 0.9, {}),
+                (learned, 82.0 + s, 0.9 + s / 100, {"topic_loss_weight": 2.0 + s})]]  # fmt: skip
+    text = "\n".join(lib.multitask_section(tmp_path, rows, "multitask"))
+    assert f"learned (uncertainty weighting, `{learned}`) minus fixed (`{fixed}`: topic 1," in text
+    assert "| topic_accuracy | sentiment_accuracy | ner_entity_f1 | similarity_pearson |" in text
+    assert "| +0.0100 ± 0.0100 | – | – | – | **+2.00 ± 0.00** |" in text
+    assert "Learned factors exp(−s) at the end (mean ± sample std over seeds): topic 3 ± 1." in text
