@@ -90,8 +90,10 @@ class RunConfig:
     dropout: float = option(0.1, "before each head")
     max_train_examples: int | None = option(None, "per task (default: all)")
     train_examples: dict = option(
-        dict, "per-task caps over --max-train-examples, e.g. sentiment=250", values=int
-    )
+        dict, "per-task caps over --max-train-examples, e.g. sentiment=250; 0 holds a task: "
+        "its head is kept frozen and measured, not trained (training tasks one after another)",
+        values=int,
+    )  # fmt: skip
     max_eval_examples: int | None = option(None, "per task and split (default: all)")
     pooling: str = option("mean", "sentence embedding", choices=tuple(POOLING))
     sampling: str = option("proportional", "how tasks share the batches", choices=SAMPLING)
@@ -247,10 +249,20 @@ class RunConfig:
                     f"--train-examples names task {name!r}, which this run does not train; "
                     f"its tasks: {', '.join(self.task_names)}."
                 )
-            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
                 raise InputError(
-                    f"--train-examples {name}={cap!r}: a cap must be a whole number >= 1."
+                    f"--train-examples {name}={cap!r}: a cap must be a whole number >= 0."
                 )
+        if self.held_tasks and len(self.held_tasks) == len(self.task_names):
+            raise InputError(
+                "--train-examples holds every task at 0: nothing would train; give one task "
+                "examples."
+            )
+
+    @property
+    def held_tasks(self):
+        """The tasks capped at 0 training examples: measured, not trained."""
+        return tuple(t for t in self.task_names if self.train_examples.get(t) == 0)
 
     def train_cap(self, task):
         """How many training examples of `task` the run uses (None: all)."""

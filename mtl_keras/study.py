@@ -11,7 +11,7 @@ import csv
 import dataclasses
 import json
 import time
-from itertools import combinations
+from itertools import combinations, permutations
 from pathlib import Path
 
 import keras
@@ -121,7 +121,25 @@ def multitask_config(tasks, budget="", weighting=""):
     return "+".join(t for t in MULTITASK_TASKS if t in tasks) + weighting + budget
 
 
+def sequential_config(first, second, budget=""):
+    """The config of training `first` alone, then `second` from that model with `first`
+    held (its head kept frozen and measured): `topic-then-sentiment`."""
+    return f"{first}-then-{second}{budget}"
+
+
+# Sequential: each ordered pair, at the same examples per task as together and alone, so
+# the two stages together train the steps of the pair trained together.
+SEQUENTIAL = {
+    sequential_config(first, second, budget): (first, second, budget)
+    for budget in MULTITASK_BUDGETS
+    for first, second in permutations(MULTITASK_TASKS, 2)
+}
+
 for _budget, _knobs in MULTITASK_BUDGETS.items():
+    for _first, _second in permutations(MULTITASK_TASKS, 2):
+        CONFIGS[sequential_config(_first, _second, _budget)] = (
+            "full", {**_knobs, "tasks": f"{_first},{_second}", "train_examples": {_first: 0}}
+        )  # fmt: skip
     for _tasks in MULTITASK_SETS:
         CONFIGS[multitask_config(_tasks, _budget)] = ("full", {**_knobs, "tasks": ",".join(_tasks)})
     CONFIGS[multitask_config(MULTITASK_TASKS, _budget, LEARNED_WEIGHTS)] = (
@@ -154,7 +172,8 @@ GRIDS = {
         f"multitask{budget}": (
             ",".join(MULTITASK_TASKS),
             [multitask_config(tasks, budget) for tasks in MULTITASK_SETS]
-            + [multitask_config(MULTITASK_TASKS, budget, LEARNED_WEIGHTS)],
+            + [multitask_config(MULTITASK_TASKS, budget, LEARNED_WEIGHTS)]
+            + [config for config, (*_, b) in SEQUENTIAL.items() if b == budget],
             [0, 1, 2],
         )
         for budget in MULTITASK_BUDGETS
@@ -213,9 +232,24 @@ def run_grids(root, grids, configs, seeds=None, overrides=None):
         for seed in seeds or grid_seeds:
             for config in (c for c in grid_configs if c in configs):
                 print(f"[{grid}] {config} seed {seed}", flush=True)
-                run_one(
-                    run_config(root / grid / f"{config}-seed{seed}", tasks, config, seed, overrides)
-                )
+                folder = root / grid / f"{config}-seed{seed}"
+                if config in SEQUENTIAL:
+                    sequential_run(root, grid, config, seed, overrides)
+                else:
+                    run_one(run_config(folder, tasks, config, seed, overrides))
+
+
+def sequential_run(root, grid, config, seed, overrides=None):
+    """Train the first task alone (saved under <grid>-first/), then the second from that
+    model with the first held: the second run is the config's row. Returns its metrics."""
+    first, second, budget = SEQUENTIAL[config]
+    alone = multitask_config([first], budget)
+    first_dir = root / f"{grid}-first" / f"{alone}-seed{seed}"
+    if run_one(run_config(first_dir, first, alone, seed, overrides, save_model=True)) is None:
+        return None
+    then = run_config(root / grid / f"{config}-seed{seed}", f"{first},{second}", config, seed,
+                      overrides)  # fmt: skip
+    return run_one(dataclasses.replace(then, init_from=str(first_dir / "model.keras")))
 
 
 def transfer_experiment(root, overrides=None):
@@ -558,7 +592,45 @@ def multitask_section(results_dir, rows, grid):
         "",
         f"![task affinity](results/{grid}_affinity.png)",
         *loss_weighting_part(rows, grid, summary),
+        *sequential_part(rows, grid, summary),
     ]
+
+
+def sequential_part(rows, grid, summary):
+    """Markdown: each task trained one after the other against trained alone and
+    together, paired by seed; [] before such runs exist."""
+    budget = MULTITASK_GRIDS[grid]
+    orders = [c for c, (*_, b) in SEQUENTIAL.items() if b == budget and c in summary]
+    if not orders:
+        return []
+    lines = [
+        "",
+        "Sequential: the first task trained alone, then the second from that model with the "
+        "first task's head frozen (the learning-rate schedule starts again); each stage "
+        "trains its task's examples, so the two stages train the steps of the pair "
+        "together. Paired by seed; **bold** where the 95 % t-interval excludes 0. The "
+        "first task after the second stage minus alone is what it forgot.",
+        "",
+        "| first, then second | seeds | first − alone | first − together | second − alone "
+        "| second − together | STS-B after − together |",
+        "|---" * 7 + "|",
+    ]
+    for config in orders:
+        first, second, _ = SEQUENTIAL[config]
+        together = multitask_config([first, second], budget)
+        cells = []
+        for task in (first, second):
+            for base in (multitask_config([task], budget), together):
+                cells.append(
+                    difference_cell(paired_difference(rows, grid, config, base, main_column(task)))
+                )
+        cells.append(
+            difference_cell(paired_difference(rows, grid, config, together, "sts_after"), 2)
+        )
+        seeds = next(iter(summary[config].values()))[2]
+        lines.append(f"| {first} ({main_column(first)}), then {second} ({main_column(second)}) "
+                     f"| {seeds} | " + " | ".join(cells) + " |")  # fmt: skip
+    return lines
 
 
 def loss_weighting_part(rows, grid, summary):

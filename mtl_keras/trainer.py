@@ -40,6 +40,7 @@ from mtl_keras.preprocessing import make_preprocessor
 from mtl_keras.provenance import code_commit
 from mtl_keras.saving import TOKENIZER_DIR, check_model_file, copy_weights_from, save_tokenizer
 from mtl_keras.scenarios import (
+    HEAD_PART,
     SCENARIOS,
     get_scenario,
     optimizer_parts,
@@ -286,14 +287,24 @@ class MultiTaskTrainer:
         self.replicas = (
             self.cluster.num_processes if self.cluster else self.strategy.num_replicas_in_sync
         )
-        self.stages = training_stages(
-            self.scenario,
-            self.tasks,
-            pretrained.num_layers,
-            config.epochs,
-            config.frozen_layers,
-            config.unfreeze_every,
+        # A held task (capped at 0 examples) keeps its head frozen in every stage: it is
+        # measured after training on the others (sequential training), not trained.
+        self.held = tuple(
+            HEAD_PART + t.name
+            for t in self.tasks
+            if t.name in config.held_tasks and t.spec.has_head
         )
+        self.stages = [
+            stage._replace(frozen=(*stage.frozen, *self.held))
+            for stage in training_stages(
+                self.scenario,
+                self.tasks,
+                pretrained.num_layers,
+                config.epochs,
+                config.frozen_layers,
+                config.unfreeze_every,
+            )
+        ]
         with self.strategy.scope():
             self.model = new_model(config, self.scenario, self.tasks, pretrained)
         self.preprocessor = make_preprocessor(self.tokenizer, config.max_length)
@@ -331,7 +342,11 @@ class MultiTaskTrainer:
                 warmup_ratio=config.warmup_ratio,
                 accumulation_steps=config.gradient_accumulation_steps,
             )
-            set_frozen(model, optimizer_parts(self.scenario, self.tasks), config.frozen_layers)
+            set_frozen(
+                model,
+                (*optimizer_parts(self.scenario, self.tasks), *self.held),
+                config.frozen_layers,
+            )
             self.optimizer.build(model.trainable_variables)
         self.recompile()
 
@@ -680,7 +695,9 @@ class MultiTaskTrainer:
         unfreezing, the last stage's), so a reload lines the optimizer state up again.
         """
         check_finite(self.model, metrics)
-        self.recompile(optimizer_parts(self.scenario, self.tasks), self.config.frozen_layers)
+        self.recompile(
+            (*optimizer_parts(self.scenario, self.tasks), *self.held), self.config.frozen_layers
+        )
         if self.cluster is not None:
             metrics["weight_checksums"] = distributed.checksums(self.model)
         model_path = output / "model.keras" if self.config.save_model else None

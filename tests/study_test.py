@@ -218,3 +218,56 @@ def test_learned_loss_weights_are_compared_with_the_fixed_ones_by_seed(tmp_path)
     assert "| topic_accuracy | sentiment_accuracy | ner_entity_f1 | similarity_pearson |" in text
     assert "| +0.0100 ± 0.0100 | – | – | – | **+2.00 ± 0.00** |" in text
     assert "Learned factors exp(−s) at the end (mean ± sample std over seeds): topic 3 ± 1." in text
+
+
+def test_sequential_configs_train_the_second_task_from_the_first_alone(
+    tiny_preset, tiny_data_dir, tmp_path
+):
+    import json
+
+    from mtl_keras import study as lib
+
+    then = lib.run_config(tmp_path, "topic", "topic-then-sentiment", 1)
+    assert then.tasks == ("topic", "sentiment") and then.train_examples == {"topic": 0}
+    assert then.max_train_examples == 2000 and "sentiment-then-topic" in lib.GRIDS["multitask"][1]
+    assert "ner-then-similarity-alldata" in lib.GRIDS["multitask-alldata"][1]
+    tiny = {"preset": str(tiny_preset), "data_dir": str(tiny_data_dir), "max_length": 16,
+            "batch_size": 4, "learning_rate": 1e-3, "measure_sts": False}  # fmt: skip
+    metrics = lib.sequential_run(tmp_path, "multitask", "topic-then-sentiment", 0, tiny)
+    first = tmp_path / "multitask-first" / "topic-seed0"
+    assert json.loads((first / "metrics.json").read_text())["tasks"] == ["topic"]
+    assert metrics["train_examples"]["topic"] == 0 and metrics["train_examples"]["sentiment"] > 0
+    assert metrics["config"]["init_from"] == str(first / "model.keras")
+    rows = lib.rows_from_runs(tmp_path)  # the second stage is the config's row; not the first
+    assert [(r["grid"], r["config"]) for r in rows] == [("multitask", "topic-then-sentiment")]
+    assert "topic_accuracy" in rows[0] and "sentiment_accuracy" in rows[0]
+
+
+def test_sequential_orders_are_compared_with_alone_and_together_by_seed(tmp_path):
+    from mtl_keras import study as lib
+
+    def run(config, seed, **values):
+        return {"grid": "multitask", "config": config, "seed": seed, "commit": "abc",
+                "sts_after": 80.0, **values}  # fmt: skip
+
+    rows = [
+        row
+        for s in range(3)
+        for row in (
+            run("topic", s, topic_accuracy=0.90),
+            run("sentiment", s, sentiment_accuracy=0.70),
+            run("topic+sentiment", s, topic_accuracy=0.92, sentiment_accuracy=0.71),
+            run(
+                "topic-then-sentiment",
+                s,
+                topic_accuracy=0.80 + s / 100,
+                sentiment_accuracy=0.71,
+                sts_after=79.0,
+            ),  # fmt: skip
+        )
+    ]
+    text = "\n".join(lib.sequential_part(rows, "multitask", lib.summarise(rows, "multitask")))
+    assert "| topic (topic_accuracy), then sentiment (sentiment_accuracy) | 3 | " in text
+    assert ("| **-0.0900 ± 0.0100** | **-0.1100 ± 0.0100** | **+0.0100 ± 0.0000** | "
+            "+0.0000 ± 0.0000 | **-1.00 ± 0.00** |") in text  # fmt: skip
+    assert lib.sequential_part(rows[:3], "multitask", lib.summarise(rows[:3], "multitask")) == []

@@ -219,7 +219,8 @@ def training_stream(
 ):
     """Mixed multi-task training batches; returns (dataset, steps_per_epoch, sizes).
 
-    `max_examples` caps each task's training set: one number for all, or {task: cap}.
+    `max_examples` caps each task's training set: one number for all, or {task: cap}; a
+    task capped at 0 is left out of the stream (held: its size is 0).
     One epoch draws as many examples as the (capped) training sets hold together, from
     each task with `sampling_weights`; the order is fixed by `seed`. With
     `length_buckets`, the shuffled mixed stream is grouped into batches of similar length
@@ -227,9 +228,11 @@ def training_stream(
     padding; the mix of tasks and the shuffling are kept. With `embed`, the batches hold
     cached embeddings instead of BERT inputs (see `embedding_cache`).
     """
-    parts, sizes = [], []
+    parts, sizes, names = [], [], []
     for index, task in enumerate(tasks):
         cap = max_examples.get(task.name) if isinstance(max_examples, dict) else max_examples
+        if cap == 0:
+            continue
         encoded, size = task_split(
             task, tasks, "train", preprocessor, max_length, data_dir, cap, embed
         )
@@ -237,12 +240,15 @@ def training_stream(
             raise InputError(f"task {task.name!r} has no training examples.")
         parts.append(reshuffled_passes(encoded, size, seed + index))
         sizes.append(size)
+        names.append(task.name)
+    if not parts:
+        raise InputError("every task is held at 0 training examples: nothing would train.")
     weights = sampling_weights(sizes, sampling, temperature)
     if batch_size > sum(sizes):  # one batch of copies would only fill memory
         print(f"notice: batch size {batch_size} capped at the {sum(sizes)} training examples")
         batch_size = sum(sizes)
     if sampling == "round_robin":
-        choice = tf.data.Dataset.range(len(tasks)).repeat()
+        choice = tf.data.Dataset.range(len(parts)).repeat()
     else:
         choice = task_draws(weights, seed)
     mixed = tf.data.Dataset.choose_from_datasets(parts, choice)
@@ -260,7 +266,8 @@ def training_stream(
     if embed is None:
         stream = stream.map(batch_trimmer(tasks), num_parallel_calls=tf.data.AUTOTUNE)
     stream = without_autotuning(stream.prefetch(tf.data.AUTOTUNE))
-    return stream, steps, dict(zip([t.name for t in tasks], sizes, strict=True))
+    trained = dict(zip(names, sizes, strict=True))
+    return stream, steps, {t.name: trained.get(t.name, 0) for t in tasks}
 
 
 # The training stream is the same for every iterator made of it: `shuffle(seed)` and
