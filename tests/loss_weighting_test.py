@@ -112,3 +112,13 @@ def test_a_run_records_the_weights_it_learned(tiny_run):
     assert all(0 < w < float("inf") and w != 1.0 for w in learned.values())
     model = load_model(tiny_run / "model.keras")
     assert model.task_uncertainty.loss_weights() == pytest.approx(learned, rel=1e-6)
+
+
+def test_heads_on_cached_embeddings_learn_the_weights_too():
+    """A frozen backbone trains `heads_model` on cached embeddings: the log-variances
+    (the model's) train with it."""
+    model = deterministic_tiny_model("topic,sentiment", loss_weighting="uncertainty")
+    heads = model.heads_model()
+    compile_model(heads, keras.optimizers.SGD(0.5), tasks=model.tasks)
+    heads.fit(np.ones((2, 16), "float32"), Y, batch_size=2, epochs=1, verbose=0)
+    assert all(w != 1.0 for w in model.task_uncertainty.loss_weights().values())
