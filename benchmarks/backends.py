@@ -10,6 +10,9 @@
    Examples/s from the last epoch's time (the first one compiles); efficiency is the
    two-process rate over the one-process rate (1.0: no loss from splitting the cores).
 
+The train steps are held against the machine's fp32 matmul peak, measured first in the
+same run (`benchmarks.peak`): GFLOP/s of the padded batches (`benchmarks.flops`).
+
     python -m benchmarks.backends
 """
 
@@ -25,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import peak
 from benchmarks.common import peak_rss_mb, run_side, write_result
+from benchmarks.flops import training_flops
 from benchmarks.train_step import keras_steps, real_batches
 from mtl_keras.backends import JAX_LENGTH_STEP
 
@@ -71,6 +76,9 @@ def main(argv=None):
     if args.batches:
         return one_side(args.batches, args.steps)
     batches = padded(real_batches(args.steps))
+    step_flops = training_flops([b[0]["token_ids"].shape for b in batches]) / len(batches)
+    limit = peak.measure()  # the machine's own limit, in this run, before the sides
+    print(f"fp32 matmul peak {limit['peak_gflops']:.0f} GFLOP/s ({limit['peak_from']})")
     sides = {}
     with tempfile.TemporaryDirectory() as folder:
         batches_file = str(Path(folder) / "batches.pkl")
@@ -78,7 +86,10 @@ def main(argv=None):
         for backend in ("tensorflow", "jax"):
             sides[backend] = run_side("benchmarks.backends", "--batches", batches_file,
                                       "--steps", args.steps, env={"KERAS_BACKEND": backend})  # fmt: skip
-            print(f"{backend} train steps/s: {sides[backend]['steps_per_s']:.3f}")
+            rate = sides[backend]["steps_per_s"] * step_flops / 1e9
+            sides[backend].update(gflops=rate, fraction_of_peak=rate / limit["peak_gflops"])
+            print(f"{backend} train steps/s: {sides[backend]['steps_per_s']:.3f}, {rate:.0f} "
+                  f"GFLOP/s, {rate / limit['peak_gflops']:.0%} of the peak")  # fmt: skip
         options = ["--tasks", "topic,sentiment", "--max-train-examples", str(args.examples),
                    "--max-eval-examples", "64", "--max-length", "64", "--epochs", "2",
                    "--no-sts", "--no-save-model", "--verbose", "0"]  # fmt: skip
@@ -96,6 +107,12 @@ def main(argv=None):
             "tensorflow_steps_per_s": sides["tensorflow"]["steps_per_s"],
             "jax_steps_per_s": sides["jax"]["steps_per_s"],
             "jax_over_tensorflow": sides["jax"]["steps_per_s"] / sides["tensorflow"]["steps_per_s"],
+            "step_gflop": step_flops / 1e9,
+            "matmul_peak": limit,
+            "tensorflow_gflops": sides["tensorflow"]["gflops"],
+            "jax_gflops": sides["jax"]["gflops"],
+            "tensorflow_fraction_of_peak": sides["tensorflow"]["fraction_of_peak"],
+            "jax_fraction_of_peak": sides["jax"]["fraction_of_peak"],
             "tensorflow_peak_rss_mb": sides["tensorflow"]["peak_rss_mb"],
             "jax_peak_rss_mb": sides["jax"]["peak_rss_mb"],
             "scaling_options": options,

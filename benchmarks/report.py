@@ -277,6 +277,23 @@ def exports_section(exports):
     ]
 
 
+def backends_peak_lines(result):
+    """The train steps against the matmul peak measured in the same run (older results
+    were made without it)."""
+    if "matmul_peak" not in result:
+        return []
+    peak = result["matmul_peak"]
+    return [
+        "",
+        f"**Against the machine's own limit:** a step is {result['step_gflop']:.0f} GFLOP "
+        f"(`benchmarks.flops.training_flops`, padded); TensorFlow "
+        f"{result['tensorflow_gflops']:.0f} GFLOP/s "
+        f"(**{result['tensorflow_fraction_of_peak']:.0%}** of the fp32 matmul peak of "
+        f"{peak['peak_gflops']:.0f} GFLOP/s, {peak['peak_from']}, measured in the same run), "
+        f"JAX {result['jax_gflops']:.0f} GFLOP/s ({result['jax_fraction_of_peak']:.0%}).",
+    ]
+
+
 def backends_section(result):
     """JAX against TensorFlow, and one process against two (`benchmarks.backends`)."""
     if not result:
@@ -292,6 +309,7 @@ def backends_section(result):
         f"{result['mean_padded_length']:.0f}): TensorFlow {result['tensorflow_steps_per_s']:.3f} "
         f"steps/s, JAX {result['jax_steps_per_s']:.3f}: JAX at "
         f"**{result['jax_over_tensorflow']:.2f}x** TensorFlow (each in its own process).",
+        *backends_peak_lines(result),
         "",
         "| `experiments.launch` (JAX, data_parallel) | examples/s (last epoch) | epoch seconds "
         "| wall seconds |",
