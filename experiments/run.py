@@ -41,11 +41,16 @@ def build_parser():
         group.add_argument(option_flag(field.name), type=kind,
                            default=command_line_default(field), choices=meta["choices"],
                            help=meta["help"])  # fmt: skip
+    add_own_task_options(parser)
+    return parser
+
+
+def add_own_task_options(parser, what="Without --tasks, only these tasks train"):
+    """--task NAME=PATH (repeatable), --task-kind and --task-columns (see `own_tasks`)."""
     own = parser.add_argument_group("your own tasks (mtl_keras.tasks.from_files)")
     own.add_argument("--task", action="append", default=[], metavar="NAME=PATH",
                      help="a task over your files: a .csv/.tsv/.jsonl/.conll file or a folder "
-                     "of train/validation/test files; repeatable. Without --tasks, only "
-                     "these tasks train")  # fmt: skip
+                     f"of train/validation/test files; repeatable. {what}")  # fmt: skip
     own.add_argument(
         "--task-kind",
         action="append",
@@ -60,7 +65,6 @@ def build_parser():
         metavar="NAME=OURS:THEIRS",
         help="map your column names, e.g. tickets=text:body,label:queue",
     )
-    return parser
 
 
 def own_tasks(args):

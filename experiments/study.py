@@ -5,6 +5,7 @@
     python -m experiments.study --report-only            # rebuild results/ from finished runs
     python -m experiments.study --report-only --from-csv results/study.csv  # ... and a table
     python -m experiments.study --grids multitask --from-csv results/study.csv  # add to it
+    python -m experiments.study --grids multitask --task mine=data/mine.csv  # your task too
 
 A thin wrapper over `mtl_keras.study`: runs go into study_runs/<grid>/<config>-seed<k>/;
 finished runs are skipped. Results: results/study.csv, RESULTS.md and results/*.png.
@@ -15,7 +16,7 @@ import shlex
 from pathlib import Path
 
 from experiments.cli import run_main
-from experiments.run import build_parser, config_from_args
+from experiments.run import add_own_task_options, build_parser, config_from_args, own_tasks
 from mtl_keras import study
 from mtl_keras.errors import InputError
 
@@ -55,7 +56,17 @@ def main(argv=None):
         "replace the rows of the same grid, config and seed and add the others",
     )
     parser.add_argument("--runner-args", default="", help="experiments.run options for every run")
+    add_own_task_options(
+        parser, "The multitask grids train it alone, beside each built-in task and with all four"
+    )
     args = parser.parse_args(argv)
+    with study.own_tasks_in_grids(own_tasks(args)) as added:
+        if added:
+            print(f"your tasks add the multitask configs: {', '.join(added)}")
+        run_study(args)
+
+
+def run_study(args):
     overrides = runner_overrides(args.runner_args)
     chosen = parse_list(args.scenarios, study.CONFIGS, "config") if args.scenarios else None
     grids = parse_list(args.grids, study.GRIDS, "grid")

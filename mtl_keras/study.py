@@ -29,7 +29,7 @@ from mtl_keras.plots import (
     plot_study_tradeoffs,
 )
 from mtl_keras.provenance import code_commit
-from mtl_keras.tasks import TASKS
+from mtl_keras.tasks import TASKS, Task
 from mtl_keras.trainer import train
 
 # The per-run budget: sized so that one run takes about 2-3 minutes on 2 CPU cores.
@@ -118,7 +118,57 @@ LEARNED_WEIGHTS = "-uncertainty"
 def multitask_config(tasks, budget="", weighting=""):
     """The multitask grid's config name of a task set: `topic+sentiment`, `ner-alldata`,
     `topic+sentiment+ner+similarity-uncertainty` (weighting `LEARNED_WEIGHTS`)."""
-    return "+".join(t for t in MULTITASK_TASKS if t in tasks) + weighting + budget
+    return "+".join(t for t in study_tasks() if t in tasks) + weighting + budget
+
+
+OWN_TASKS = {}  # a user's tasks in the multitask grids (`add_own_tasks`): name -> Task
+
+
+def study_tasks():
+    """The multitask grids' tasks: the built-in four, then a user's (`add_own_tasks`)."""
+    return (*MULTITASK_TASKS, *OWN_TASKS)
+
+
+@contextlib.contextmanager
+def own_tasks_in_grids(tasks):
+    """Within the block, a user's tasks (`Task`s, e.g. `tasks.from_files`) are in the
+    multitask grids: each alone, beside each built-in task, and all of them with the
+    built-in four, at each budget and with the grid's seeds; their rows read like the
+    built-in ones (the affinity table gets their row and column). Yields the configs
+    added; the grids are as before once the block ends.
+
+        with study.own_tasks_in_grids([from_files("mine", "mine.csv")]):
+            study.run_grids(root, ["multitask"], ["mine", "topic+mine"])
+    """
+    for task in tasks:
+        if task.name in TASKS or task.name in OWN_TASKS:
+            raise InputError(f"task {task.name!r} is in the study already; give it another name.")
+    saved = dict(CONFIGS), {grid: list(configs) for grid, (_, configs, _) in GRIDS.items()}
+    OWN_TASKS.update({task.name: task for task in tasks})
+    added = []
+    try:
+        for budget, knobs in MULTITASK_BUDGETS.items():
+            pairs = [(builtin, own) for own in tasks for builtin in MULTITASK_TASKS]
+            for chosen in [*((own,) for own in tasks), *pairs, (*MULTITASK_TASKS, *tasks)]:
+                by_name = {t if isinstance(t, str) else t.name: t for t in chosen}
+                config = multitask_config(by_name, budget)
+                in_order = [by_name[name] for name in study_tasks() if name in by_name]
+                CONFIGS[config] = ("full", {**knobs, "tasks": in_order})
+                GRIDS[f"multitask{budget}"][1].append(config)
+                added.append(config)
+        yield added
+    finally:
+        for task in tasks:
+            OWN_TASKS.pop(task.name, None)
+        CONFIGS.clear()
+        CONFIGS.update(saved[0])
+        for grid, configs in saved[1].items():
+            GRIDS[grid][1][:] = configs
+
+
+def task_main_metric(name):
+    """A task's main metric: a built-in's, or a user's task added to the study."""
+    return (TASKS.get(name) or OWN_TASKS[name]).main_metric
 
 
 def sequential_config(first, second, budget=""):
@@ -291,7 +341,7 @@ def rows_from_runs(root):
         }
         row["sentiment_train"] = metrics["train_examples"].get("sentiment", 0)
         scores = [
-            metrics["validation"].get(t, {}).get(TASKS[t].main_metric) for t in metrics["tasks"]
+            metrics["validation"].get(t.name, {}).get(t.main_metric) for t in run_tasks(metrics)
         ]
         if None not in scores:  # tiny test data can leave a split empty
             row["val_score"] = float(np.mean(scores))  # what the sweep chooses on
@@ -309,6 +359,12 @@ def rows_from_runs(root):
             row.update({k: metrics["sts_b"][k.removeprefix("sts_")] for k in STS_COLUMNS})
         rows.append(row)
     return rows
+
+
+def run_tasks(metrics):
+    """The `Task`s of a finished run: built-in ones by name, a user's from its config."""
+    return [TASKS[t] if isinstance(t, str) else Task.from_config(t)
+            for t in metrics["config"]["tasks"]]  # fmt: skip
 
 
 def rows_from_csv(path):
@@ -361,7 +417,7 @@ def summarise(rows, grid):
 
 def main_column(task):
     """The study.csv column of a task's main test metric: `topic_accuracy`."""
-    return f"{task}_{TASKS[task].main_metric}"
+    return f"{task}_{task_main_metric(task)}"
 
 
 def baseline_of(config):
@@ -533,15 +589,15 @@ def affinity(rows, grid):
     Each cell is the measured task's main test metric trained beside the added task (or
     beside all the others) minus trained alone, paired by seed (`paired_difference`).
     """
-    budget = MULTITASK_GRIDS[grid]
+    budget, tasks = MULTITASK_GRIDS[grid], study_tasks()
     out = {}
-    for task in MULTITASK_TASKS:
+    for task in tasks:
         column, alone = main_column(task), multitask_config([task], budget)
         out[task] = {
             added: paired_difference(rows, grid, multitask_config(with_, budget), alone, column)
             for added, with_ in [
-                *((other, (task, other)) for other in MULTITASK_TASKS if other != task),
-                ("all", MULTITASK_TASKS),
+                *((other, (task, other)) for other in tasks if other != task),
+                ("all", tasks),
             ]
         }
     return out
@@ -549,12 +605,12 @@ def affinity(rows, grid):
 
 def affinity_table(cells):
     """Markdown of `affinity`: rows the task measured, columns the task added."""
-    added = [*MULTITASK_TASKS, "all"]
+    added = [*study_tasks(), "all"]
     lines = ["| measured, added | " + " | ".join(f"+ {t}" for t in added) + " |",
              "|---" * (len(added) + 1) + "|"]  # fmt: skip
     for task, values in cells.items():
         row = ["" if t == task else difference_cell(values.get(t)) for t in added]
-        metric = TASKS[task].main_metric
+        metric = task_main_metric(task)
         lines.append(f"| {task} ({metric}) | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -566,7 +622,7 @@ def multitask_section(results_dir, rows, grid):
     if not summary:
         return []
     grid_rows, budget = [r for r in rows if r["grid"] == grid], MULTITASK_GRIDS[grid]
-    columns = [main_column(t) for t in MULTITASK_TASKS]
+    columns = [main_column(t) for t in study_tasks()]
     columns += ["sentiment_confident_accuracy", "sts_after", "seconds_per_epoch"]
     cells = affinity(rows, grid)
     plot_affinity(results_dir / f"{grid}_affinity.png", cells)

@@ -1,7 +1,10 @@
 import csv
 import subprocess
 
+import pytest
+
 from experiments import study
+from mtl_keras.errors import InputError
 
 
 def test_tiny_study_writes_tables_plots_and_resumes(tiny_preset, tiny_data_dir, tmp_path):
@@ -271,3 +274,49 @@ def test_sequential_orders_are_compared_with_alone_and_together_by_seed(tmp_path
     assert ("| **-0.0900 ± 0.0100** | **-0.1100 ± 0.0100** | **+0.0100 ± 0.0000** | "
             "+0.0000 ± 0.0000 | **-1.00 ± 0.00** |") in text  # fmt: skip
     assert lib.sequential_part(rows[:3], "multitask", lib.summarise(rows[:3], "multitask")) == []
+
+
+def test_a_users_task_joins_the_multitask_grid_for_the_block(tiny_preset, tiny_data_dir, tmp_path):
+    """`--task mine=PATH`: the user's task alone, beside each built-in task and with all
+    four, run and reported like the built-in ones; the grids are as before afterwards."""
+    from mtl_keras import study as lib
+
+    texts = ["the team won the match", "stocks fell", "a new film star", "the market fell",
+             "sport team won", "new phone chip", "the lazy dog", "the quick fox"]  # fmt: skip
+    rows = [f"{t} {i},{'up' if 'won' in t or 'new' in t else 'down'}"
+            for i in range(4) for t in texts]  # fmt: skip
+    (tmp_path / "mine.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    before = (dict(lib.CONFIGS), list(lib.GRIDS["multitask"][1]))
+    runner = (f"--preset {tiny_preset} --data-dir {tiny_data_dir} --max-length 16 "
+              "--batch-size 4 --learning-rate 1e-3 --no-sts")  # fmt: skip
+    argv = ["--grids", "multitask", "--scenarios", "topic+mine", "--seeds", "0",
+            "--task", f"mine={tmp_path / 'mine.csv'}", "--runs-dir", str(tmp_path / "runs"),
+            "--results-dir", str(tmp_path / "results"), "--no-transfer",
+            "--runner-args", runner]  # fmt: skip
+    study.main(argv)
+    assert (dict(lib.CONFIGS), list(lib.GRIDS["multitask"][1])) == before
+    assert "mine" not in lib.OWN_TASKS
+    found = lib.rows_from_runs(tmp_path / "runs")
+    assert [(r["config"], r["seed"], r["tasks"]) for r in found] == [
+        ("topic+mine", 0, "topic,mine")
+    ]
+    assert {"mine_accuracy", "mine_macro_f1", "topic_accuracy"} <= set(found[0])
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| mine (accuracy) |" in text and "| + mine | + all |" in text
+    with lib.own_tasks_in_grids([_task(tmp_path)]) as added:
+        assert {"mine", "ner+mine", "topic+sentiment+ner+similarity+mine", "mine-alldata"} <= set(
+            added
+        )
+        config = lib.run_config(tmp_path, "", "topic+mine", 0)
+        assert [getattr(t, "name", t) for t in config.tasks] == ["topic", "mine"]
+        assert config.max_train_examples == 2000
+        with pytest.raises(InputError, match="'mine' is in the study already"):
+            with lib.own_tasks_in_grids([_task(tmp_path)]):
+                pass
+    assert "mine" not in lib.CONFIGS
+
+
+def _task(folder):
+    from mtl_keras.tasks import from_files
+
+    return from_files("mine", folder / "mine.csv")
