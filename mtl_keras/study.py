@@ -121,11 +121,11 @@ def multitask_config(tasks, budget="", weighting=""):
     return "+".join(t for t in study_tasks() if t in tasks) + weighting + budget
 
 
-OWN_TASKS = {}  # a user's tasks in the multitask grids (`add_own_tasks`): name -> Task
+OWN_TASKS = {}  # a user's tasks in the multitask grids (`own_tasks_in_grids`): name -> Task
 
 
 def study_tasks():
-    """The multitask grids' tasks: the built-in four, then a user's (`add_own_tasks`)."""
+    """The multitask grids' tasks: the built-in four, then a user's (`own_tasks_in_grids`)."""
     return (*MULTITASK_TASKS, *OWN_TASKS)
 
 
