@@ -100,3 +100,15 @@ def test_profile_of_a_tiny_train_step_reads_op_names():
     times, seconds = profiled(lambda: step(tiny_inputs()))
     assert seconds > 0 and times and all(t >= 0 for t in times.values())
     assert any("bert_backbone" in name and ":" in name for name in times)
+
+
+def test_backends_report_holds_the_train_steps_against_the_peak_when_measured():
+    from benchmarks.report import backends_peak_lines
+
+    result = {"step_gflop": 190.4, "tensorflow_gflops": 150.2, "jax_gflops": 120.0,
+              "tensorflow_fraction_of_peak": 0.42, "jax_fraction_of_peak": 0.336,
+              "matmul_peak": {"peak_gflops": 357.6, "peak_from": "torch projection"}}  # fmt: skip
+    (line,) = [text for text in backends_peak_lines(result) if text]
+    assert "a step is 190 GFLOP" in line and "TensorFlow 150 GFLOP/s (**42%** of the fp32" in line
+    assert "peak of 358 GFLOP/s, torch projection" in line and "JAX 120 GFLOP/s (34%)" in line
+    assert backends_peak_lines({"jax_over_tensorflow": 0.78}) == []  # made before the peak
