@@ -228,21 +228,8 @@ def training_stream(
     padding; the mix of tasks and the shuffling are kept. With `embed`, the batches hold
     cached embeddings instead of BERT inputs (see `embedding_cache`).
     """
-    parts, sizes, names = [], [], []
-    for index, task in enumerate(tasks):
-        cap = max_examples.get(task.name) if isinstance(max_examples, dict) else max_examples
-        if cap == 0:
-            continue
-        encoded, size = task_split(
-            task, tasks, "train", preprocessor, max_length, data_dir, cap, embed
-        )
-        if size == 0:
-            raise InputError(f"task {task.name!r} has no training examples.")
-        parts.append(reshuffled_passes(encoded, size, seed + index))
-        sizes.append(size)
-        names.append(task.name)
-    if not parts:
-        raise InputError("every task is held at 0 training examples: nothing would train.")
+    trained = training_parts(tasks, preprocessor, max_length, max_examples, seed, data_dir, embed)
+    parts, sizes = [part for part, _ in trained.values()], [size for _, size in trained.values()]
     weights = sampling_weights(sizes, sampling, temperature)
     if batch_size > sum(sizes):  # one batch of copies would only fill memory
         print(f"notice: batch size {batch_size} capped at the {sum(sizes)} training examples")
@@ -266,8 +253,26 @@ def training_stream(
     if embed is None:
         stream = stream.map(batch_trimmer(tasks), num_parallel_calls=tf.data.AUTOTUNE)
     stream = without_autotuning(stream.prefetch(tf.data.AUTOTUNE))
-    trained = dict(zip(names, sizes, strict=True))
-    return stream, steps, {t.name: trained.get(t.name, 0) for t in tasks}
+    return stream, steps, {t.name: trained.get(t.name, (None, 0))[1] for t in tasks}
+
+
+def training_parts(tasks, preprocessor, max_length, max_examples, seed, data_dir, embed):
+    """{task: (its training examples reshuffled each pass, how many)} of the tasks that
+    train; a task capped at 0 is held (left out)."""
+    parts = {}
+    for index, task in enumerate(tasks):
+        cap = max_examples.get(task.name) if isinstance(max_examples, dict) else max_examples
+        if cap == 0:
+            continue
+        encoded, size = task_split(
+            task, tasks, "train", preprocessor, max_length, data_dir, cap, embed
+        )
+        if size == 0:
+            raise InputError(f"task {task.name!r} has no training examples.")
+        parts[task.name] = (reshuffled_passes(encoded, size, seed + index), size)
+    if not parts:
+        raise InputError("every task is held at 0 training examples: nothing would train.")
+    return parts
 
 
 # The training stream is the same for every iterator made of it: `shuffle(seed)` and
