@@ -140,6 +140,9 @@ def own_tasks_in_grids(tasks):
         with study.own_tasks_in_grids([from_files("mine", "mine.csv")]):
             study.run_grids(root, ["multitask"], ["mine", "topic+mine"])
     """
+    if not tasks:
+        yield []
+        return
     for task in tasks:
         if task.name in TASKS or task.name in OWN_TASKS:
             raise InputError(f"task {task.name!r} is in the study already; give it another name.")

@@ -314,6 +314,8 @@ def test_a_users_task_joins_the_multitask_grid_for_the_block(tiny_preset, tiny_d
             with lib.own_tasks_in_grids([_task(tmp_path)]):
                 pass
     assert "mine" not in lib.CONFIGS
+    with lib.own_tasks_in_grids([]) as added:  # no task of yours: the grids as they are
+        assert added == [] and list(lib.GRIDS["multitask"][1]) == before[1]
 
 
 def _task(folder):
