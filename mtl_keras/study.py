@@ -188,16 +188,16 @@ SEQUENTIAL = {
     for first, second in permutations(MULTITASK_TASKS, 2)
 }
 
-for _budget, _knobs in MULTITASK_BUDGETS.items():
-    for _first, _second in permutations(MULTITASK_TASKS, 2):
-        CONFIGS[sequential_config(_first, _second, _budget)] = (
-            "full", {**_knobs, "tasks": f"{_first},{_second}", "train_examples": {_first: 0}}
-        )  # fmt: skip
+for _budget, _knobs in MULTITASK_BUDGETS.items():  # the tables' order: sets, weighting, orders
     for _tasks in MULTITASK_SETS:
         CONFIGS[multitask_config(_tasks, _budget)] = ("full", {**_knobs, "tasks": ",".join(_tasks)})
     CONFIGS[multitask_config(MULTITASK_TASKS, _budget, LEARNED_WEIGHTS)] = (
         "full", {**_knobs, "tasks": ",".join(MULTITASK_TASKS), "loss_weighting": "uncertainty"}
     )  # fmt: skip
+    for _first, _second in permutations(MULTITASK_TASKS, 2):
+        CONFIGS[sequential_config(_first, _second, _budget)] = (
+            "full", {**_knobs, "tasks": f"{_first},{_second}", "train_examples": {_first: 0}}
+        )  # fmt: skip
 
 # grid name -> (tasks, configs, seeds)
 GRIDS = {

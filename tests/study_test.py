@@ -162,7 +162,7 @@ def test_multitask_grid_configs_train_each_task_set_at_equal_examples_per_task(t
     from mtl_keras import study as lib
 
     configs = lib.GRIDS["multitask"][1]
-    assert len(configs) == 4 + 6 + 1 + 1 and "topic+sentiment+ner+similarity" in configs
+    assert len(configs) == 4 + 6 + 1 + 1 + 12 and "topic+sentiment+ner+similarity" in configs
     learned = lib.run_config(tmp_path, "topic", "topic+sentiment+ner+similarity-uncertainty", 0)
     assert learned.loss_weighting == "uncertainty" and learned.max_train_examples == 2000
     assert learned.tasks == ("topic", "sentiment", "ner", "similarity")
