@@ -9,7 +9,7 @@ import typing
 
 from mtl_keras.data.pipeline import SAMPLING
 from mtl_keras.errors import InputError, InputTypeError
-from mtl_keras.loss_weighting import LOSS_WEIGHTINGS
+from mtl_keras.loss_weighting import LOSS_WEIGHTINGS, check_loss_weighting
 from mtl_keras.model import check_loss_weights
 from mtl_keras.pooling import POOLING
 from mtl_keras.scenarios import SCENARIOS, get_scenario
@@ -215,11 +215,7 @@ class RunConfig:
             raise InputError(
                 f"unknown sampling {self.sampling!r}; choose from: {', '.join(SAMPLING)}."
             )
-        if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise InputError(
-                f"unknown loss weighting {self.loss_weighting!r}; choose from: "
-                f"{', '.join(LOSS_WEIGHTINGS)}."
-            )
+        check_loss_weighting(self.loss_weighting)
         if self.loss_weighting == "uncertainty" and self.loss_weights:
             raise InputError(
                 "--loss-weights and --loss-weighting uncertainty: choose one (uncertainty "

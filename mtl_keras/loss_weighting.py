@@ -11,8 +11,19 @@ scale) weighs less. Keras has no such loss; the log-variances are weights of the
 import keras
 from keras import ops
 
+from mtl_keras.errors import InputError
+
 LOSS_WEIGHTINGS = ("fixed", "uncertainty")
 UNCERTAINTY = "task_uncertainty"  # the layer's name: its variable path starts with it
+LOG_VARIANCE = "log_variance"  # its variable's name (kept out of weight decay)
+
+
+def check_loss_weighting(name):
+    """Refuse a loss weighting that is not one of `LOSS_WEIGHTINGS`."""
+    if name not in LOSS_WEIGHTINGS:
+        raise InputError(
+            f"unknown loss weighting {name!r}; choose from: {', '.join(LOSS_WEIGHTINGS)}."
+        )
 
 
 @keras.saving.register_keras_serializable(package="mtl_keras")
@@ -27,12 +38,9 @@ class TaskUncertainty(keras.layers.Layer):
         super().__init__(**{"name": UNCERTAINTY, **kwargs})
         self.task_names = list(task_names)
         self.log_variance = self.add_weight(
-            shape=(len(self.task_names),), initializer="zeros", name="log_variance"
+            shape=(len(self.task_names),), initializer="zeros", name=LOG_VARIANCE
         )
         self.built = True  # its weight does not depend on any input
-
-    def call(self, inputs):
-        return inputs
 
     def loss_weights(self):
         """{task: exp(-s)}: each task loss's current factor (the s / 2 term aside)."""

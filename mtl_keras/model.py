@@ -7,7 +7,7 @@ from mtl_keras.backends import trains_statelessly
 from mtl_keras.bert_layers import POOLER
 from mtl_keras.errors import InputError
 from mtl_keras.layerwise_lr import LayerwiseLR
-from mtl_keras.loss_weighting import LOSS_WEIGHTINGS, TaskUncertainty, weighted_losses
+from mtl_keras.loss_weighting import TaskUncertainty, check_loss_weighting, weighted_losses
 from mtl_keras.pooling import make_pooling
 from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES
 from mtl_keras.tasks import Task
@@ -52,11 +52,7 @@ class MultiTaskModel(keras.Model):
         backbone = TunableBertBackbone.from_backbone(backbone)
         tasks = [Task.from_config(task) for task in tasks]
         check_task_names(tasks)
-        if loss_weighting not in LOSS_WEIGHTINGS:
-            raise InputError(
-                f"unknown loss weighting {loss_weighting!r}; choose from: "
-                f"{', '.join(LOSS_WEIGHTINGS)}."
-            )
+        check_loss_weighting(loss_weighting)
         headed = [t for t in tasks if t.spec.has_head]
         self.backbone = backbone
         self.pooling = make_pooling(pooling, name=EMBEDDING)

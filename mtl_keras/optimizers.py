@@ -3,6 +3,7 @@
 import keras
 
 from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers
+from mtl_keras.loss_weighting import LOG_VARIANCE
 from mtl_keras.schedules import WarmupDecay
 
 
@@ -35,7 +36,7 @@ def make_optimizer(
         gradient_accumulation_steps=accumulation_steps if accumulation_steps > 1 else None,
     )
     # Uncertainty weighting's log-variances are not weights to shrink towards 0.
-    optimizer.exclude_from_weight_decay(var_names=["log_variance"])
+    optimizer.exclude_from_weight_decay(var_names=[LOG_VARIANCE])
     decay = layer_decay if scenario.layer_decay else 1.0
     # Wrapped even when every factor is 1: the wrapper also sums embedding gradients'
     # repeated rows (TensorFlow) and lets a model train a subset of the variables the

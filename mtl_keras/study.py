@@ -194,10 +194,11 @@ for _budget, _knobs in MULTITASK_BUDGETS.items():  # the tables' order: sets, we
     CONFIGS[multitask_config(MULTITASK_TASKS, _budget, LEARNED_WEIGHTS)] = (
         "full", {**_knobs, "tasks": ",".join(MULTITASK_TASKS), "loss_weighting": "uncertainty"}
     )  # fmt: skip
-    for _first, _second in permutations(MULTITASK_TASKS, 2):
-        CONFIGS[sequential_config(_first, _second, _budget)] = (
-            "full", {**_knobs, "tasks": f"{_first},{_second}", "train_examples": {_first: 0}}
-        )  # fmt: skip
+    for _config, (_first, _second, _in_budget) in SEQUENTIAL.items():
+        if _in_budget == _budget:
+            CONFIGS[_config] = (
+                "full", {**_knobs, "tasks": f"{_first},{_second}", "train_examples": {_first: 0}}
+            )  # fmt: skip
 
 # grid name -> (tasks, configs, seeds)
 GRIDS = {
@@ -285,10 +286,10 @@ def run_grids(root, grids, configs, seeds=None, overrides=None):
         for seed in seeds or grid_seeds:
             for config in (c for c in grid_configs if c in configs):
                 print(f"[{grid}] {config} seed {seed}", flush=True)
-                folder = root / grid / f"{config}-seed{seed}"
                 if config in SEQUENTIAL:
                     sequential_run(root, grid, config, seed, overrides)
                 else:
+                    folder = root / grid / f"{config}-seed{seed}"
                     run_one(run_config(folder, tasks, config, seed, overrides))
 
 
