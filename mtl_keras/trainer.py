@@ -113,7 +113,8 @@ def train(config=None, **options):
         raise
     print(format_metrics(metrics))
     if writes_files(config):
-        print(f"\nresults in {output}/ ({', '.join(ARTEFACTS)})")
+        written = [name for name in ARTEFACTS if (output / name).exists()]
+        print(f"\nresults in {output}/ ({', '.join(written)})")
     return RunResult(output, metrics, model_path)
 
 

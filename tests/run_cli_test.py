@@ -45,6 +45,17 @@ def test_mirrored_on_two_logical_cpus_end_to_end(tiny_preset, tiny_data_dir, tmp
     assert steps > 1 and result.stdout.count("/step") == 2, result.stdout[-3000:]
 
 
+def test_a_run_without_its_model_lists_only_the_files_it_wrote(
+    tiny_preset, tiny_data_dir, tmp_path, capsys
+):
+    out = tmp_path / "study_like"
+    run.main(tiny_run_argv(tiny_preset, tiny_data_dir, out, "--epochs", "1", "--no-save-model"))
+    assert not (out / "model.keras").exists() and (out / "metrics.json").is_file()
+    listed = capsys.readouterr().out.split(f"results in {out}/ (")[1].split(")")[0].split(", ")
+    assert listed and "model.keras" not in listed
+    assert all((out / name).exists() for name in listed)
+
+
 def test_every_config_field_is_one_option_with_the_same_default():
     import dataclasses
 
