@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from benchmarks.common import without_elementwise_work
 from tests.conftest import make_tiny_backbone, tiny_inputs
@@ -82,6 +83,7 @@ def test_profiled_ops_fall_into_their_groups():
     assert {name: group_of(name) for name in PROFILED} == PROFILED
 
 
+@pytest.mark.graph  # profiles the traced step
 def test_profile_of_a_tiny_train_step_reads_op_names():
     """A real profile: ops come back by name as "<layer path>/<op>:<op type>"."""
     import tensorflow as tf

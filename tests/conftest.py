@@ -1,5 +1,6 @@
 """Shared fixtures: no network for the whole suite, and a tiny random BERT preset."""
 
+import contextlib
 import json
 import os
 import time
@@ -20,6 +21,48 @@ import pytest  # noqa: E402
 
 import mtl_keras  # noqa: E402, F401
 from tests.network_guard.sitecustomize import NetworkBlocked, block  # noqa: E402, F401
+
+# See pytest_configure; MTL_KERAS_TESTS_TRACED=1 traces every test, as production does.
+EAGER = keras.backend.backend() == "tensorflow" and not os.environ.get("MTL_KERAS_TESTS_TRACED")
+
+
+def pytest_configure(config):
+    """TensorFlow runs tests' `tf.function`s (Keras' train/test/predict steps, the encode
+    function) eagerly: on tiny models tracing a graph costs seconds per model and running
+    op by op a few milliseconds per step, so the suite takes a fraction of the time. What
+    only a traced graph can catch is covered by the `graph` tests and fixtures, which run
+    as production does, by the processes tests start (always traced), and by the JAX leg
+    (compiled)."""
+    if EAGER:
+        import tensorflow as tf
+
+        tf.config.run_functions_eagerly(True)
+
+
+@contextlib.contextmanager
+def traced():
+    """Inside: tf.functions are traced into graphs, as outside tests."""
+    if not EAGER:
+        yield
+        return
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(False)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(True)
+
+
+@pytest.fixture(autouse=True)
+def graph_when_marked(request):
+    """A test marked `graph` runs traced (fixtures it uses are built before, eagerly,
+    unless they trace themselves)."""
+    if request.node.get_closest_marker("graph"):
+        with traced():
+            yield
+    else:
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -201,7 +244,8 @@ def tiny_run(tiny_preset, tiny_data_dir, tmp_path_factory):
     weights are learned (uncertainty weighting), so everything that reloads, exports or
     predicts with it also covers a model that holds them."""
     options = "--scenario full --tasks topic,sentiment,ner --epochs 1 --loss-weighting uncertainty"
-    return finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, "tiny_run", options)
+    with traced():  # the run every export, predict and reload test starts from: as in production
+        return finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, "tiny_run", options)
 
 
 def cosines(a, b):
@@ -217,9 +261,10 @@ def tiny_export(tiny_run, tmp_path_factory):
     from experiments import export
 
     out = tmp_path_factory.mktemp("tiny_export") / "mtl" / "1"
-    export.main(
-        ["--model", str(tiny_run / "model.keras"), "--output", str(out), "--max-length", "16"]
-    )
+    with traced():
+        export.main(
+            ["--model", str(tiny_run / "model.keras"), "--output", str(out), "--max-length", "16"]
+        )
     return out
 
 

@@ -152,6 +152,7 @@ def _traced_run(texts):
     return np.concatenate(got), pre(tf.constant(sum(texts, [])))["token_ids"].numpy()
 
 
+@pytest.mark.graph  # counts traces
 def test_traced_tokenizer_is_reused_and_released():
     """One traced function per preprocessor, equal to calling it, and not kept alive by
     the cache once the run that made the preprocessor is gone."""

@@ -12,6 +12,7 @@ from mtl_keras import Predictor, RunConfig
 from mtl_keras.data import sources
 from mtl_keras.data.splits import split_of
 from mtl_keras.tasks import Task, from_files
+from tests.conftest import traced
 
 
 def write(path, content):
@@ -202,7 +203,8 @@ def own_run(tiny_preset, tiny_data_dir, tmp_path_factory):
             "--epochs", "1", "--preset", str(tiny_preset), "--data-dir", str(tiny_data_dir),
             "--max-length", "16", "--batch-size", "8", "--verbose", "0", "--no-sts",
             "--output-dir", str(folder / "run")]  # fmt: skip
-    metrics = run.main(argv)
+    with traced():  # about 50 steps of seven heads: tracing once is cheaper than eager steps
+        metrics = run.main(argv)
     return folder / "run", metrics
 
 

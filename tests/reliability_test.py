@@ -34,6 +34,7 @@ def tiny_argv(tiny_preset, tiny_data_dir, out, *extra):
 EPOCHS = 40
 
 
+@pytest.mark.graph  # compared exactly with a started (traced) process; 40 epochs
 def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
     argv = tiny_argv(tiny_preset, tiny_data_dir, out, "--epochs", str(EPOCHS))
