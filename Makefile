@@ -40,11 +40,12 @@ train-full: setup
 # Two worker processes (pytest-xdist), one test file each at a time so a module's shared
 # fixtures are built once: about half the serial time on 2 cores. TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 2
-# The core tests run a second time on the JAX backend (docs/distributed.md).
-JAX_TESTS := tests/model_test.py tests/pooling_test.py tests/layerwise_lr_test.py \
-	tests/schedules_test.py tests/set_frozen_test.py tests/serialization_test.py \
-	tests/metrics_test.py tests/saving_test.py tests/encoder_test.py tests/predict_test.py \
-	tests/scenarios_test.py tests/loss_weighting_test.py
+# The core tests run a second time on the JAX backend (docs/distributed.md). The longest
+# file first: one worker takes it while the other works through the rest.
+JAX_TESTS := tests/scenarios_test.py tests/model_test.py tests/pooling_test.py \
+	tests/layerwise_lr_test.py tests/schedules_test.py tests/set_frozen_test.py \
+	tests/serialization_test.py tests/metrics_test.py tests/saving_test.py \
+	tests/encoder_test.py tests/predict_test.py tests/loss_weighting_test.py
 test: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 	KERAS_BACKEND=jax $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=5 $(JAX_TESTS)
