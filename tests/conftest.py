@@ -37,7 +37,8 @@ EAGER = keras.backend.backend() == "tensorflow" and not os.environ.get("MTL_KERA
 def pytest_configure(config):
     """TensorFlow runs tests' `tf.function`s (Keras' train/test/predict steps, the encode
     function) eagerly: on tiny models tracing a graph costs seconds per model and running
-    op by op a few milliseconds per step, so the suite takes a fraction of the time. What
+    op by op a few milliseconds per step (the TensorFlow suite: 7:31 against 10:14 traced,
+    2 workers on 2 vCPUs). What
     only a traced graph can catch is covered by the `graph` tests and fixtures, which run
     as production does, by the processes tests start (always traced), and by the JAX leg
     (compiled)."""
