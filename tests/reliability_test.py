@@ -35,7 +35,8 @@ EPOCHS = 40
 
 
 # Traced: the killed process's epochs were, and the runs are compared exactly (eager and
-# traced steps round differently); tracing also beats 80 eager epochs (85 s against 127 s).
+# traced steps round differently); tracing also beats 80 eager epochs (85 s against 127 s,
+# a study running beside).
 @pytest.mark.graph
 def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
