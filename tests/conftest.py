@@ -50,17 +50,15 @@ def pytest_configure(config):
 
 @contextlib.contextmanager
 def traced():
-    """Inside: tf.functions are traced into graphs, as outside tests."""
-    if not EAGER:
-        yield
-        return
+    """Inside: tf.functions are traced into graphs, as outside tests; after: as before."""
     import tensorflow as tf
 
+    before = tf.config.functions_run_eagerly()
     tf.config.run_functions_eagerly(False)
     try:
         yield
     finally:
-        tf.config.run_functions_eagerly(True)
+        tf.config.run_functions_eagerly(before)
 
 
 @pytest.fixture(autouse=True)
