@@ -2,6 +2,7 @@
 
 python -m experiments.data prepare [--data-dir DIR]
 python -m experiments.data stats   [--data-dir DIR] [--datasets bbc_news,wnut16]
+python -m experiments.data examples [--out data/examples]  # a user's files, from real text
 
 Labels per split: classes (bbc_news, tweet_sentiment), entity types (wnut16) or the
 genres of the pairs (stsb, whose words and pieces count both sentences).
@@ -15,6 +16,7 @@ import numpy as np
 from experiments.cli import run_main
 from mtl_keras import presets
 from mtl_keras.data import BUILDERS, get_builder, load, resolve_data_dir
+from mtl_keras.data.examples import EXAMPLES, write_example_files
 from mtl_keras.data.splits import SPLITS
 
 
@@ -47,10 +49,19 @@ def split_stats(name, split, data_dir, tokenizer):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["prepare", "stats"])
+    parser.add_argument("command", choices=["prepare", "stats", "examples"])
     parser.add_argument("--data-dir", help="default: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras")
     parser.add_argument("--datasets", default=",".join(BUILDERS))
+    parser.add_argument("--out", default="data/examples", help="where `examples` writes")
     args = parser.parse_args(argv)
+    if args.command == "examples":
+        for name, path in write_example_files(args.out).items():
+            file, columns, what = EXAMPLES[name]
+            given = f"--task {name}={path}" + (
+                f" --task-columns {name}={columns}" if columns else ""
+            )
+            print(f"{what}:\n  {given}")
+        return
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     data_dir = resolve_data_dir(args.data_dir)
     for name in names:

@@ -1,3 +1,5 @@
+import argparse
+
 from experiments import data
 
 
@@ -16,3 +18,25 @@ def test_stats_of_the_sts_pairs_keep_the_official_splits(tiny_data_dir, capsys):
     rows = {line.split()[1]: line.split() for line in out.splitlines() if line.startswith("stsb ")}
     assert [rows[s][2] for s in ("train", "validation", "test")] == ["5", "3", "4"]
     assert "main-captions 5" in rows["train"][5] + " " + rows["train"][6]
+
+
+def test_examples_writes_a_users_files_from_real_text_that_the_printed_options_read(
+    tmp_path, capsys
+):
+    import shlex
+
+    from experiments.run import add_own_task_options, own_tasks
+
+    data.main(["examples", "--out", str(tmp_path / "examples")])
+    options = [o for line in capsys.readouterr().out.splitlines() if line.startswith("  --task")
+               for o in shlex.split(line)]  # fmt: skip
+    parser = argparse.ArgumentParser()
+    add_own_task_options(parser)
+    tasks = {t.name: t for t in own_tasks(parser.parse_args(options))}
+    kinds = {name: task.kind for name, task in tasks.items()}
+    assert kinds == {"news": "sentence", "ents": "token", "sts": "pair",
+                     "types": "multi_label", "para": "pair_classification", "close": "contrastive"}  # fmt: skip
+    assert set(tasks["news"].labels) == {"business", "entertainment", "politics", "sport", "tech"}
+    assert {"person", "geo-loc"} <= set(tasks["types"].labels)
+    types = (tmp_path / "examples" / "types.jsonl").read_text().splitlines()
+    assert len(types) > 2000  # every WNUT-16 tweet, a line each

@@ -1,6 +1,5 @@
 """A user's own files: read in each format, split, labelled, trained, predicted, exported."""
 
-import csv
 import json
 
 import numpy as np
@@ -10,6 +9,7 @@ import tensorflow as tf
 from experiments import export, run
 from mtl_keras import Predictor, RunConfig
 from mtl_keras.data import sources
+from mtl_keras.data.examples import EXAMPLES, write_example_files
 from mtl_keras.data.splits import split_of
 from mtl_keras.tasks import Task, from_files
 from tests.conftest import traced
@@ -151,53 +151,15 @@ def test_run_config_takes_task_objects_beside_built_in_names(tmp_path):
 # --- end to end on real text (from the packaged datasets, written as a user would) ---
 
 
-def write_real_files(folder):
-    """BBC headlines (CSV, own column names), WNUT-16 sentences (CoNLL, three columns,
-    tags in the last) and STS-B pairs (a JSONL folder with train and dev)."""
-    articles, _ = sources.read_bbc()
-    with open(write(folder / "news.csv", ""), "w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["headline", "category"])
-        out.writerows([a["title"], a["label"]] for a in articles[::10])
-    sentences, _ = sources.read_wnut()
-    lines = ["-DOCSTART- -X- O", ""]
-    for sentence in sentences:
-        lines += [f"{t} _ {g}" for t, g in zip(sentence["tokens"], sentence["ner"], strict=True)]
-        lines.append("")
-    write(folder / "ents.conll", "\n".join(lines))
-    pairs, _ = sources.read_stsb()
-    for split, name in (("train", "train"), ("validation", "dev")):
-        rows = [{k: p[k] for k in ("sentence1", "sentence2", "score")} for p in pairs[split][:80]]
-        write(folder / "sts" / f"{name}.jsonl", "\n".join(map(json.dumps, rows)))
-    # Multi-label: the entity types a WNUT-16 tweet mentions (none, one or several).
-    types = [{"text": " ".join(s["tokens"]),
-              "labels": sorted({tag[2:] for tag in s["ner"] if tag != "O"})}
-             for s in sentences]  # fmt: skip
-    write(folder / "types.jsonl", "\n".join(map(json.dumps, types)))
-    # Contrastive: STS-B pairs scored 4 or more, one text the anchor, the other the positive.
-    close = [{"anchor": p["sentence1"], "positive": p["sentence2"]}
-             for p in pairs["train"] if p["score"] >= 4]  # fmt: skip
-    write(folder / "close.jsonl", "\n".join(map(json.dumps, close)))
-    # Pair classification: STS-B pairs scored 3 or more are "similar" (CSV, quoted texts).
-    with open(write(folder / "para.csv", ""), "w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["sentence1", "sentence2", "label"])
-        for p in pairs["train"][:400]:
-            out.writerow(
-                [p["sentence1"], p["sentence2"], "similar" if p["score"] >= 3 else "other"]
-            )
-
-
 @pytest.fixture(scope="module")
 def own_run(tiny_preset, tiny_data_dir, tmp_path_factory):
     """One tiny run of six user tasks (one of each kind) beside the built-in topic."""
     folder = tmp_path_factory.mktemp("own")
-    write_real_files(folder / "data")
-    argv = ["--tasks", "topic", "--task", f"news={folder}/data/news.csv",
-            "--task-columns", "news=text:headline,label:category",
-            "--task", f"ents={folder}/data/ents.conll", "--task", f"sts={folder}/data/sts",
-            "--task", f"types={folder}/data/types.jsonl", "--task", f"para={folder}/data/para.csv",
-            "--task", f"close={folder}/data/close.jsonl",
+    paths = write_example_files(folder / "data")
+    task_options = [o for name, path in paths.items() for o in ("--task", f"{name}={path}")]
+    task_options += [o for name, (_, columns, _) in EXAMPLES.items() if columns
+                     for o in ("--task-columns", f"{name}={columns}")]  # fmt: skip
+    argv = ["--tasks", "topic", *task_options,
             "--train-examples", "ents=64,news=64,sts=64,types=64,para=64,close=64",
             "--max-eval-examples", "40",
             "--epochs", "1", "--preset", str(tiny_preset), "--data-dir", str(tiny_data_dir),
