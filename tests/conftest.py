@@ -1,8 +1,10 @@
 """Shared fixtures: no network for the whole suite, and a tiny random BERT preset."""
 
 import contextlib
+import fcntl
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -238,11 +240,35 @@ def tiny_run_argv(preset, data_dir, out, *extra, sts=False):
 
 def finished_tiny_run(tmp_path_factory, preset, data_dir, name, options, sts=False):
     """Run `experiments.run` tiny with `options` (a string) into a new folder; return it."""
+    out = tmp_path_factory.mktemp(name)
+    run_tiny(preset, data_dir, out, options, sts)
+    return out
+
+
+def run_tiny(preset, data_dir, out, options, sts=False):
     from experiments import run
 
-    out = tmp_path_factory.mktemp(name)
-    run.main(tiny_run_argv(preset, data_dir, out, *options.split(), sts=sts))
-    return out
+    return run.main(tiny_run_argv(preset, data_dir, out, *options.split(), sts=sts))
+
+
+def built_once(tmp_path_factory, name, build):
+    """The folder `build(folder)` fills, built once per test session: with pytest-xdist the
+    first worker to ask builds it in the session's shared temp folder while the others wait
+    on a lock, then every worker reads it (tests only read it). Each worker building its
+    own copy cost a tiny run and an export twice."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: its own temp folder
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent  # the session's, above each worker's
+    folder = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (shared / f"{name}.done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed part way
+            build(folder)
+            (shared / f"{name}.done").touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -251,8 +277,12 @@ def tiny_run(tiny_preset, tiny_data_dir, tmp_path_factory):
     weights are learned (uncertainty weighting), so everything that reloads, exports or
     predicts with it also covers a model that holds them."""
     options = "--scenario full --tasks topic,sentiment,ner --epochs 1 --loss-weighting uncertainty"
-    with traced():  # the run every export, predict and reload test starts from: as in production
-        return finished_tiny_run(tmp_path_factory, tiny_preset, tiny_data_dir, "tiny_run", options)
+
+    def build(out):
+        with traced():  # the run every export, predict and reload test starts from
+            run_tiny(tiny_preset, tiny_data_dir, out, options)
+
+    return built_once(tmp_path_factory, "tiny_run", build)
 
 
 def cosines(a, b):
@@ -267,12 +297,12 @@ def tiny_export(tiny_run, tmp_path_factory):
     """`tiny_run`'s model exported once for TF Serving (max length 16): the version folder."""
     from experiments import export
 
-    out = tmp_path_factory.mktemp("tiny_export") / "mtl" / "1"
-    with traced():
-        export.main(
-            ["--model", str(tiny_run / "model.keras"), "--output", str(out), "--max-length", "16"]
-        )
-    return out
+    def build(folder):
+        out = ["--output", str(folder / "mtl" / "1"), "--max-length", "16"]
+        with traced():
+            export.main(["--model", str(tiny_run / "model.keras"), *out])
+
+    return built_once(tmp_path_factory, "tiny_export", build) / "mtl" / "1"
 
 
 def tiny_inputs():
