@@ -79,6 +79,11 @@ def run_study(args):
         if not Path(args.from_csv).is_file():
             raise InputError(f"--from-csv {args.from_csv}: no such file; give a study.csv.")
         base = study.rows_from_csv(args.from_csv)
+        missing = study.unreported_tasks(base)
+        if missing:
+            given, names = " ".join(f"--task {t}=PATH" for t in missing), ", ".join(missing)
+            print(f"note: {args.from_csv} holds runs of tasks not given here ({names}); they "
+                  f"stay in study.csv, and RESULTS.md reports them with {given}")  # fmt: skip
     if not args.report_only:
         study.run_grids(root, grids, chosen or list(study.CONFIGS), seeds, overrides)
         if not args.no_transfer:

@@ -169,6 +169,14 @@ def own_tasks_in_grids(tasks):
             GRIDS[grid][1][:] = configs
 
 
+def unreported_tasks(rows):
+    """The tasks that multitask rows trained but the study does not know now (a user's,
+    given to an earlier study with `--task`): the report leaves their rows out."""
+    grids = set(MULTITASK_GRIDS)
+    named = {t for r in rows if r["grid"] in grids for t in r.get("tasks", "").split(",")}
+    return sorted(named - {"", *study_tasks()})
+
+
 def task_main_metric(name):
     """A task's main metric: a built-in's, or a user's task added to the study."""
     return (TASKS.get(name) or OWN_TASKS[name]).main_metric

@@ -276,7 +276,9 @@ def test_sequential_orders_are_compared_with_alone_and_together_by_seed(tmp_path
     assert lib.sequential_part(rows[:3], "multitask", lib.summarise(rows[:3], "multitask")) == []
 
 
-def test_a_users_task_joins_the_multitask_grid_for_the_block(tiny_preset, tiny_data_dir, tmp_path):
+def test_a_users_task_joins_the_multitask_grid_for_the_block(
+    tiny_preset, tiny_data_dir, tmp_path, capsys
+):
     """`--task mine=PATH`: the user's task alone, beside each built-in task and with all
     four, run and reported like the built-in ones; the grids are as before afterwards."""
     from mtl_keras import study as lib
@@ -303,7 +305,17 @@ def test_a_users_task_joins_the_multitask_grid_for_the_block(tiny_preset, tiny_d
     assert {"mine_accuracy", "mine_macro_f1", "topic_accuracy"} <= set(found[0])
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| mine (accuracy) |" in text and "| + mine | + all |" in text
+    # Rebuilt from the csv without --task: the rows stay, and the command says how to report them.
+    assert lib.unreported_tasks(found) == ["mine"]
+    capsys.readouterr()
+    study.main(["--report-only", "--from-csv", str(tmp_path / "results" / "study.csv"),
+                "--runs-dir", str(tmp_path / "none"), "--results-dir", str(tmp_path / "again")])  # fmt: skip
+    assert "RESULTS.md reports them with --task mine=PATH" in capsys.readouterr().out
+    assert lib.rows_from_csv(tmp_path / "again" / "study.csv") == lib.rows_from_csv(
+        tmp_path / "results" / "study.csv"
+    )
     with lib.own_tasks_in_grids([_task(tmp_path)]) as added:
+        assert lib.unreported_tasks(found) == []
         assert {"mine", "ner+mine", "topic+sentiment+ner+similarity+mine", "mine-alldata"} <= set(
             added
         )
