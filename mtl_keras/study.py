@@ -600,16 +600,19 @@ def affinity(rows, grid):
 
     Each cell is the measured task's main test metric trained beside the added task (or
     beside all the others) minus trained alone, paired by seed (`paired_difference`).
+    "All" is the built-in four for a built-in task, and the four with a user's tasks for
+    a user's task: the sets `own_tasks_in_grids` runs.
     """
     budget, tasks = MULTITASK_GRIDS[grid], study_tasks()
     out = {}
     for task in tasks:
         column, alone = main_column(task), multitask_config([task], budget)
+        everything = MULTITASK_TASKS if task in MULTITASK_TASKS else tasks
         out[task] = {
             added: paired_difference(rows, grid, multitask_config(with_, budget), alone, column)
             for added, with_ in [
                 *((other, (task, other)) for other in tasks if other != task),
-                ("all", tasks),
+                ("all", everything),
             ]
         }
     return out

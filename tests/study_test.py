@@ -204,6 +204,12 @@ def test_affinity_is_the_paired_gain_of_training_beside_a_task(tmp_path):
     assert "the study's, with the RunConfig fields {'max_train_examples': 2000}" in text
     assert (tmp_path / "results" / "multitask_affinity.png").stat().st_size > 0
     assert "Loss weighting" not in text  # no learned-weights runs yet
+    # A user's task in the grids: a built-in task's "all" is still the built-in four.
+    rows += runs("topic+sentiment+ner+similarity", topic_accuracy=[0.91, 0.93, 0.92])
+    (tmp_path / "mine.csv").write_text("text,label\nhi,a\nho,b\n")
+    with lib.own_tasks_in_grids([_task(tmp_path)]):
+        cells = lib.affinity(rows, "multitask")
+    assert round(cells["topic"]["all"][0], 6) == 0.01 and cells["mine"]["all"] is None
 
 
 def test_learned_loss_weights_are_compared_with_the_fixed_ones_by_seed(tmp_path):
