@@ -56,7 +56,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "examples":
         for name, path in write_example_files(args.out).items():
-            file, columns, what = EXAMPLES[name]
+            _, columns, what = EXAMPLES[name]
             given = f"--task {name}={path}" + (
                 f" --task-columns {name}={columns}" if columns else ""
             )
