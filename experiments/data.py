@@ -10,13 +10,14 @@ genres of the pairs (stsb, whose words and pieces count both sentences).
 
 import argparse
 import collections
+import shlex
 
 import numpy as np
 
 from experiments.cli import run_main
 from mtl_keras import presets
 from mtl_keras.data import BUILDERS, get_builder, load, resolve_data_dir
-from mtl_keras.data.examples import EXAMPLES, write_example_files
+from mtl_keras.data.examples import EXAMPLES, task_options, write_example_files
 from mtl_keras.data.splits import SPLITS
 
 
@@ -56,11 +57,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "examples":
         for name, path in write_example_files(args.out).items():
-            _, columns, what = EXAMPLES[name]
-            given = f"--task {name}={path}" + (
-                f" --task-columns {name}={columns}" if columns else ""
-            )
-            print(f"{what}:\n  {given}")
+            print(f"{EXAMPLES[name][2]}:\n  {shlex.join(task_options(name, path))}")
         return
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     data_dir = resolve_data_dir(args.data_dir)

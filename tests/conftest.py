@@ -297,12 +297,14 @@ def tiny_export(tiny_run, tmp_path_factory):
     """`tiny_run`'s model exported once for TF Serving (max length 16): the version folder."""
     from experiments import export
 
+    version = Path("mtl", "1")  # a model base path with one version, as TF Serving reads
+
     def build(folder):
-        out = ["--output", str(folder / "mtl" / "1"), "--max-length", "16"]
+        out = ["--output", str(folder / version), "--max-length", "16"]
         with traced():
             export.main(["--model", str(tiny_run / "model.keras"), *out])
 
-    return built_once(tmp_path_factory, "tiny_export", build) / "mtl" / "1"
+    return built_once(tmp_path_factory, "tiny_export", build) / version
 
 
 def tiny_inputs():

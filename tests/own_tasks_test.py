@@ -9,7 +9,7 @@ import tensorflow as tf
 from experiments import export, run
 from mtl_keras import Predictor, RunConfig
 from mtl_keras.data import sources
-from mtl_keras.data.examples import EXAMPLES, write_example_files
+from mtl_keras.data.examples import task_options, write_example_files
 from mtl_keras.data.splits import split_of
 from mtl_keras.tasks import Task, from_files
 from tests.conftest import traced
@@ -156,10 +156,8 @@ def own_run(tiny_preset, tiny_data_dir, tmp_path_factory):
     """One tiny run of six user tasks (one of each kind) beside the built-in topic."""
     folder = tmp_path_factory.mktemp("own")
     paths = write_example_files(folder / "data")
-    task_options = [o for name, path in paths.items() for o in ("--task", f"{name}={path}")]
-    task_options += [o for name, (_, columns, _) in EXAMPLES.items() if columns
-                     for o in ("--task-columns", f"{name}={columns}")]  # fmt: skip
-    argv = ["--tasks", "topic", *task_options,
+    options = [o for name, path in paths.items() for o in task_options(name, path)]
+    argv = ["--tasks", "topic", *options,
             "--train-examples", "ents=64,news=64,sts=64,types=64,para=64,close=64",
             "--max-eval-examples", "40",
             "--epochs", "1", "--preset", str(tiny_preset), "--data-dir", str(tiny_data_dir),

@@ -24,6 +24,15 @@ EXAMPLES = {
 }
 
 
+def task_options(name, path):
+    """The `experiments.run` (and `experiments.study`) options that train example `name`
+    from the file or folder at `path`."""
+    options, columns = ["--task", f"{name}={path}"], EXAMPLES[name][1]
+    if columns:
+        options += ["--task-columns", f"{name}={columns}"]
+    return options
+
+
 def _write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
