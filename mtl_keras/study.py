@@ -208,6 +208,23 @@ for _budget, _knobs in MULTITASK_BUDGETS.items():  # the tables' order: sets, we
                 "full", {**_knobs, "tasks": f"{_first},{_second}", "train_examples": {_first: 0}}
             )  # fmt: skip
 
+# The shipped model's recipe (`make train-full`: every example, length 128, 3 epochs,
+# temperature sampling, the full evaluation splits) with and without the STS-B pairs: does
+# training on the pairs keep the embedding without costing the heads?
+RECIPE = {
+    "max_train_examples": None,
+    "max_eval_examples": None,
+    "max_length": 128,
+    "epochs": 3,
+    "sampling": "temperature",
+}
+RECIPE_CONFIGS = {
+    "recipe": "topic,sentiment,ner",
+    "recipe+similarity": "topic,sentiment,ner,similarity",
+}
+for _config, _tasks in RECIPE_CONFIGS.items():
+    CONFIGS[_config] = ("full", {**RECIPE, "tasks": _tasks})
+
 # grid name -> (tasks, configs, seeds)
 GRIDS = {
     "main": ("topic,sentiment", MAIN_CONFIGS, [0, 1, 2]),
@@ -240,6 +257,7 @@ GRIDS = {
         )
         for budget in MULTITASK_BUDGETS
     },
+    "recipe": ("topic,sentiment,ner,similarity", list(RECIPE_CONFIGS), [0, 1, 2]),
 }
 MULTITASK_GRIDS = {f"multitask{budget}": budget for budget in MULTITASK_BUDGETS}
 STS_COLUMNS = ("sts_after", "sts_change")  # STS-B test Spearman x 100 after training, change
@@ -433,7 +451,10 @@ def main_column(task):
 
 
 def baseline_of(config):
-    """The config a study config is compared with: `full` at the same data size."""
+    """The config a study config is compared with: `full` at the same data size, or the
+    recipe without the pairs."""
+    if config in RECIPE_CONFIGS:
+        return "recipe"
     return f"full-n{config.rpartition('-n')[2]}" if config in SIZE_CONFIGS else "full"
 
 
@@ -578,6 +599,12 @@ def grid_section(root, results_dir, rows, grid):
     ]
     if grid == "size":
         section += ["", "Sentiment test accuracy by training tweets:", "", size_table(summary)]
+    if grid == "recipe":
+        section[4:4] = [
+            "",
+            f"Per-run budget: `make train-full`'s, `{options(RECIPE)}` "
+            "(None: every example; test metrics on the whole test splits).",
+        ]
     columns = [main_column(t) for t in tasks.split(",")] + ["sts_after"]
     differences = paired_differences(rows, grid, columns)
     if differences:

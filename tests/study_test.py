@@ -1,5 +1,6 @@
 import csv
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -174,6 +175,43 @@ def test_multitask_grid_configs_train_each_task_set_at_equal_examples_per_task(t
     assert alone.tasks == ("ner",) and alone.max_train_examples is None
     assert (alone.max_length, alone.epochs) == (128, 3)
     assert lib.multitask_config(["similarity", "topic"], "-alldata") == "topic+similarity-alldata"
+
+
+def test_the_recipe_grid_runs_make_train_full_with_and_without_the_pairs(tmp_path):
+    import re
+    import shlex
+
+    from experiments.run import build_parser, config_from_args
+    from mtl_keras import study as lib
+
+    makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+    full_args = re.search(r"^FULL_ARGS \?= ((?:.*\\\n)*.*)$", makefile, re.M).group(1)
+    full_args = shlex.split(full_args.replace("\\\n", " "))
+    recipe = config_from_args(build_parser().parse_args(full_args)).to_dict()
+    ignored = ("tasks", "seed", "output_dir", "verbose", "save_model")
+    for config, tasks in lib.RECIPE_CONFIGS.items():
+        ran = lib.run_config(tmp_path, lib.GRIDS["recipe"][0], config, 1).to_dict()
+        assert {k: v for k, v in ran.items() if k not in ignored} == {
+            k: v for k, v in recipe.items() if k not in ignored
+        }, config
+        assert ",".join(ran["tasks"]) == tasks and ran["seed"] == 1
+    assert recipe["tasks"] == lib.RECIPE_CONFIGS["recipe"].split(",")
+    assert lib.GRIDS["recipe"][2] == [0, 1, 2]
+    # The report compares the recipe with the pairs against without them, by seed.
+    run = {
+        "topic_accuracy": 0.98,
+        "ner_entity_f1": 0.45,
+        "sts_after": 77.0,
+        "trainable_params": 10,
+        "seconds_per_epoch": 1.5,
+    }
+    rows = (seed_rows("recipe", "recipe", [0.81, 0.82], **run)
+            + seed_rows("recipe", "recipe+similarity", [0.80, 0.82],
+                        **{**run, "sts_after": 83.0, "similarity_pearson": 0.88}))  # fmt: skip
+    lib.report(tmp_path / "no-runs", tmp_path / "results", tmp_path / "RESULTS.md", base_rows=rows)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "Per-run budget: `make train-full`'s, `--max-train-examples None" in text
+    assert "| recipe+similarity − recipe | 2 | +0.0000 ± 0.0000 | -0.0050 ± 0.0071 |" in text
 
 
 def test_affinity_is_the_paired_gain_of_training_beside_a_task(tmp_path):
