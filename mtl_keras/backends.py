@@ -30,6 +30,24 @@ def trains_statelessly():
     return backend() == "jax"
 
 
+def build_before_first_step(model):
+    """Have `fit` and `evaluate` build the loss and metric state from a batch before they
+    trace a step, on TensorFlow as on JAX.
+
+    Keras' TensorFlow trainer builds that state up front only for a model made under a
+    `tf.distribute` strategy; otherwise the first trace of the train step creates the
+    variables, and TensorFlow then traces the whole step (forward, backward and the
+    optimizer's update) a second time. Naming the strategy in force (TensorFlow's default
+    one, or the run's) is Keras' own switch for that (`_distribute_strategy`, read by its
+    `_maybe_symbolic_build`); the steps and their results are the same. One trace fewer
+    per `fit`: a traced tiny run (two epochs) took 12-14 s instead of 16-20 s.
+    """
+    if backend() == "tensorflow" and getattr(model, "_distribute_strategy", False) is None:
+        import tensorflow as tf
+
+        model._distribute_strategy = tf.distribute.get_strategy()
+
+
 # With a per-shape compiler, batch lengths are rounded up to a multiple of this, so a run
 # compiles at most max_length / 16 shapes instead of one per longest-sentence length.
 JAX_LENGTH_STEP = 16

@@ -3,7 +3,7 @@
 import keras
 
 from mtl_keras.backbone import TunableBertBackbone
-from mtl_keras.backends import trains_statelessly
+from mtl_keras.backends import build_before_first_step, trains_statelessly
 from mtl_keras.bert_layers import POOLER
 from mtl_keras.errors import InputError
 from mtl_keras.layerwise_lr import LayerwiseLR
@@ -249,6 +249,7 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
         weighted_metrics={t.name: t.spec.metrics(t) for t in tasks},
         jit_compile=jit_compile or trains_statelessly(),
     )
+    build_before_first_step(model)
     return model
 
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from tests.conftest import deterministic_tiny_model, one_fit_step
 
@@ -25,3 +26,24 @@ def test_loss_weights_mix_the_task_gradients():
     for path in mixed:
         np.testing.assert_allclose(mixed[path], 2 * topic[path] + 3 * sentiment[path],
                                    atol=1e-6, rtol=1e-3, err_msg=path)  # fmt: skip
+
+
+@pytest.mark.graph
+def test_fit_traces_the_train_step_once():
+    """`compile_model` has Keras build the loss and metric state before the first step:
+    TensorFlow otherwise creates it in a first trace of the step and traces it again."""
+    from mtl_keras.model import compile_model
+    from tests.conftest import tiny_inputs
+
+    model = compile_model(deterministic_tiny_model("topic,sentiment"), keras.optimizers.SGD(0.1))
+    traces, step = [], model.train_step
+
+    def counted(*args):  # its Python body runs once per trace
+        traces.append(1)
+        return step(*args)
+
+    model.train_step = counted
+    y = {"topic": np.array([1, 3]), "sentiment": np.array([0, 2])}
+    model.fit(tiny_inputs(), y, epochs=2, batch_size=2, verbose=0)
+    assert len(traces) == 1
+    assert {m.name for m in model.metrics} >= {"loss", "topic_loss", "sentiment_loss"}
