@@ -589,22 +589,24 @@ def grid_section(root, results_dir, rows, grid):
     if curves:  # a report rebuilt from study.csv alone keeps the last curves' figure
         metrics = [(t, TASKS[t].main_metric) for t in tasks.split(",")]
         plot_learning_curves(results_dir / f"{grid}_learning_curves.png", curves, metrics)
+    budget = []  # the grids that do not run at the study's budget say theirs
+    if grid == "recipe":
+        budget = [
+            f"Per-run budget: `make train-full`'s, `{options(RECIPE)}` "
+            "(None: every example; test metrics on the whole test splits).",
+            "",
+        ]
     section = [
         "",
         f"## Grid `{grid}`: tasks {tasks}, seeds {seeds}",
         "",
         commits_line([r for r in rows if r["grid"] == grid]),
         "",
+        *budget,
         markdown_table(summary),
     ]
     if grid == "size":
         section += ["", "Sentiment test accuracy by training tweets:", "", size_table(summary)]
-    if grid == "recipe":
-        section[4:4] = [
-            "",
-            f"Per-run budget: `make train-full`'s, `{options(RECIPE)}` "
-            "(None: every example; test metrics on the whole test splits).",
-        ]
     columns = [main_column(t) for t in tasks.split(",")] + ["sts_after"]
     differences = paired_differences(rows, grid, columns)
     if differences:
