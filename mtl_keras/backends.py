@@ -40,7 +40,8 @@ def build_before_first_step(model):
     optimizer's update) a second time. Naming the strategy in force (TensorFlow's default
     one, or the run's) is Keras' own switch for that (`_distribute_strategy`, read by its
     `_maybe_symbolic_build`); the steps and their results are the same. One trace fewer
-    per `fit`, measured with the cores shared with a training run: a traced tiny run took
+    per `fit` (graph building, not arithmetic, so no fraction of the matmul peak applies),
+    measured on a 2-vCPU Intel Xeon shared with a training run: a traced tiny run took
     11.5-15.6 s instead of 16.5-20.2 s, and one of the real encoder on 64 examples per task
     36-37 s instead of 43-45 s. Functions run eagerly trace nothing; there the build would
     only add its own half second.
