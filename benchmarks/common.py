@@ -2,6 +2,7 @@
 
 import json
 import platform
+import re
 import resource
 import statistics
 import time
@@ -12,6 +13,8 @@ import numpy as np
 
 from mtl_keras.provenance import code_commit
 
+# One folder per CPU model (`cpu_folder`): the same code measures differently on AMD and
+# Intel, so a run on one CPU never overwrites the other's numbers.
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -120,10 +123,18 @@ def environment():
     }
 
 
+def cpu_folder(cpu_model_name):
+    """The results folder's name for a CPU model: 'Intel(R) Xeon(R) Processor' → 'intel-xeon-processor'."""
+    words = re.sub(r"\((r|tm)\)", " ", (cpu_model_name or "unknown cpu").lower())
+    return re.sub(r"[^a-z0-9]+", "-", words).strip("-") or "unknown-cpu"
+
+
 def write_result(name, result):
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    payload = {"benchmark": name, "environment": environment(), **result}
+    env = environment()
+    folder = RESULTS / cpu_folder(env.get("cpu_model"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    payload = {"benchmark": name, "environment": env, **result}
     path.write_text(json.dumps(payload, indent=2, default=lambda o: float(np.asarray(o))) + "\n")
     print(f"wrote {path}")
     return path

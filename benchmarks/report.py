@@ -1,4 +1,4 @@
-"""Write BENCHMARKS.md from benchmarks/results/*.json."""
+"""Write BENCHMARKS.md from benchmarks/results/<cpu>/*.json: one part per CPU model."""
 
 import json
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 from benchmarks.common import RESULTS
 
 
-def load(name):
-    path = RESULTS / f"{name}.json"
+def read(folder, name):
+    path = folder / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -323,22 +323,22 @@ def backends_section(result):
     ]  # fmt: skip
 
 
-def main():
-    lines = [
-        "# Benchmarks",
-        "",
-        "Made by `make bench` (each script writes `benchmarks/results/<name>.json`; this table is",
-        "`python -m benchmarks.report`). Speeds are ratios against a peer measured in the same run",
-        "on the same machine. 2-core CPU numbers are noisy: compare within one run only.",
-        "Nothing else ran on the machine during the measurements below (editing files aside),",
-        "unless a section says otherwise.",
-        "",
-    ]
+def cpu_part(folder):
+    """Every benchmark measured on one CPU model, under a heading naming it."""
+
+    def load(name):
+        return read(folder, name)
+
+    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    cpu = next((r["environment"]["cpu_model"] for r in results if "cpu_model" in r["environment"]),
+               folder.name)  # fmt: skip
+    lines = []
     encode = load("encode")
     if encode:
         env = encode["environment"]
         lines += [
-            f"Versions: Python {env['python']}, "
+            "",
+            f"Versions (encode's run): Python {env['python']}, "
             + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
             + ".",
             *encode_section(encode),
@@ -396,6 +396,23 @@ def main():
             f"embedding, {cache['epochs']} epochs): {cache['speedup_including_cache_build']:.1f}x.",
         ]
     lines += exports_section(load("exports"))
+    demoted = [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in lines]
+    return ["", f"## On {cpu}", *demoted]
+
+
+def main():
+    lines = [
+        "# Benchmarks",
+        "",
+        "Made by `make bench`: each script writes `benchmarks/results/<cpu>/<name>.json`, one",
+        "folder per CPU model (the same code measures differently on AMD and Intel), and this",
+        "file is `python -m benchmarks.report`. Speeds are ratios against a peer measured in the",
+        "same run on the same machine. 2-core CPU numbers are noisy: compare within one run only.",
+        "Nothing else ran on the machine during the measurements below (editing files aside),",
+        "unless a section says otherwise.",
+    ]
+    for folder in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
+        lines += cpu_part(folder)
     Path("BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     print("wrote BENCHMARKS.md")
 

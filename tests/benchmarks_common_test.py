@@ -114,3 +114,29 @@ def test_backends_report_holds_the_train_steps_against_the_peak_when_measured():
     assert "a step is 190 GFLOP" in line and "TensorFlow 150 GFLOP/s (**42%** of the fp32" in line
     assert "peak of 358 GFLOP/s, torch projection" in line and "JAX 120 GFLOP/s (34%)" in line
     assert backends_peak_lines({"jax_over_tensorflow": 0.78}) == []  # made before the peak
+
+
+def test_results_are_kept_per_cpu_and_reported_under_its_name(tmp_path, monkeypatch):
+    """A run on one CPU writes beside the other CPU's numbers, not over them."""
+    from benchmarks import common, report
+
+    assert common.cpu_folder("Intel(R) Xeon(R) Processor") == "intel-xeon-processor"
+    assert common.cpu_folder("AMD EPYC 9R14 96-Core Processor") == "amd-epyc-9r14-96-core-processor"
+    assert common.cpu_folder(None) == "unknown-cpu"
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
+    monkeypatch.chdir(tmp_path)
+    for cpu, rate in (("AMD EPYC", 111.0), ("Intel(R) Xeon(R) Processor", 222.0)):
+        env = {"cpu_model": cpu, "commit": "abc1234", "date": "2026-11-30", "cpus": 2}
+        monkeypatch.setattr(common, "environment", lambda env=env: env)
+        serving = {"throughput_batch_32": {"median": rate},
+                   "single_sentence_latency_ms": {"p50": 1.0, "p95": 2.0, "calls": 10}}  # fmt: skip
+        common.write_result("serving", serving)
+
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        "amd-epyc", "intel-xeon-processor"]  # fmt: skip
+    report.main()
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    amd, intel = text.index("## On AMD EPYC"), text.index("## On Intel(R) Xeon(R) Processor")
+    assert amd < text.index("111.0 sentences/s") < intel < text.index("222.0 sentences/s")
+    assert text.count("### Serving signature") == 2
