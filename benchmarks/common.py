@@ -1,5 +1,6 @@
 """Shared by the benchmarks: the real sentences, timing, memory, and writing results."""
 
+import hashlib
 import json
 import platform
 import re
@@ -123,15 +124,18 @@ def environment():
     }
 
 
-def cpu_folder(cpu_model_name):
-    """The results folder's name for a CPU model: 'Intel(R) Xeon(R) Processor' → 'intel-xeon-processor'."""
+def cpu_folder(cpu_model_name, vector_flags=()):
+    """The results folder of one CPU: its model name and a digest of its vector instruction
+    sets, since one name ('AMD EPYC') covers generations that measure differently."""
     words = re.sub(r"\((r|tm)\)", " ", (cpu_model_name or "unknown cpu").lower())
-    return re.sub(r"[^a-z0-9]+", "-", words).strip("-") or "unknown-cpu"
+    name = re.sub(r"[^a-z0-9]+", "-", words).strip("-") or "unknown-cpu"
+    digest = hashlib.sha1(" ".join(sorted(vector_flags)).encode()).hexdigest()[:6]
+    return f"{name}-{digest}"
 
 
 def write_result(name, result):
     env = environment()
-    folder = RESULTS / cpu_folder(env.get("cpu_model"))
+    folder = RESULTS / cpu_folder(env.get("cpu_model"), env.get("cpu_vector_flags", ()))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
     payload = {"benchmark": name, "environment": env, **result}

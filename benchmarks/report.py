@@ -323,15 +323,33 @@ def backends_section(result):
     ]  # fmt: skip
 
 
-def cpu_part(folder):
-    """Every benchmark measured on one CPU model, under a heading naming it."""
+def cpu_environment(folder):
+    """(model name, vector instruction sets) of the CPU whose results a folder holds."""
+    for path in sorted(folder.glob("*.json")):
+        env = json.loads(path.read_text())["environment"]
+        if "cpu_model" in env:
+            return env["cpu_model"], set(env.get("cpu_vector_flags", ()))
+    return folder.name, set()
+
+
+def cpu_heading(cpu, flags, others):
+    """'On AMD EPYC', or where another CPU shares the name, what tells them apart."""
+    same_name = [f for name, f in others if name == cpu]
+    if not same_name:
+        return f"## On {cpu}"
+    extra = sorted(flags - set.intersection(*same_name))
+    missing = sorted(set.union(*same_name) - flags)
+    tells = [f"with {', '.join(extra)}"] if extra else []
+    tells += [f"without {', '.join(missing)}"] if missing else []
+    return f"## On {cpu} ({'; '.join(tells) or 'the same instruction sets'})"
+
+
+def cpu_part(folder, heading):
+    """Every benchmark measured on one CPU, under a heading naming it."""
 
     def load(name):
         return read(folder, name)
 
-    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    cpu = next((r["environment"]["cpu_model"] for r in results if "cpu_model" in r["environment"]),
-               folder.name)  # fmt: skip
     lines = []
     encode = load("encode")
     if encode:
@@ -397,7 +415,7 @@ def cpu_part(folder):
         ]
     lines += exports_section(load("exports"))
     demoted = [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in lines]
-    return ["", f"## On {cpu}", *demoted]
+    return ["", heading, *demoted]
 
 
 def main():
@@ -405,14 +423,18 @@ def main():
         "# Benchmarks",
         "",
         "Made by `make bench`: each script writes `benchmarks/results/<cpu>/<name>.json`, one",
-        "folder per CPU model (the same code measures differently on AMD and Intel), and this",
+        "folder per CPU (model name and vector instruction sets: the same code measures",
+        "differently on AMD and Intel, and on two generations both named 'AMD EPYC'), and this",
         "file is `python -m benchmarks.report`. Speeds are ratios against a peer measured in the",
         "same run on the same machine. 2-core CPU numbers are noisy: compare within one run only.",
         "Nothing else ran on the machine during the measurements below (editing files aside),",
         "unless a section says otherwise.",
     ]
-    for folder in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
-        lines += cpu_part(folder)
+    folders = sorted(p for p in RESULTS.iterdir() if p.is_dir() and any(p.glob("*.json")))
+    cpus = {folder: cpu_environment(folder) for folder in folders}
+    for folder, (cpu, flags) in cpus.items():
+        others = [env for other, env in cpus.items() if other != folder]
+        lines += cpu_part(folder, cpu_heading(cpu, flags, others))
     Path("BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     print("wrote BENCHMARKS.md")
 

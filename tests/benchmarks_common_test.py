@@ -117,26 +117,34 @@ def test_backends_report_holds_the_train_steps_against_the_peak_when_measured():
 
 
 def test_results_are_kept_per_cpu_and_reported_under_its_name(tmp_path, monkeypatch):
-    """A run on one CPU writes beside the other CPU's numbers, not over them."""
+    """A run on one CPU writes beside another CPU's numbers, not over them, even where two
+    CPU generations share a model name."""
     from benchmarks import common, report
 
-    assert common.cpu_folder("Intel(R) Xeon(R) Processor") == "intel-xeon-processor"
-    assert common.cpu_folder("AMD EPYC 9R14 96-Core Processor") == "amd-epyc-9r14-96-core-processor"
-    assert common.cpu_folder(None) == "unknown-cpu"
+    assert common.cpu_folder("Intel(R) Xeon(R) Processor", ["avx2"]).startswith(
+        "intel-xeon-processor-")  # fmt: skip
+    assert common.cpu_folder(None).startswith("unknown-cpu-")
+    assert common.cpu_folder("AMD EPYC", ["avx2"]) != common.cpu_folder("AMD EPYC", ["avx512f"])
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
     monkeypatch.chdir(tmp_path)
-    for cpu, rate in (("AMD EPYC", 111.0), ("Intel(R) Xeon(R) Processor", 222.0)):
-        env = {"cpu_model": cpu, "commit": "abc1234", "date": "2026-11-30", "cpus": 2}
+    machines = (("AMD EPYC", ["avx2", "avx512f"], 111.0), ("AMD EPYC", ["avx2"], 222.0),
+                ("Intel(R) Xeon(R) Processor", ["avx2"], 333.0))  # fmt: skip
+    for cpu, flags, rate in machines:
+        env = {"cpu_model": cpu, "cpu_vector_flags": flags, "commit": "abc1234",
+               "date": "2026-11-30", "cpus": 2}  # fmt: skip
         monkeypatch.setattr(common, "environment", lambda env=env: env)
         serving = {"throughput_batch_32": {"median": rate},
                    "single_sentence_latency_ms": {"p50": 1.0, "p95": 2.0, "calls": 10}}  # fmt: skip
         common.write_result("serving", serving)
 
-    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
-        "amd-epyc", "intel-xeon-processor"]  # fmt: skip
+    assert len(list((tmp_path / "results").iterdir())) == 3
     report.main()
     text = (tmp_path / "BENCHMARKS.md").read_text()
-    amd, intel = text.index("## On AMD EPYC"), text.index("## On Intel(R) Xeon(R) Processor")
-    assert amd < text.index("111.0 sentences/s") < intel < text.index("222.0 sentences/s")
-    assert text.count("### Serving signature") == 2
+    expected = {"## On AMD EPYC (with avx512f)": "111.0", "## On AMD EPYC (without avx512f)": "222.0",
+                "## On Intel(R) Xeon(R) Processor": "333.0"}  # fmt: skip
+    parts = {"## " + part.split("\n")[0]: part for part in text.split("\n## ")[1:]}
+    assert sorted(parts) == sorted(expected)
+    for heading, rate in expected.items():
+        assert f"{rate} sentences/s" in parts[heading]
+        assert parts[heading].count("### Serving signature") == 1
