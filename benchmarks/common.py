@@ -14,7 +14,7 @@ import numpy as np
 
 from mtl_keras.provenance import code_commit
 
-# One folder per CPU model (`cpu_folder`): the same code measures differently on AMD and
+# One folder per CPU (`cpu_folder`): the same code measures differently on AMD and
 # Intel, so a run on one CPU never overwrites the other's numbers.
 RESULTS = Path(__file__).parent / "results"
 

@@ -1,4 +1,4 @@
-"""Write BENCHMARKS.md from benchmarks/results/<cpu>/*.json: one part per CPU model."""
+"""Write BENCHMARKS.md from benchmarks/results/<cpu>/*.json: one part per CPU."""
 
 import json
 from pathlib import Path
