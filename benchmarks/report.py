@@ -33,7 +33,7 @@ def encode_section(encode):
     peak = encode.get("matmul_peak")
     return [
         "",
-        "## Encode (`python -m benchmarks.encode`)",
+        "### Encode (`python -m benchmarks.encode`)",
         "",
         made_at(encode),
         "",
@@ -101,7 +101,7 @@ def evaluation_section(result):
         return []
     return [
         "",
-        "## Evaluation against encode (`python -m benchmarks.evaluation`)",
+        "### Evaluation against encode (`python -m benchmarks.evaluation`)",
         "",
         made_at(result),
         "",
@@ -147,7 +147,7 @@ def train_epoch_section(result):
     ]
     return [
         "",
-        "## Fine-tuning epoch (`python -m benchmarks.train_epoch`)",
+        "### Fine-tuning epoch (`python -m benchmarks.train_epoch`)",
         "",
         made_at(result),
         "",
@@ -207,7 +207,7 @@ def train_step_bound(train):
 def profile_section(result):
     if not result:
         return []
-    lines = ["", "## Where the time goes (`python -m benchmarks.profile_ops`)", "",
+    lines = ["", "### Where the time goes (`python -m benchmarks.profile_ops`)", "",
              made_at(result), "",
              f"TensorFlow's profiler on encoding {result['sentences']} BBC articles (length 128) "
              f"and on {result['steps']} topic + sentiment train steps (batch 32); op time "
@@ -252,7 +252,7 @@ def exports_section(exports):
     trained = "a short run trained by the script" if exports["trained_here"] else exports["model"]
     return [
         "",
-        "## Exports (`python -m benchmarks.exports`)",
+        "### Exports (`python -m benchmarks.exports`)",
         "",
         made_at(exports) + f" Model: {trained}.",
         "",
@@ -301,7 +301,7 @@ def backends_section(result):
     one, two = result["one_process"], result["two_processes"]
     return [
         "",
-        "## JAX backend and data-parallel scaling (`python -m benchmarks.backends`)",
+        "### JAX backend and data-parallel scaling (`python -m benchmarks.backends`)",
         "",
         made_at(result),
         "",
@@ -368,7 +368,7 @@ def cpu_part(folder, heading):
         lat = serving["single_sentence_latency_ms"]
         lines += [
             "",
-            "## Serving signature (`python -m benchmarks.serving`)",
+            "### Serving signature (`python -m benchmarks.serving`)",
             "",
             made_at(serving),
             "",
@@ -380,7 +380,7 @@ def cpu_part(folder, heading):
     if train:
         lines += [
             "",
-            "## Train step (`python -m benchmarks.train_step`)",
+            "### Train step (`python -m benchmarks.train_step`)",
             "",
             made_at(train),
             "",
@@ -398,7 +398,7 @@ def cpu_part(folder, heading):
         c, u = cache["cached"], cache["uncached"]
         lines += [
             "",
-            "## Frozen backbone: cached embeddings (`python -m benchmarks.frozen_cache`)",
+            "### Frozen backbone: cached embeddings (`python -m benchmarks.frozen_cache`)",
             "",
             made_at(cache),
             "",
@@ -414,8 +414,7 @@ def cpu_part(folder, heading):
             f"embedding, {cache['epochs']} epochs): {cache['speedup_including_cache_build']:.1f}x.",
         ]
     lines += exports_section(load("exports"))
-    demoted = [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in lines]
-    return ["", heading, *demoted]
+    return ["", heading, *lines]
 
 
 def main():
