@@ -112,7 +112,8 @@ def test_make_train_full_is_a_valid_full_data_run_then_its_export(tmp_path):
     commands = [shlex.split(line) for line in lines if " -m experiments." in line]
     assert [c[2] for c in commands] == ["experiments.run", "experiments.export"]
     config = run.parse_config(commands[0][3:])  # checked as a run would check it
-    assert config.tasks == ("topic", "sentiment", "ner") and config.max_train_examples is None
+    assert config.tasks == ("topic", "sentiment", "ner", "similarity")  # the pairs keep STS-B
+    assert config.max_train_examples is None
     assert config.max_eval_examples is None  # the full test splits
     exported = export.build_parser().parse_args(commands[1][3:])
     assert exported.model == f"{config.output_dir}/model.keras"
