@@ -1,4 +1,4 @@
-"""Task 1 showcase: embed sentences and print their cosine-similarity matrix.
+"""Embed sentences and print their cosine-similarity matrix.
 
 python -m experiments.embed "A sentence." "Another one."
 python -m experiments.embed            # built-in samples

@@ -1,4 +1,4 @@
-"""Task 1: `SentenceEncoder`, pretrained BERT -> masked mean pooling -> optional L2."""
+"""`SentenceEncoder`, pretrained BERT -> masked mean pooling -> optional L2."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""Task 3: the training scenarios, as one table of data, and how to apply them.
+"""The training scenarios, as one table of data, and how to apply them.
 
 A scenario names what is frozen (with `layer.trainable`), whether the frozen backbone
 runs in inference mode, and which schedule or optimizer it needs. Everything that

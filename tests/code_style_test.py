@@ -37,3 +37,18 @@ def test_no_task_kind_is_compared_outside_the_kind_classes():
             if kind_attribute or kind_name:
                 compared.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not compared, compared
+
+
+def test_no_file_is_named_after_a_numbered_task():
+    """A "task" is a job a head learns (topic, sentiment, a user's own): modules say what
+    they do, never "Task 1".."Task 4"."""
+    import re
+
+    numbered = []
+    for path in sorted([*ROOT.glob("mtl_keras/**/*.py"), *ROOT.glob("experiments/*.py"),
+                        *ROOT.glob("benchmarks/*.py"), *ROOT.glob("*.md"),
+                        *ROOT.glob("docs/*.md")]):  # fmt: skip
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\bTask [1-4]\b", line):
+                numbered.append(f"{path.relative_to(ROOT)}:{number}")
+    assert not numbered, numbered
