@@ -72,7 +72,10 @@ def test_correlation_metric_counts_only_weighted_rows_across_batches():
     assert isinstance(clone, Correlation) and clone.name == "pearson"
 
 
+# Traced, as `encode` runs outside tests: 2,758 sentences through the real encoder took
+# 30.5 s op by op against 14.3 s traced (AMD EPYC, 2 vCPUs).
 @pytest.mark.slow
+@pytest.mark.graph
 def test_pretrained_encoder_reproduces_the_published_sts_b_figure(tmp_path):
     """all-MiniLM-L6-v2 on the official STS-B test split: MTEB reports 82.03."""
     get_builder("stsb", tmp_path)  # the packaged STS-B, prepared offline
