@@ -19,8 +19,8 @@ $(STAMP): requirements.txt requirements-assets.txt pyproject.toml
 	touch $(STAMP)
 
 # The main job: a short multi-task fine-tune (topic + sentiment) of the pretrained
-# all-MiniLM-L6-v2 on the real BBC and tweet data; about 3 minutes on 2 CPU cores
-# (the embedding's STS-B figure is measured before and after).
+# all-MiniLM-L6-v2 on the real BBC and tweet data; about 5 minutes on 2 CPU cores
+# (README; the embedding's STS-B figure is measured before and after).
 # Each run writes a new runs/full-<timestamp>/ and prints where.
 RUN_ARGS ?= --scenario full --tasks topic,sentiment --max-train-examples 2000 \
 	--max-length 64 --epochs 2
