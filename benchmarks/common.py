@@ -20,7 +20,11 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def real_sentences(n=2000, data_dir=None):
-    """n/2 BBC first paragraphs and n/2 tweets (train splits): a natural length mix."""
+    """n/2 BBC articles, then n/2 tweets (train splits): long and short text.
+
+    A BBC text is its title and whole article since dataset 1.1.0 (5cefc0f; its first
+    paragraph before), so it fills the encoder's 128 word pieces; a tweet has about 33.
+    """
     from mtl_keras.data import load
 
     half = n // 2

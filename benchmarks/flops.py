@@ -44,6 +44,13 @@ def sorted_batches(lengths, batch_size):
             for i in range(0, len(ordered), batch_size)]  # fmt: skip
 
 
+def arrival_batches(lengths, batch_size):
+    """(rows, padded length) of each batch of texts in the order they came, each padded to
+    its longest: what a served signature sees from its callers' batches."""
+    return [(len(lengths[i : i + batch_size]), max(lengths[i : i + batch_size]))
+            for i in range(0, len(lengths), batch_size)]  # fmt: skip
+
+
 def encode_flops(lengths, batch_size, config=MINILM):
     """{"padded": FLOPs as computed, "real": FLOPs of the real word pieces alone}."""
     batches = sorted_batches(lengths, batch_size)

@@ -178,6 +178,35 @@ def train_epoch_section(result):
     ]
 
 
+def serving_workload(serving):
+    """What the sentences were: BBC text changed from first paragraphs to whole articles."""
+    half = serving["sentences"] // 2
+    if "mean_word_pieces" not in serving:
+        return (f"The sentences: {half} BBC first paragraphs and {half} tweets (BBC text before "
+                "dataset 1.1.0, 5cefc0f; later runs encode whole articles).")  # fmt: skip
+    pieces = serving["mean_word_pieces"]
+    return (f"The sentences: {half} BBC articles ({pieces['bbc']:.0f} word pieces on average, "
+            f"cut at 128), then {half} tweets ({pieces['tweets']:.0f}).")  # fmt: skip
+
+
+def serving_peak(serving):
+    """The signature's GFLOP/s at batch 32 and one sentence at a time, against the matmul
+    peak measured in the same run."""
+    if "matmul_peak" not in serving:
+        return []
+    peak, batch = serving["matmul_peak"], serving["throughput_batch_32"]
+    single = serving["single_sentence_latency_ms"]
+    return [
+        "",
+        f"**Against the machine's own limit:** at batch 32, {batch['gflops']:.0f} GFLOP/s "
+        f"(**{batch['fraction_of_peak']:.0%}** of the fp32 matmul peak of "
+        f"{peak['peak_gflops']:.0f} GFLOP/s, {peak['peak_from']}, measured in the same run; "
+        "batches in the order they came, each cut to its longest sentence); one sentence at "
+        f"a time, {single['gflops']:.0f} GFLOP/s ({single['fraction_of_peak']:.0%}; each "
+        "call's work over its latency).",
+    ]
+
+
 def train_step_peak(train):
     """Each side's GFLOP/s and share of the matmul peak measured in the same run."""
     if "matmul_peak" not in train:
@@ -375,6 +404,8 @@ def cpu_part(folder, heading):
             f"Exported SavedModel called from raw strings: {serving['throughput_batch_32']['median']:.1f} "
             f"sentences/s at batch 32 (median); one sentence: p50 {lat['p50']:.1f} ms, "
             f"p95 {lat['p95']:.1f} ms over {lat['calls']} calls.",
+            serving_workload(serving),
+            *serving_peak(serving),
         ]
     train = load("train_step")
     if train:

@@ -26,11 +26,18 @@ def test_without_elementwise_work_removes_dropout_and_gelu():
 
 
 def test_flop_count_of_minilm():
-    from benchmarks.flops import MINILM, encode_flops, forward_flops, sorted_batches
+    from benchmarks.flops import (
+        MINILM,
+        arrival_batches,
+        encode_flops,
+        forward_flops,
+        sorted_batches,
+    )
 
     # One word piece: 6 layers x (2·(4·384² + 2·384·1536) + 2·2·1·384) FLOPs.
     assert forward_flops([(1, 1)], **MINILM) == 6 * (2 * (4 * 384**2 + 2 * 384 * 1536) + 4 * 384)
     assert sorted_batches([3, 1, 2, 5], 2) == [(2, 5), (2, 2)]  # longest first, padded
+    assert arrival_batches([3, 1, 2, 5, 4], 2) == [(2, 3), (2, 5), (1, 4)]  # as they came
     counted = encode_flops([3, 1, 2, 5], 2)
     assert counted["padded_word_pieces"] == 14 and counted["word_pieces"] == 11
     assert counted["padded"] > counted["real"] > 0
