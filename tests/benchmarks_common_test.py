@@ -141,8 +141,13 @@ def test_results_are_kept_per_cpu_and_reported_under_its_name(tmp_path, monkeypa
         env = {"cpu_model": cpu, "cpu_vector_flags": flags, "commit": "abc1234",
                "date": "2026-11-30", "cpus": 2}  # fmt: skip
         monkeypatch.setattr(common, "environment", lambda env=env: env)
-        serving = {"throughput_batch_32": {"median": rate},
+        serving = {"sentences": 10, "throughput_batch_32": {"median": rate},
                    "single_sentence_latency_ms": {"p50": 1.0, "p95": 2.0, "calls": 10}}  # fmt: skip
+        if rate == 333.0:  # a run that measured the peak and recorded its word pieces
+            serving["throughput_batch_32"].update(gflops=150.0, fraction_of_peak=0.5)
+            serving["single_sentence_latency_ms"].update(gflops=30.0, fraction_of_peak=0.1)
+            serving.update(matmul_peak={"peak_gflops": 300.0, "peak_from": "numpy square_2048"},
+                           mean_word_pieces={"bbc": 128.0, "tweets": 33.0})  # fmt: skip
         common.write_result("serving", serving)
 
     assert len(list((tmp_path / "results").iterdir())) == 3
@@ -155,3 +160,7 @@ def test_results_are_kept_per_cpu_and_reported_under_its_name(tmp_path, monkeypa
     for heading, rate in expected.items():
         assert f"{rate} sentences/s" in parts[heading]
         assert parts[heading].count("### Serving signature") == 1
+    intel = parts["## On Intel(R) Xeon(R) Processor"]
+    assert "150 GFLOP/s (**50%** of the fp32 matmul peak of 300 GFLOP/s" in intel
+    assert "5 BBC articles (128 word pieces on average" in intel
+    assert "5 BBC first paragraphs" in parts["## On AMD EPYC (with avx512f)"]
