@@ -58,15 +58,28 @@ def load_tokenizer(directory):
 
 
 def copy_weights_from(model, path):
-    """Copy weights from a saved model into the layers of `model` with the same name.
+    """Copy weights from a saved model: its backbone into `model`'s backbone, and its other
+    layers into the layers of `model` with the same name (the heads of shared tasks).
+
+    The backbones are paired as backbones, whatever their names: Keras names a layer made
+    without a name after how many of its class the process had made before
+    (`bert_backbone_2`), and presets and models saved from it keep that name, so two
+    copies of one encoder can differ in name; matching by name silently left the backbone
+    out (seen when tests made backbones in another order).
 
     Returns the names of the layers copied (for example the backbone and a head, to
     start a new multi-task run from an earlier one).
     """
-    source = {layer.name: layer for layer in load_model(path, compile=False).layers}
+    saved = load_model(path, compile=False)
+    source = {layer.name: layer for layer in saved.layers}
+    backbones = getattr(model, "backbone", None), getattr(saved, "backbone", None)
     copied = []
     for layer in model.layers:
         match = source.get(layer.name)
+        if layer is backbones[0] and backbones[1] is not None:
+            match = backbones[1]
+        elif match is backbones[1] and backbones[1] is not None:
+            continue  # the saved backbone goes to the backbone only
         if layer.weights and match is not None:
             shapes = [tuple(w.shape) for w in layer.weights]
             if shapes != [tuple(w.shape) for w in match.weights]:

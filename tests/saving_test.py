@@ -93,6 +93,25 @@ def test_optimizer_moments_survive_a_reload(tmp_path):
     assert int(reloaded.optimizer.iterations.numpy()) == 6
 
 
+def test_init_from_pairs_the_backbones_whatever_their_names(tiny_run):
+    """A backbone made without a name is named by how many of its class the process made
+    before; the saved one is copied into the new one all the same."""
+    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.saving import copy_weights_from
+    from mtl_keras.tasks import resolve_tasks
+    from tests.conftest import make_tiny_backbone
+
+    source = load_model(tiny_run / "model.keras", compile=False)
+    backbone = make_tiny_backbone()
+    backbone.name = f"{source.backbone.name}_made_elsewhere"
+    model = MultiTaskModel(backbone, resolve_tasks("topic"))
+    copied = copy_weights_from(model, tiny_run / "model.keras")
+    assert model.backbone.name in copied and "topic" in copied
+    assert model.backbone.name != source.backbone.name
+    for a, b in zip(model.backbone.get_weights(), source.backbone.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_init_from_copies_the_saved_weights(tiny_run, tiny_preset, tiny_data_dir, tmp_path):
     # frozen_all trains nothing: what it saves is what it started from.
     from experiments import run
