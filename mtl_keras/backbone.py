@@ -3,8 +3,6 @@
 import keras
 import keras_hub
 
-from mtl_keras.fused_dense import fuse_feedforward
-
 
 @keras.saving.register_keras_serializable(package="mtl_keras")
 class TunableBertBackbone(keras_hub.models.BertBackbone):
@@ -28,7 +26,6 @@ class TunableBertBackbone(keras_hub.models.BertBackbone):
 
     def __init__(self, *args, frozen_layers=(), lora_rank=None, inference_mode=False, **kwargs):
         super().__init__(*args, **kwargs)
-        fuse_feedforward(self)  # on TensorFlow, feed-forward as fused kernels (same results)
         self.inference_mode = inference_mode
         if lora_rank:
             self.enable_lora(lora_rank)

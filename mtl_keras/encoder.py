@@ -6,7 +6,6 @@ import tensorflow as tf
 
 from mtl_keras import presets
 from mtl_keras.backends import batch_length, inference_function
-from mtl_keras.fused_dense import fuse_feedforward
 from mtl_keras.inputs import as_sentence_list
 from mtl_keras.pooling import MeanPooling
 from mtl_keras.preprocessing import FEATURES, check_max_length, make_preprocessor
@@ -42,7 +41,7 @@ class SentenceEncoder:
 
     def __init__(self, backbone, tokenizer, max_length=128, model=None):
         check_max_length(max_length, backbone)
-        self.backbone = fuse_feedforward(backbone)
+        self.backbone = backbone
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.preprocessor = make_preprocessor(tokenizer, max_length)
