@@ -39,7 +39,7 @@ def test_no_task_kind_is_compared_outside_the_kind_classes():
     assert not compared, compared
 
 
-def test_no_file_is_named_after_a_numbered_task():
+def test_nothing_is_labelled_task_1_to_4():
     """A "task" is a job a head learns (topic, sentiment, a user's own): modules say what
     they do, never "Task 1".."Task 4"."""
     import re

@@ -194,9 +194,6 @@ def test_own_tasks_train_and_report_metrics_under_their_names(own_run):
     assert set(metrics["test_entity_f1_by_type"]["ents"]) >= {"person", "geo-loc"}
 
 
-# Traced: the export traces the serving signature either way; eager prediction and
-# export took 12.0 s here against 6.1 s traced (AMD EPYC, 2 vCPUs).
-@pytest.mark.graph
 def test_own_tasks_predict_and_serve_with_their_label_names(own_run, tmp_path):
     out, _ = own_run
     predictor = Predictor.from_path(out / "model.keras")
