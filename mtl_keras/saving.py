@@ -72,14 +72,15 @@ def copy_weights_from(model, path):
     """
     saved = load_model(path, compile=False)
     source = {layer.name: layer for layer in saved.layers}
-    backbones = getattr(model, "backbone", None), getattr(saved, "backbone", None)
+    ours, theirs = getattr(model, "backbone", None), getattr(saved, "backbone", None)
     copied = []
     for layer in model.layers:
         match = source.get(layer.name)
-        if layer is backbones[0] and backbones[1] is not None:
-            match = backbones[1]
-        elif match is backbones[1] and backbones[1] is not None:
-            continue  # the saved backbone goes to the backbone only
+        if theirs is not None:
+            if layer is ours:
+                match = theirs
+            elif match is theirs:
+                continue  # the saved backbone goes to the backbone only
         if layer.weights and match is not None:
             shapes = [tuple(w.shape) for w in layer.weights]
             if shapes != [tuple(w.shape) for w in match.weights]:

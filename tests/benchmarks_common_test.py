@@ -144,7 +144,7 @@ def test_results_are_kept_per_cpu_and_reported_under_its_name(tmp_path, monkeypa
         serving = {"sentences": 10, "throughput_batch_32": {"median": rate},
                    "single_sentence_latency_ms": {"p50": 1.0, "p95": 2.0, "calls": 10}}  # fmt: skip
         if rate == 333.0:  # a run that measured the peak and recorded its word pieces
-            serving["throughput_batch_32"].update(gflops=150.0, fraction_of_peak=0.5)
+            serving["throughput_batch_32"].update(gflops_padded=150.0, fraction_of_peak=0.5)
             serving["single_sentence_latency_ms"].update(gflops=30.0, fraction_of_peak=0.1)
             serving.update(matmul_peak={"peak_gflops": 300.0, "peak_from": "numpy square_2048"},
                            mean_word_pieces={"bbc": 128.0, "tweets": 33.0})  # fmt: skip
