@@ -6,9 +6,11 @@ Needs the benchmark venv (torch + sentence-transformers, `make bench`). Without 
 first trains a short `full` run on topic + sentiment (1,000 examples per task, length 64,
 one epoch). Reports, on the same machine and in one process: min cosine of
 `SentenceTransformer(exported folder)` and of the keras-hub preset against the fine-tuned
-model's own embedding; for the TF Serving export in float32 and int8, the SavedModel size,
-sentences/s through the signature (batch 32, median of repeats, runs interleaved) and each
-task's accuracy on its full test split.
+model's own embedding; for the TF Serving export in float32 and each `--quantize` mode, the
+SavedModel size, sentences/s through the signature (batch 32, median of repeats, runs
+interleaved), its GFLOP/s against the machine's fp32 matmul peak measured first in the same
+run (`benchmarks.peak`), one sentence's latency, and each task's accuracy on its full test
+split.
 """
 
 import argparse
@@ -18,7 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import peak
 from benchmarks.common import real_sentences, write_result
+from benchmarks.encode import add_flop_rates, word_piece_lengths
+from benchmarks.flops import MINILM, arrival_batches, forward_flops
 
 
 def folder_mb(path):
@@ -66,29 +71,43 @@ def test_split(task):
     return [r["text"].decode() for r in rows], [task.labels[int(r["label"])] for r in rows]
 
 
-def serving_comparison(model, tokenizer, sentences, root, repeats):
+def serving_comparison(model, tokenizer, sentences, root, repeats, peak_gflops, latency_calls):
     import tensorflow as tf
 
-    from mtl_keras.export import export_for_serving
+    from mtl_keras.export import QUANTIZATIONS, export_for_serving
 
     signatures, result = {}, {}
-    for kind, quantize in (("float32", None), ("int8", "int8")):
+    for kind in ("float32", *QUANTIZATIONS):
         # 128, as BENCHMARKS.md measured it (the model trained at 64, now the default)
         folder = export_for_serving(model, tokenizer, root / kind / "1", max_length=128,
-                                    quantize=quantize)  # fmt: skip
+                                    quantize=None if kind == "float32" else kind)  # fmt: skip
         signatures[kind] = tf.saved_model.load(str(folder)).signatures["serving_default"]
-        result[kind] = {"saved_model_mb": folder_mb(folder), "seconds": []}
+        result[kind] = {"saved_model_mb": folder_mb(folder), "seconds": [], "latency_ms": []}
     batches = [tf.constant(sentences[i : i + 32]) for i in range(0, len(sentences), 32)]
+    singles = [tf.constant([sentences[i]])
+               for i in np.random.default_rng(0).integers(0, len(sentences), latency_calls)]  # fmt: skip
     for kind in signatures:  # warm-up
-        [signatures[kind](text=b) for b in batches[:2]]
+        [signatures[kind](text=b) for b in batches[:2] + singles[:5]]
     for _ in range(repeats):
-        for kind, serve in signatures.items():  # interleaved, so drift hits both alike
+        for kind, serve in signatures.items():  # interleaved, so drift hits all alike
             start = time.perf_counter()
             [serve(text=b) for b in batches]
             result[kind]["seconds"].append(time.perf_counter() - start)
+            for single in singles[: latency_calls // repeats]:
+                start = time.perf_counter()
+                serve(text=single)
+                result[kind]["latency_ms"].append(1000 * (time.perf_counter() - start))
+    lengths = word_piece_lengths(sentences, 128)
+    flops = {"padded": forward_flops(arrival_batches(lengths, 32), **MINILM),
+             "real": forward_flops([(1, n) for n in lengths], **MINILM)}  # fmt: skip
     for kind, serve in signatures.items():
-        result[kind]["sentences_per_s_median"] = len(sentences) / float(
-            np.median(result[kind]["seconds"])
+        row = result[kind]
+        row["median"] = row["sentences_per_s_median"] = len(sentences) / float(
+            np.median(row["seconds"])
+        )
+        add_flop_rates(row, flops, len(sentences), peak_gflops)
+        row["latency_ms_p50"], row["latency_ms_p95"] = (
+            float(p) for p in np.percentile(row["latency_ms"], [50, 95])
         )
         for task in (t for t in model.tasks if t.kind == "sentence"):
             texts, gold = test_split(task)
@@ -100,8 +119,8 @@ def serving_comparison(model, tokenizer, sentences, root, repeats):
                 ].numpy()
             ]
             accuracy = float(np.mean([p == g for p, g in zip(predicted, gold, strict=True)]))
-            result[kind][f"{task.name}_test_accuracy"] = accuracy
-            result[kind][f"{task.name}_test_examples"] = len(texts)
+            row[f"{task.name}_test_accuracy"] = accuracy
+            row[f"{task.name}_test_examples"] = len(texts)
     return result
 
 
@@ -110,7 +129,10 @@ def main(argv=None):
     parser.add_argument("--model", help="a model.keras (default: train a short run first)")
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-calls", type=int, default=150)
     args = parser.parse_args(argv)
+    limit = peak.measure()  # before this process loads TensorFlow's thread pools
+    print(f"fp32 matmul peak {limit['peak_gflops']:.0f} GFLOP/s ({limit['peak_from']})")
     from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
 
     root = Path(tempfile.mkdtemp(prefix="mtl-exports-"))
@@ -120,10 +142,12 @@ def main(argv=None):
     sentences = real_sentences(args.sentences)
     parity = encoder_parity(model, tokenizer, sentences, root)
     print(parity)
-    serving = serving_comparison(model, tokenizer, sentences, root, args.repeats)
+    serving = serving_comparison(model, tokenizer, sentences, root, args.repeats,
+                                 limit["peak_gflops"], args.latency_calls)  # fmt: skip
     print(serving)
     write_result("exports", {"model": str(model_path), "trained_here": not args.model,
-                             "parity": parity, "serving": serving})  # fmt: skip
+                             "parity": parity, "serving": serving,
+                             "matmul_peak": limit})  # fmt: skip
 
 
 if __name__ == "__main__":

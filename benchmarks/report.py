@@ -270,15 +270,26 @@ def exports_section(exports):
     if not exports:
         return []
     parity, serving = exports["parity"], exports["serving"]
-    f32, int8 = serving["float32"], serving["int8"]
+    f32 = serving["float32"]
     tasks = [k.removesuffix("_test_accuracy") for k in f32 if k.endswith("_test_accuracy")]
-    rows = [
-        f"| {kind} | {r['saved_model_mb']:.0f} | {r['sentences_per_s_median']:.1f} | "
-        + " | ".join(f"{r[f'{t}_test_accuracy']:.4f}" for t in tasks)
-        + " |"
-        for kind, r in (("float32", f32), ("int8", int8))
-    ]
+    measured = "gflops_padded" in f32  # runs before the peak and latency were measured: not
+    extra = ["GFLOP/s (% of peak)", "one sentence p50 / p95 (ms)"] if measured else []
+
+    def cells(r):
+        rate = [f"{r['gflops_padded']:.0f} ({r['fraction_of_peak']:.0%})",
+                f"{r['latency_ms_p50']:.1f} / {r['latency_ms_p95']:.1f}"] if measured else []  # fmt: skip
+        return [f"{r['saved_model_mb']:.0f}", f"{r['sentences_per_s_median']:.1f}", *rate,
+                *(f"{r[f'{t}_test_accuracy']:.4f}" for t in tasks)]  # fmt: skip
+
+    header = ["weights", "SavedModel (MB)", "sentences/s", *extra,
+              *(f"{t} test accuracy ({f32[f'{t}_test_examples']})" for t in tasks)]  # fmt: skip
+    rows = [f"| {'float32' if kind == 'float32' else f'`{kind}`'} | " + " | ".join(cells(r)) + " |"
+            for kind, r in serving.items()]  # fmt: skip
     trained = "a short run trained by the script" if exports["trained_here"] else exports["model"]
+    limit = (f" GFLOP/s: the batches' work as they came, each cut to its longest sentence, "
+             f"against the fp32 matmul peak of {exports['matmul_peak']['peak_gflops']:.0f} "
+             f"GFLOP/s ({exports['matmul_peak']['peak_from']}) measured in the same run; "
+             "one sentence: single calls interleaved with the batches." if measured else "")  # fmt: skip
     return [
         "",
         "### Exports (`python -m benchmarks.exports`)",
@@ -292,17 +303,20 @@ def exports_section(exports):
         f"over {parity['sentences']} real sentences; `--format keras-hub` reloaded by "
         f"`SentenceEncoder.from_preset`: {parity['keras_hub_min_cosine']:.7f}.",
         "",
-        "TF Serving export, float32 against `--quantize int8` (same model, same sentences, runs "
-        "interleaved in one process; sentences/s through the signature at batch 32, median):",
+        "TF Serving export, float32 against `--quantize` (same model, same sentences, runs "
+        "interleaved in one process; sentences/s through the signature at batch 32, median)."
+        + limit,
         "",
-        "| weights | SavedModel (MB) | sentences/s | "
-        + " | ".join(f"{t} test accuracy ({f32[f'{t}_test_examples']})" for t in tasks)
-        + " |",
-        "|---" * (3 + len(tasks)) + "|",
+        "| " + " | ".join(header) + " |",
+        "|---" * len(header) + "|",
         *rows,
         "",
-        f"int8 is {f32['saved_model_mb'] / int8['saved_model_mb']:.1f}x smaller and runs at "
-        f"{int8['sentences_per_s_median'] / f32['sentences_per_s_median']:.2f}x the float32 speed.",
+        " ".join(
+            f"`{kind}` is {f32['saved_model_mb'] / r['saved_model_mb']:.1f}x smaller and runs at "
+            f"{r['sentences_per_s_median'] / f32['sentences_per_s_median']:.2f}x the float32 speed."
+            for kind, r in serving.items()
+            if kind != "float32"
+        ),
     ]
 
 

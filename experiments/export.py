@@ -1,7 +1,7 @@
 """Export a trained model: TF Serving (raw strings in), sentence-transformers or keras-hub.
 
     python -m experiments.export --model runs/full-.../model.keras --output serving/mtl/1
-    python -m experiments.export --model PATH --output serving/mtl/2 --quantize int8
+    python -m experiments.export --model PATH --output serving/mtl/2 --quantize int8-weights
     python -m experiments.export --format sentence-transformers --model PATH --output st-model
     python -m experiments.export --format keras-hub --model PATH --output keras-hub-preset
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from experiments.cli import run_main
 from mtl_keras.errors import InputError
-from mtl_keras.export import SIGNATURE, export_for_serving
+from mtl_keras.export import QUANTIZATIONS, SIGNATURE, export_for_serving
 from mtl_keras.portable import export_keras_hub, export_sentence_transformers
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
 
@@ -39,7 +39,12 @@ def build_parser():
         type=int,
         help="word pieces per text (default: the length the model trained at)",
     )
-    parser.add_argument("--quantize", choices=["int8"], help="tf-serving: int8 weights (smaller)")
+    parser.add_argument(
+        "--quantize",
+        choices=list(QUANTIZATIONS),
+        help="tf-serving, int8 weights (about 4x smaller): "
+        + "; ".join(f"{name}: {about}" for name, (_, about) in QUANTIZATIONS.items()),
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
     return parser
 

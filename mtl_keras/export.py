@@ -59,8 +59,8 @@ def export_for_serving(model, tokenizer, output, *, max_length=None, overwrite=F
 
     The version is written to a hidden temporary sibling and renamed into place, so TF
     Serving (which watches the model dir) never sees a half-written version. With
-    `quantize="int8"`, a copy of the model gets int8 weights (Keras `quantize`) first:
-    about a quarter of the size; whether it is faster depends on the CPU (BENCHMARKS.md).
+    `quantize` (a name in `QUANTIZATIONS`), a copy of the model gets int8 weights (Keras
+    `quantize`) first: about a quarter of the size; speed by mode and CPU in BENCHMARKS.md.
     """
     if not isinstance(model, MultiTaskModel):
         raise InputError(f"can only export a MultiTaskModel, got {type(model).__name__}.")
@@ -84,13 +84,32 @@ def export_for_serving(model, tokenizer, output, *, max_length=None, overwrite=F
     return atomic_write(output, lambda tmp: archive.write_out(tmp, verbose=False), directory=True)
 
 
+def _int8_weights_only():
+    # No activation quantizer: Keras keeps the inputs in float and casts the int8 kernel
+    # up inside the product, so the float32 matmul kernels run (TensorFlow's int8 x int8
+    # products on CPU are several times slower than its float32 ones).
+    return keras.quantizers.Int8QuantizationConfig(activation_quantizer=None)
+
+
+# name: (Keras quantization config factory, what it does). Both store int8 weights.
+QUANTIZATIONS = {
+    "int8": (lambda: keras.quantizers.Int8QuantizationConfig(),
+             "int8 weights and int8 inputs to every product (Keras' default int8)"),
+    "int8-weights": (_int8_weights_only,
+                     "int8 weights, float32 arithmetic: as small, about float32's speed"),
+}  # fmt: skip
+
+
 def quantized_copy(model, mode):
-    """A copy of `model` with `mode` ("int8") weights; the model itself is left as it was.
+    """A copy of `model` with int8 weights by `mode` (a name in `QUANTIZATIONS`); the model
+    itself is left as it was.
 
     LoRA adapters are merged first (Keras cannot quantize a layer with LoRA enabled).
     """
-    if mode != "int8":
-        raise InputError(f"unknown quantization {mode!r}; choose int8.")
+    if mode not in QUANTIZATIONS:
+        raise InputError(
+            f"unknown quantization {mode!r}; choose one of {', '.join(QUANTIZATIONS)}."
+        )
     from mtl_keras.portable import plain_backbone
 
     copy = MultiTaskModel(plain_backbone(model.backbone), model.tasks, model.dropout,
@@ -101,5 +120,5 @@ def quantized_copy(model, mode):
     copy.pooling.set_weights(model.pooling.get_weights())  # attention pooling has weights
     with warnings.catch_warnings():  # Keras warns once per layer kind it leaves as is
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
-        copy.quantize(mode)
+        copy.quantize(config=QUANTIZATIONS[mode][0]())
     return copy

@@ -13,6 +13,7 @@ from experiments import export
 from mtl_keras import SentenceEncoder
 from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.errors import InputError
+from mtl_keras.export import QUANTIZATIONS, quantized_copy
 from mtl_keras.portable import export_keras_hub, export_sentence_transformers
 from mtl_keras.saving import load_model, load_tokenizer
 from tests.conftest import cosines, make_tiny_backbone, make_tiny_tokenizer
@@ -98,17 +99,28 @@ def test_lora_adapters_are_merged_into_the_export(tmp_path):
         assert moved > 100 * kept, (moved, kept)  # the adapters' effect is in the export
 
 
-def test_int8_serving_export(tiny_run, tiny_export, tmp_path):
+@pytest.mark.parametrize("mode", list(QUANTIZATIONS))
+def test_int8_serving_export(tiny_run, tiny_export, tmp_path, mode):
     model = str(tiny_run / "model.keras")
     export.main(["--model", model, "--output", str(tmp_path / "q" / "1"), "--max-length", "16",
-                 "--quantize", "int8"])  # fmt: skip
+                 "--quantize", mode])  # fmt: skip
     text = tf.constant(SENTENCES)
     float32, int8 = (
-        tf.saved_model.load(str(folder)).signatures["serving_default"](text=text)
-        for folder in (tiny_export, tmp_path / "q" / "1")
+        tf.saved_model.load(str(folder)) for folder in (tiny_export, tmp_path / "q" / "1")
     )
+    stored = {v.dtype: 0 for v in int8.variables}
+    for v in int8.variables:
+        stored[v.dtype] += v.shape.num_elements()
+    assert stored[tf.int8] > 3 * stored[tf.float32], stored  # the weights are int8
+    float32, int8 = (m.signatures["serving_default"](text=text) for m in (float32, int8))
     assert min_cosine(float32["embedding"].numpy(), int8["embedding"].numpy()) >= 0.99
     assert int8["topic_probs"].shape == (len(SENTENCES), 5) and "ner_tags" in int8
+    layers = [layer for layer in quantized_copy(load_model(model), mode)._flatten_layers()
+              if getattr(layer, "quantization_mode", None) == "int8"]  # fmt: skip
+    float_inputs = [
+        layer.inputs_quantizer is None for layer in layers if hasattr(layer, "inputs_quantizer")
+    ]
+    assert float_inputs and set(float_inputs) == {mode == "int8-weights"}
     with pytest.raises(InputError, match="tf-serving only"):
-        export.main(["--format", "keras-hub", "--quantize", "int8", "--model", model,
+        export.main(["--format", "keras-hub", "--quantize", mode, "--model", model,
                      "--output", str(tmp_path / "k")])  # fmt: skip
