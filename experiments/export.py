@@ -42,7 +42,7 @@ def build_parser():
     parser.add_argument(
         "--quantize",
         choices=list(QUANTIZATIONS),
-        help="tf-serving, int8 weights (about 4x smaller): "
+        help="tf-serving: int8 weights, 3.6x smaller for MiniLM. "
         + "; ".join(f"{name}: {about}" for name, (_, about) in QUANTIZATIONS.items()),
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
