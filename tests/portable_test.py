@@ -124,3 +124,8 @@ def test_int8_serving_export(tiny_run, tiny_export, tmp_path, mode):
     with pytest.raises(InputError, match="tf-serving only"):
         export.main(["--format", "keras-hub", "--quantize", mode, "--model", model,
                      "--output", str(tmp_path / "k")])  # fmt: skip
+
+
+def test_an_unknown_quantization_is_named_with_the_choices(tiny_run):
+    with pytest.raises(InputError, match="unknown quantization 'int4'; choose one of int8, int8-w"):
+        quantized_copy(load_model(tiny_run / "model.keras", compile=False), "int4")
