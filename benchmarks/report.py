@@ -272,7 +272,7 @@ def exports_section(exports):
     parity, serving = exports["parity"], exports["serving"]
     f32 = serving["float32"]
     tasks = [k.removesuffix("_test_accuracy") for k in f32 if k.endswith("_test_accuracy")]
-    measured = "gflops_padded" in f32  # runs before the peak and latency were measured: not
+    measured = "gflops_padded" in f32  # results before 541a58b have no peak or latency
     extra = ["GFLOP/s (% of peak)", "one sentence p50 / p95 (ms)"] if measured else []
 
     def cells(r):
