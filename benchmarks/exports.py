@@ -23,7 +23,7 @@ import numpy as np
 from benchmarks import peak
 from benchmarks.common import real_sentences, write_result
 from benchmarks.encode import add_flop_rates, word_piece_lengths
-from benchmarks.flops import MINILM, arrival_batches, forward_flops
+from benchmarks.flops import arrival_batches, encode_flops
 
 
 def folder_mb(path):
@@ -98,8 +98,7 @@ def serving_comparison(model, tokenizer, sentences, root, repeats, peak_gflops, 
                 serve(text=single)
                 result[kind]["latency_ms"].append(1000 * (time.perf_counter() - start))
     lengths = word_piece_lengths(sentences, 128)
-    flops = {"padded": forward_flops(arrival_batches(lengths, 32), **MINILM),
-             "real": forward_flops([(1, n) for n in lengths], **MINILM)}  # fmt: skip
+    flops = encode_flops(lengths, 32, batching=arrival_batches)
     for kind, serve in signatures.items():
         row = result[kind]
         row["median"] = row["sentences_per_s_median"] = len(sentences) / float(

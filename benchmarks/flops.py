@@ -51,9 +51,11 @@ def arrival_batches(lengths, batch_size):
             for i in range(0, len(lengths), batch_size)]  # fmt: skip
 
 
-def encode_flops(lengths, batch_size, config=MINILM):
-    """{"padded": FLOPs as computed, "real": FLOPs of the real word pieces alone}."""
-    batches = sorted_batches(lengths, batch_size)
+def encode_flops(lengths, batch_size, config=MINILM, batching=sorted_batches):
+    """{"padded": FLOPs as computed, "real": FLOPs of the real word pieces alone}, with
+    the texts batched by `batching` (sorted by length, as `encode` does; or
+    `arrival_batches`, as a served signature sees them)."""
+    batches = batching(lengths, batch_size)
     return {"padded": forward_flops(batches, **config),
             "real": forward_flops([(1, n) for n in lengths], **config),
             "word_pieces": int(np.sum(lengths)),

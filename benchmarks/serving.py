@@ -17,7 +17,7 @@ import numpy as np
 from benchmarks import peak
 from benchmarks.common import peak_rss_mb, rate_summary, real_sentences, repeat_timing, write_result
 from benchmarks.encode import add_flop_rates, word_piece_lengths
-from benchmarks.flops import MINILM, arrival_batches, forward_flops
+from benchmarks.flops import MINILM, arrival_batches, encode_flops, forward_flops
 
 
 def main(argv=None):
@@ -53,8 +53,7 @@ def main(argv=None):
     )
     print(f"serving signature, batch 32: {throughput['median']:.1f} sentences/s (median)")
 
-    flops = {"padded": forward_flops(arrival_batches(lengths, 32), **MINILM),
-             "real": forward_flops([(1, n) for n in lengths], **MINILM)}  # fmt: skip
+    flops = encode_flops(lengths, 32, batching=arrival_batches)
     add_flop_rates(throughput, flops, len(sentences), limit["peak_gflops"])
     print(f"  {throughput['gflops_padded']:.0f} GFLOP/s, "
           f"{throughput['fraction_of_peak']:.0%} of the peak")  # fmt: skip

@@ -41,6 +41,8 @@ def test_flop_count_of_minilm():
     counted = encode_flops([3, 1, 2, 5], 2)
     assert counted["padded_word_pieces"] == 14 and counted["word_pieces"] == 11
     assert counted["padded"] > counted["real"] > 0
+    as_served = encode_flops([3, 1, 2, 5], 2, batching=arrival_batches)
+    assert as_served["padded_word_pieces"] == 16 and as_served["real"] == counted["real"]
 
 
 def test_matmul_rate_is_measured():
