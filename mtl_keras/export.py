@@ -95,11 +95,11 @@ def _int8_weights_only():
 QUANTIZATIONS = {
     "int8": (
         lambda: keras.quantizers.Int8QuantizationConfig(),
-        "Keras' default, int8 inputs to every product too (0.3-0.5x float32's speed on our CPUs)",
+        "Keras' default, int8 inputs to every product too (speed by CPU: docs/exports.md)",
     ),
     "int8-weights": (
         _int8_weights_only,
-        "float32 products, float32's kernels (0.96x its speed on our AMD EPYC)",
+        "float32 products, float32's kernels (speed by CPU: docs/exports.md)",
     ),
 }
 
