@@ -88,6 +88,12 @@ def word_piece_lengths(sentences, max_length=128):
     return np.asarray(mask).sum(axis=1).tolist()
 
 
+def mean_word_pieces(lengths):
+    """Mean word pieces of `real_sentences`' two halves: {"bbc": ..., "tweets": ...}."""
+    half = len(lengths) // 2
+    return {"bbc": float(np.mean(lengths[:half])), "tweets": float(np.mean(lengths[half:]))}
+
+
 def add_flop_rates(side, flops, sentences, peak_gflops):
     """GFLOP/s of a side (padded batches as run, and the real word pieces alone) and its
     fraction of the machine's matmul peak."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks import peak
 from benchmarks.common import real_sentences, write_result
-from benchmarks.encode import add_flop_rates, word_piece_lengths
+from benchmarks.encode import add_flop_rates, mean_word_pieces, word_piece_lengths
 from benchmarks.flops import arrival_batches, encode_flops
 
 
@@ -71,7 +71,8 @@ def test_split(task):
     return [r["text"].decode() for r in rows], [task.labels[int(r["label"])] for r in rows]
 
 
-def serving_comparison(model, tokenizer, sentences, root, repeats, peak_gflops, latency_calls):
+def serving_comparison(model, tokenizer, sentences, lengths, root, repeats, peak_gflops,
+                       latency_calls):  # fmt: skip
     import tensorflow as tf
 
     from mtl_keras.export import QUANTIZATIONS, export_for_serving
@@ -97,13 +98,10 @@ def serving_comparison(model, tokenizer, sentences, root, repeats, peak_gflops, 
                 start = time.perf_counter()
                 serve(text=single)
                 result[kind]["latency_ms"].append(1000 * (time.perf_counter() - start))
-    lengths = word_piece_lengths(sentences, 128)
     flops = encode_flops(lengths, 32, batching=arrival_batches)
     for kind, serve in signatures.items():
         row = result[kind]
-        row["median"] = row["sentences_per_s_median"] = len(sentences) / float(
-            np.median(row["seconds"])
-        )
+        row["median"] = len(sentences) / float(np.median(row["seconds"]))  # sentences/s
         add_flop_rates(row, flops, len(sentences), peak_gflops)
         row["latency_ms_p50"], row["latency_ms_p95"] = (
             float(p) for p in np.percentile(row["latency_ms"], [50, 95])
@@ -141,12 +139,14 @@ def main(argv=None):
     sentences = real_sentences(args.sentences)
     parity = encoder_parity(model, tokenizer, sentences, root)
     print(parity)
-    serving = serving_comparison(model, tokenizer, sentences, root, args.repeats,
+    lengths = word_piece_lengths(sentences, 128)
+    serving = serving_comparison(model, tokenizer, sentences, lengths, root, args.repeats,
                                  limit["peak_gflops"], args.latency_calls)  # fmt: skip
     print(serving)
     write_result("exports", {"model": str(model_path), "trained_here": not args.model,
-                             "parity": parity, "serving": serving,
-                             "matmul_peak": limit})  # fmt: skip
+                             "parity": parity, "serving": serving, "matmul_peak": limit,
+                             "sentences": len(sentences),
+                             "mean_word_pieces": mean_word_pieces(lengths)})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmarks import peak
 from benchmarks.common import peak_rss_mb, rate_summary, real_sentences, repeat_timing, write_result
-from benchmarks.encode import add_flop_rates, word_piece_lengths
+from benchmarks.encode import add_flop_rates, mean_word_pieces, word_piece_lengths
 from benchmarks.flops import MINILM, arrival_batches, encode_flops, forward_flops
 
 
@@ -85,10 +85,7 @@ def main(argv=None):
                 "fraction_of_peak": single_gflops / limit["peak_gflops"],
             },
             "flops_batch_32": flops,
-            "mean_word_pieces": {
-                "bbc": float(np.mean(lengths[: len(lengths) // 2])),
-                "tweets": float(np.mean(lengths[len(lengths) // 2 :])),
-            },
+            "mean_word_pieces": mean_word_pieces(lengths),
             "matmul_peak": limit,
             "peak_rss_mb": peak_rss_mb(),
         },

@@ -166,3 +166,27 @@ def test_results_are_kept_per_cpu_and_reported_under_its_name(tmp_path, monkeypa
     assert "150 GFLOP/s (**50%** of the fp32 matmul peak of 300 GFLOP/s" in intel
     assert "5 BBC articles (128 word pieces on average" in intel
     assert "5 BBC first paragraphs" in parts["## On AMD EPYC (with avx512f)"]
+
+
+def test_exports_report_gives_the_sentences_word_pieces_when_recorded():
+    from benchmarks.encode import mean_word_pieces
+    from benchmarks.report import exports_section
+
+    env = {"cpu_model": "AMD EPYC", "cpu_vector_flags": ["avx2"], "commit": "abc1234",
+           "date": "2026-12-01", "cpus": 2}  # fmt: skip
+    older = {"saved_model_mb": 177.0, "sentences_per_s_median": 60.0, "topic_test_accuracy": 0.9,
+             "topic_test_examples": 219}  # fmt: skip
+    exports = {"environment": env, "model": "m.keras", "trained_here": False,
+               "parity": {"sentences": 4, "sentence_transformers_min_cosine": 1.0,
+                          "keras_hub_min_cosine": 1.0, "sentence_transformers_modules": ["T"]},
+               "serving": {"float32": older, "int8": {**older, "sentences_per_s_median": 30.0}}}  # fmt: skip
+    text = "\n".join(exports_section(exports))
+    assert "2 BBC texts, then 2 tweets" in text and "did not record their word pieces" in text
+    assert "`int8` is 1.0x smaller and runs at 0.50x the float32 speed." in text
+
+    newer = {k: v for k, v in older.items() if k != "sentences_per_s_median"}
+    exports["serving"] = {"float32": {**newer, "median": 60.0}, "int8": {**newer, "median": 15.0}}
+    exports["sentences"], exports["mean_word_pieces"] = 4, mean_word_pieces([128, 100, 30, 36])
+    text = "\n".join(exports_section(exports))
+    assert "2 BBC articles (114 word pieces on average, cut at 128), then 2 tweets (33)." in text
+    assert "runs at 0.25x the float32 speed." in text
