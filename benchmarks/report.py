@@ -320,7 +320,7 @@ def exports_section(exports):
         "",
         "TF Serving export, float32 against `--quantize` (same model, same sentences, runs "
         "interleaved in one process; sentences/s through the signature at batch 32, median)."
-        + limit + " " + exports_workload(exports),
+        + f"{limit} {exports_workload(exports)}",
         "",
         "| " + " | ".join(header) + " |",
         "|---" * len(header) + "|",
