@@ -277,7 +277,8 @@ def profile_section(result):
 
 
 def exports_rate(row):
-    """Sentences/s through the signature (results before 541a58b name it otherwise)."""
+    """Sentences/s through the signature (results before 541a58b recorded only
+    `sentences_per_s_median`)."""
     return row["median"] if "median" in row else row["sentences_per_s_median"]
 
 
