@@ -750,11 +750,14 @@ def loss_weighting_part(rows, grid, summary):
         for c in columns
     ]
     learned_weights = {
-        t: summary[learned][f"{t}_loss_weight"][:2]
+        t: summary[learned][f"{t}_loss_weight"]
         for t in MULTITASK_TASKS
         if f"{t}_loss_weight" in summary[learned]
     }
-    weights = ", ".join(f"{t} {m:.3g} ± {s:.2g}" for t, (m, s) in learned_weights.items())
+    weights = ", ".join(  # one seed: its value, as in the tables
+        f"{t} {m:.3g}" + (f" ± {s:.2g}" if n > 1 else "")
+        for t, (m, s, n) in learned_weights.items()
+    )
     fixed_weights = ", ".join(f"{t} {TASKS[t].loss_weight:g}" for t in MULTITASK_TASKS)
     return [
         "",

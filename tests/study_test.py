@@ -266,6 +266,10 @@ def test_learned_loss_weights_are_compared_with_the_fixed_ones_by_seed(tmp_path)
     assert "| topic_accuracy | sentiment_accuracy | ner_entity_f1 | similarity_pearson |" in text
     assert "| +0.0100 ± 0.0100 | – | – | – | **+2.00 ± 0.00** |" in text
     assert "Learned factors exp(−s) at the end (mean ± sample std over seeds): topic 3 ± 1." in text
+    one_seed = [r for r in rows if r["seed"] == 0]
+    text = "\n".join(lib.multitask_section(tmp_path, one_seed, "multitask"))
+    assert "| – | – | – | – | – |" in text  # nothing to pair with one seed
+    assert "at the end (mean ± sample std over seeds): topic 2." in text
 
 
 def test_sequential_configs_train_the_second_task_from_the_first_alone(
