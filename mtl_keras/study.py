@@ -491,6 +491,12 @@ def paired_difference(rows, grid, config, base, column):
     return mean, std, len(diff), mean - half, mean + half
 
 
+def mean_cell(values, mean_format, std_format=None):
+    """`0.9772 ± 0.0079`: a (mean, std, n) over seeds; a single seed: its value alone."""
+    mean, std, n = values
+    return f"{mean:{mean_format}}" + (f" ± {std:{std_format or mean_format}}" if n > 1 else "")
+
+
 def difference_cell(values, digits=4):
     """`+0.0123 ± 0.0045`, bold when the 95 % interval excludes 0; `–` for none."""
     if values is None:
@@ -522,15 +528,13 @@ def markdown_table(summary, columns=None):
             if column not in values:
                 cells.append("–")
                 continue
-            mean, std, _ = values[column]
+            mean = values[column][0]
             if column == "trainable_params":
                 cells.append(f"{mean:,.0f}")
             elif column == "seconds_per_epoch":
                 cells.append(f"{mean:.0f}")
             else:
-                digits = 2 if column in STS_COLUMNS else 4
-                spread = f" ± {std:.{digits}f}" if values[column][2] > 1 else ""  # one seed: none
-                cells.append(f"{mean:.{digits}f}{spread}")
+                cells.append(mean_cell(values[column], f".{2 if column in STS_COLUMNS else 4}f"))
         n = next(iter(values.values()))[2]
         lines.append(f"| {config} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -543,8 +547,7 @@ def size_table(summary):
     def cell(config, column, digits=4):
         if column not in summary.get(config, {}):
             return "–"
-        mean, std, n = summary[config][column]
-        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if n > 1 else "")
+        return mean_cell(summary[config][column], f".{digits}f")
 
     sizes = [f"n{size or 'all'}" for size in SIZES]
     head = [f"{size or 'all'} tweets" for size in SIZES] + ["topic, all", "STS-B after, all"]
@@ -754,10 +757,7 @@ def loss_weighting_part(rows, grid, summary):
         for t in MULTITASK_TASKS
         if f"{t}_loss_weight" in summary[learned]
     }
-    weights = ", ".join(  # one seed: its value, as in the tables
-        f"{t} {m:.3g}" + (f" ± {s:.2g}" if n > 1 else "")
-        for t, (m, s, n) in learned_weights.items()
-    )
+    weights = ", ".join(f"{t} {mean_cell(v, '.3g', '.2g')}" for t, v in learned_weights.items())
     fixed_weights = ", ".join(f"{t} {TASKS[t].loss_weight:g}" for t in MULTITASK_TASKS)
     return [
         "",
