@@ -174,7 +174,10 @@ def plot_affinity(path, cells):
     for i, j in zip(*np.where(np.isfinite(grid)), strict=True):
         low, high = cells[rows[i]][columns[j]][3:]
         mark = "*" if low > 0 or high < 0 else ""  # the 95 % interval excludes 0
-        ax.text(j, i, f"{grid[i, j]:+.1f}{mark}", ha="center", va="center", fontsize=9)
+        # RdBu is dark at its ends: white labels there, black elsewhere.
+        colour = "white" if abs(grid[i, j]) > 0.6 * limit else "black"
+        label = f"{grid[i, j]:+.1f}{mark}"
+        ax.text(j, i, label, ha="center", va="center", fontsize=9, color=colour)
     ax.set_xticks(range(len(columns)), [f"+ {c}" for c in columns])
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("task added")

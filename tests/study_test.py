@@ -251,6 +251,19 @@ def test_affinity_is_the_paired_gain_of_training_beside_a_task(tmp_path):
     assert round(cells["topic"]["all"][0], 6) == 0.01 and cells["mine"]["all"] is None
 
 
+def test_affinity_plot_labels_stay_legible_on_the_darkest_cells(tmp_path, monkeypatch):
+    from mtl_keras import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi: figures.append(fig))
+    cells = {"ner": {"sentiment": (-0.037, 0.018, 3, -0.08, 0.007), "topic": (-0.004, 0.003, 3, -0.01, 0.004)},
+             "topic": {"ner": (0.006, 0.003, 3, -0.001, 0.013), "sentiment": None}}  # fmt: skip
+    plots.plot_affinity(tmp_path / "affinity.png", cells)
+    labels = {t.get_text(): t.get_color() for t in figures[0].axes[0].texts}
+    # -3.7 is the colour map's darkest red: black on it could not be read.
+    assert labels == {"-3.7": "white", "-0.4": "black", "+0.6": "black"}
+
+
 def test_learned_loss_weights_are_compared_with_the_fixed_ones_by_seed(tmp_path):
     from mtl_keras import study as lib
 
