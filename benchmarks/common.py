@@ -1,9 +1,7 @@
 """Shared by the benchmarks: the real sentences, timing, memory, and writing results."""
 
-import hashlib
 import json
 import platform
-import re
 import resource
 import statistics
 import time
@@ -12,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_keras.provenance import code_commit
+from mtl_keras.provenance import code_commit, cpu_folder, cpu_model
 
 # One folder per CPU (`cpu_folder`): the same code measures differently on AMD and
 # Intel, so a run on one CPU never overwrites the other's numbers.
@@ -128,15 +126,6 @@ def environment():
     }
 
 
-def cpu_folder(cpu_model_name, vector_flags=()):
-    """The results folder of one CPU: its model name and a digest of its vector instruction
-    sets, since one name ('AMD EPYC') covers generations that measure differently."""
-    words = re.sub(r"\((r|tm)\)", " ", (cpu_model_name or "unknown cpu").lower())
-    name = re.sub(r"[^a-z0-9]+", "-", words).strip("-") or "unknown-cpu"
-    digest = hashlib.sha1(" ".join(sorted(vector_flags)).encode()).hexdigest()[:6]
-    return f"{name}-{digest}"
-
-
 def write_result(name, result):
     env = environment()
     folder = RESULTS / cpu_folder(env.get("cpu_model"), env.get("cpu_vector_flags", ()))
@@ -146,21 +135,3 @@ def write_result(name, result):
     path.write_text(json.dumps(payload, indent=2, default=lambda o: float(np.asarray(o))) + "\n")
     print(f"wrote {path}")
     return path
-
-
-def cpu_model():
-    """The CPU's model name and its vector instruction sets (they decide TF's fast paths)."""
-    info = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                info.setdefault("cpu_model", value.strip())
-            if key.strip() == "flags":
-                flags = value.split()
-                info.setdefault("cpu_vector_flags", sorted(
-                    f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))
-                ))  # fmt: skip
-    except OSError:
-        pass
-    return info

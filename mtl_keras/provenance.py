@@ -1,7 +1,9 @@
-"""Which code made a result: the git commit a run's metrics.json, the study and the
-benchmarks record."""
+"""Which code and which CPU made a result: the git commit and the CPU that a run's
+metrics.json, the study and the benchmarks record."""
 
 import functools
+import hashlib
+import re
 import subprocess
 from pathlib import Path
 
@@ -22,3 +24,41 @@ def code_commit():
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+changes" if dirty else "")
+
+
+def cpu_model():
+    """The CPU's model name and its vector instruction sets (they decide TF's fast paths);
+    empty where /proc/cpuinfo is not (macOS, Windows)."""
+    info = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                info.setdefault("cpu_model", value.strip())
+            if key.strip() == "flags":
+                flags = value.split()
+                info.setdefault("cpu_vector_flags", sorted(
+                    f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))
+                ))  # fmt: skip
+    except OSError:
+        pass
+    return info
+
+
+def cpu_folder(cpu_model_name, vector_flags=()):
+    """A name for one CPU: its model name and a digest of its vector instruction sets,
+    since one name ('AMD EPYC') covers generations that measure differently. The
+    benchmarks' results folder of that CPU."""
+    words = re.sub(r"\((r|tm)\)", " ", (cpu_model_name or "unknown cpu").lower())
+    name = re.sub(r"[^a-z0-9]+", "-", words).strip("-") or "unknown-cpu"
+    digest = hashlib.sha1(" ".join(sorted(vector_flags)).encode()).hexdigest()[:6]
+    return f"{name}-{digest}"
+
+
+def machine_cpu():
+    """This machine's CPU as `cpu_folder` names it (`amd-epyc-a35562`), or None where the
+    CPU cannot be read: seconds per epoch compare only between runs on one CPU."""
+    info = cpu_model()
+    if "cpu_model" not in info:
+        return None
+    return cpu_folder(info["cpu_model"], info.get("cpu_vector_flags", ()))

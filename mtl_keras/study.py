@@ -6,6 +6,7 @@ exists is skipped, so an interrupted study resumes where it stopped. `report` tu
 finished runs into results/study.csv, RESULTS.md and results/*.png.
 """
 
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -365,6 +366,7 @@ def rows_from_runs(root):
             "scenario": metrics["scenario"],
             "seed": int(seed),
             "commit": metrics.get("commit") or "",  # empty: made before runs recorded it
+            "cpu": metrics.get("cpu") or "",  # the same
             "tasks": ",".join(metrics["tasks"]),
             "trainable_params": metrics["params"]["trainable"],
             "seconds_per_epoch": float(np.mean(metrics["epoch_seconds"] or [0.0])),
@@ -401,7 +403,7 @@ def run_tasks(metrics):
 def rows_from_csv(path):
     """The rows of a study.csv, numbers as numbers and empty cells left out (as
     `rows_from_runs` leaves out what a run did not measure)."""
-    text = ("grid", "config", "scenario", "tasks", "commit")
+    text = ("grid", "config", "scenario", "tasks", "commit", "cpu")
 
     def number(value):
         return int(value) if value.lstrip("-").isdigit() else float(value)
@@ -604,7 +606,7 @@ def grid_section(root, results_dir, rows, grid):
         "",
         f"## Grid `{grid}`: tasks {tasks}, seeds {seeds}",
         "",
-        commits_line([r for r in rows if r["grid"] == grid]),
+        provenance_line([r for r in rows if r["grid"] == grid]),
         "",
         *budget,
         markdown_table(summary),
@@ -679,7 +681,7 @@ def multitask_section(results_dir, rows, grid):
         "",
         f"## Grid `{grid}`: each task alone, every pair and all four together, seeds {seeds}",
         "",
-        commits_line(grid_rows),
+        provenance_line(grid_rows),
         "",
         f"Per-run budget: the study's, with the RunConfig fields {MULTITASK_BUDGETS[budget]}"
         " (None: every training example): each task has as many training examples in "
@@ -783,6 +785,30 @@ def commits_line(rows):
     return f"**These runs span {len(commits)} commits:** {listed} runs."
 
 
+def cpus_line(rows):
+    """Which CPUs the runs were made on: seconds per epoch compare only between runs on one
+    CPU, so a table that mixes CPUs, or holds runs whose CPU went unrecorded, says so."""
+    cpus = collections.Counter(r.get("cpu") or "unrecorded" for r in rows)
+    if set(cpus) == {"unrecorded"}:
+        return (
+            "CPU unrecorded: runs made before study.csv recorded it (results/notes.md "
+            "names each session's machine)."
+        )
+    if len(cpus) == 1:
+        return f"Runs made on the CPU `{next(iter(cpus))}`."
+    listed = ", ".join(f"`{c}` ({n})" for c, n in sorted(cpus.items(), key=lambda kv: (
+        kv[0] == "unrecorded", kv[0])))  # fmt: skip
+    return (
+        f"**CPUs mixed or unrecorded:** {listed} runs; compare seconds per epoch only "
+        "between runs on one CPU."
+    )
+
+
+def provenance_line(rows):
+    """The commits and the CPUs a table's runs were made at."""
+    return f"{commits_line(rows)} {cpus_line(rows)}"
+
+
 def transfer_section(rows):
     runs = {r["config"]: r for r in rows if r["grid"] == TRANSFER}
     if not {"topic_only", "add_sentiment"} <= set(runs):
@@ -792,7 +818,7 @@ def transfer_section(rows):
         "",
         "## Transfer: topic alone, then + sentiment with the topic head frozen",
         "",
-        f"One seed. {commits_line(list(runs.values()))}",
+        f"One seed. {provenance_line(list(runs.values()))}",
         "",
         "| step | topic test accuracy | sentiment test accuracy |",
         "|---|---|---|",
@@ -833,7 +859,8 @@ def report(root, results_dir, readme, commit=None, base_rows=None):
         + (f", report written at commit `{commit}`." if commit else "."),
         f"Per-run budget: `{budget}` (test metrics on up to 1,000 examples per task).",
         "Means ± sample standard deviations (ddof = 1) over seeds (a single seed: its "
-        "value); every number comes from results/study.csv, which names each run's commit.",
+        "value); every number comes from results/study.csv, which names each run's commit "
+        "and, for the runs since it recorded one, its CPU.",
     ]
     for grid in GRIDS:
         if grid in MULTITASK_GRIDS:

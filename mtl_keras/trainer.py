@@ -37,7 +37,7 @@ from mtl_keras.model import MultiTaskModel, compile_model, per_task_logs
 from mtl_keras.optimizers import make_optimizer
 from mtl_keras.plots import plot_curves
 from mtl_keras.preprocessing import make_preprocessor
-from mtl_keras.provenance import code_commit
+from mtl_keras.provenance import code_commit, machine_cpu
 from mtl_keras.saving import TOKENIZER_DIR, check_model_file, copy_weights_from, save_tokenizer
 from mtl_keras.scenarios import (
     HEAD_PART,
@@ -680,6 +680,7 @@ class MultiTaskTrainer:
             "replicas": self.replicas,
             "processes": self.cluster.num_processes if self.cluster else 1,
             "commit": code_commit(),  # the code that made these numbers (None: no checkout)
+            "cpu": machine_cpu(),  # the CPU that timed them (None: unreadable)
             "config": {
                 **self.config.to_dict(),
                 "learning_rate": self.config.learning_rate_or_default,

@@ -37,6 +37,9 @@ def test_tiny_study_writes_tables_plots_and_resumes(tiny_preset, tiny_data_dir, 
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     if head.returncode == 0:  # every run names the commit that made it
         assert {r["commit"].removesuffix("+changes") for r in rows} == {head.stdout.strip()}
+    from mtl_keras.provenance import machine_cpu
+
+    assert {r["cpu"] for r in rows} == {machine_cpu() or ""}  # and the CPU that timed it
     assert {"topic_accuracy", "sentiment_macro_f1", "trainable_params", "sts_after"} <= set(rows[0])
     # The forgetting column: a scenario that trains nothing changes the embedding by 0.
     assert [float(r["sts_change"]) for r in rows if r["config"] == "frozen_all"] == [0.0, 0.0]
@@ -142,7 +145,7 @@ def test_report_rebuilds_from_the_csv_and_names_the_commits(tmp_path):
     from mtl_keras import study as lib
 
     run = {"topic_accuracy": 0.9, "trainable_params": 10, "seconds_per_epoch": 1.5}
-    rows = (seed_rows("main", "full", [0.70, 0.75], commit="aaa1111", **run)
+    rows = (seed_rows("main", "full", [0.70, 0.75], commit="aaa1111", cpu="amd-epyc-a35562", **run)
             + seed_rows("main", "lora", [0.71, 0.74], commit="bbb2222", **run)
             + [{"grid": "transfer", "config": "topic_only", "seed": 0, "commit": "aaa1111",
                 "topic_accuracy": 0.96},
@@ -154,6 +157,13 @@ def test_report_rebuilds_from_the_csv_and_names_the_commits(tmp_path):
     lib.report(tmp_path / "no-runs", tmp_path / "results", tmp_path / "RESULTS.md", base_rows=back)
     text = (tmp_path / "RESULTS.md").read_text()
     assert "**These runs span 2 commits:** `aaa1111` (2), `bbb2222` (2) runs." in text
+    # Seconds per epoch compare only within one CPU: a table mixing CPUs says so.
+    assert (
+        "**CPUs mixed or unrecorded:** `amd-epyc-a35562` (2), `unrecorded` (2) runs; "
+        "compare seconds per epoch only between runs on one CPU."
+    ) in text
+    assert "One seed. Runs made at commit `aaa1111`. CPU unrecorded: runs made before" in text
+    assert lib.cpus_line(rows[:2]) == "Runs made on the CPU `amd-epyc-a35562`."
     assert "| lora − full | 2 |" in text and "sample standard deviations (ddof = 1)" in text
     assert "| 2. `frozen_head_a` from step 1, + sentiment | 0.9700 | 0.7200 |" in text
     assert lib.rows_from_csv(tmp_path / "results" / "study.csv") == rows
