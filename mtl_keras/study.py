@@ -775,20 +775,30 @@ def loss_weighting_part(rows, grid, summary):
     ]
 
 
+def run_counts(rows, column):
+    """{value: runs} of a provenance column (`commit`, `cpu`), sorted, with "unrecorded"
+    (runs made before the column existed) last."""
+    counts = collections.Counter(r.get(column) or "unrecorded" for r in rows)
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0] == "unrecorded", kv[0])))
+
+
+def listed_counts(counts):
+    """`a` (2), `b` (1): the values of `run_counts` and their runs."""
+    return ", ".join(f"`{value}` ({n})" for value, n in counts.items())
+
+
 def commits_line(rows):
     """Which commits the runs were made at; a table that mixes them says so."""
-    commits = sorted({r.get("commit") or "unrecorded" for r in rows})
+    commits = run_counts(rows, "commit")
     if len(commits) == 1:
-        return f"Runs made at commit `{commits[0]}`."
-    counts = {c: sum((r.get("commit") or "unrecorded") == c for r in rows) for c in commits}
-    listed = ", ".join(f"`{c}` ({n})" for c, n in counts.items())
-    return f"**These runs span {len(commits)} commits:** {listed} runs."
+        return f"Runs made at commit `{next(iter(commits))}`."
+    return f"**These runs span {len(commits)} commits:** {listed_counts(commits)} runs."
 
 
 def cpus_line(rows):
     """Which CPUs the runs were made on: seconds per epoch compare only between runs on one
     CPU, so a table that mixes CPUs, or holds runs whose CPU went unrecorded, says so."""
-    cpus = collections.Counter(r.get("cpu") or "unrecorded" for r in rows)
+    cpus = run_counts(rows, "cpu")
     if set(cpus) == {"unrecorded"}:
         return (
             "CPU unrecorded: runs made before study.csv recorded it (results/notes.md "
@@ -796,11 +806,9 @@ def cpus_line(rows):
         )
     if len(cpus) == 1:
         return f"Runs made on the CPU `{next(iter(cpus))}`."
-    listed = ", ".join(f"`{c}` ({n})" for c, n in sorted(cpus.items(), key=lambda kv: (
-        kv[0] == "unrecorded", kv[0])))  # fmt: skip
     return (
-        f"**CPUs mixed or unrecorded:** {listed} runs; compare seconds per epoch only "
-        "between runs on one CPU."
+        f"**CPUs mixed or unrecorded:** {listed_counts(cpus)} runs; compare seconds per "
+        "epoch only between runs on one CPU."
     )
 
 
