@@ -8,13 +8,12 @@ Labels per split: classes (bbc_news, tweet_sentiment), entity types (wnut16) or 
 genres of the pairs (stsb, whose words and pieces count both sentences).
 """
 
-import argparse
 import collections
 import shlex
 
 import numpy as np
 
-from experiments.cli import run_main
+from experiments.cli import ArgumentParser, run_main
 from mtl_keras import presets
 from mtl_keras.data import BUILDERS, get_builder, load, resolve_data_dir
 from mtl_keras.data.examples import EXAMPLES, task_options, write_example_files
@@ -49,7 +48,7 @@ def split_stats(name, split, data_dir, tokenizer):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["prepare", "stats", "examples"])
     parser.add_argument("--data-dir", help="default: $MTL_KERAS_DATA_DIR or <TFDS dir>/mtl_keras")
     parser.add_argument("--datasets", default=",".join(BUILDERS))

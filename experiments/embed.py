@@ -5,11 +5,9 @@ python -m experiments.embed            # built-in samples
 python -m experiments.embed --preset PATH_TO_LOCAL_BERT "..."
 """
 
-import argparse
-
 import numpy as np
 
-from experiments.cli import run_main
+from experiments.cli import ArgumentParser, run_main
 from mtl_keras import SentenceEncoder
 
 SAMPLES = [
@@ -21,7 +19,7 @@ SAMPLES = [
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sentences", nargs="*", help="sentences to embed (default: samples)")
     parser.add_argument("--preset", help="local keras-hub preset dir or Hugging Face BERT folder")
     parser.add_argument("--max-length", type=int, default=128)

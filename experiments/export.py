@@ -14,10 +14,9 @@ preset of the backbone and tokenizer (no pooling: keras-hub backbones have none)
 overwrites without --overwrite.
 """
 
-import argparse
 from pathlib import Path
 
-from experiments.cli import run_main
+from experiments.cli import ArgumentParser, run_main
 from mtl_keras.errors import InputError
 from mtl_keras.export import QUANTIZATIONS, SIGNATURE, export_for_serving
 from mtl_keras.portable import export_keras_hub, export_sentence_transformers
@@ -27,7 +26,7 @@ FORMATS = ("tf-serving", "sentence-transformers", "keras-hub")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a model.keras written by experiments.run")
     parser.add_argument("--output", required=True, help="tf-serving: a version dir (serving/mtl/1)")
     parser.add_argument("--format", default=FORMATS[0], choices=FORMATS)

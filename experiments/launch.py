@@ -13,12 +13,12 @@ import argparse
 import datetime
 import sys
 
-from experiments.cli import run_main
+from experiments.cli import ArgumentParser, run_main
 from mtl_keras.launch import launch
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=2, help="processes on this machine")
     parser.add_argument("--port", type=int, default=None,
                         help="process 0's coordinator port (default: a free one)")  # fmt: skip

@@ -7,12 +7,11 @@
 Writes one JSON object per text (JSON Lines) to --output, or to the terminal.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from experiments.cli import run_main
+from experiments.cli import ArgumentParser, run_main
 from mtl_keras.artifacts import atomic_write, ensure_writable_dir
 from mtl_keras.errors import InputError
 from mtl_keras.inputs import read_texts
@@ -20,7 +19,7 @@ from mtl_keras.predict import Predictor
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("texts", nargs="*", help="texts to label (or use --input)")
     parser.add_argument("--model", required=True, help="a model.keras written by experiments.run")
     parser.add_argument("--input", help="a .txt, .csv or .jsonl file of texts")

@@ -11,11 +11,10 @@ the help, default and choices written beside the field (`--max-length` is `max_l
 history.csv, logs/ (TensorBoard) and curves.png.
 """
 
-import argparse
 import dataclasses
 import typing
 
-from experiments.cli import run_main
+from experiments.cli import ArgumentParser, run_main
 from mtl_keras import RunConfig, train
 from mtl_keras.config import option_flag
 from mtl_keras.errors import InputError
@@ -28,7 +27,7 @@ HINTS = typing.get_type_hints(RunConfig)
 
 def build_parser():
     """One option per `RunConfig` field, from the field's own help, default and choices."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     knobs = parser.add_argument_group("scenario knobs")
     for field in FIELDS:
         meta = field.metadata

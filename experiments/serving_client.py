@@ -8,11 +8,10 @@ Start the server with the official image (see docs/exports.md, "TF Serving"); `-
 match its MODEL_NAME (default `mtl`).
 """
 
-import argparse
 import json
 import urllib.request
 
-from experiments.cli import run_main
+from experiments.cli import ArgumentParser, run_main
 from mtl_keras.export import SIGNATURE
 from mtl_keras.inputs import as_sentence_list
 
@@ -60,7 +59,7 @@ def send_grpc(host, request, timeout=30):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sentences", nargs="+")
     parser.add_argument("--model-name", default="mtl")
     parser.add_argument("--rest", metavar="HOST:PORT", help="send to TF Serving's REST API")

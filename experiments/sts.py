@@ -7,10 +7,9 @@
 The published figure for all-MiniLM-L6-v2 (MTEB STSBenchmark, test) is 82.03.
 """
 
-import argparse
 from pathlib import Path
 
-from experiments.cli import run_main
+from experiments.cli import ArgumentParser, run_main
 from mtl_keras import SentenceEncoder
 from mtl_keras.data.loading import resolve_data_dir
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
@@ -18,7 +17,7 @@ from mtl_keras.similarity import sts_benchmark
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", help="a model.keras written by experiments.run")
     source.add_argument("--preset", help="local keras-hub preset or Hugging Face BERT folder")

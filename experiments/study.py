@@ -11,11 +11,10 @@ A thin wrapper over `mtl_keras.study`: runs go into study_runs/<grid>/<config>-s
 finished runs are skipped. Results: results/study.csv, RESULTS.md and results/*.png.
 """
 
-import argparse
 import shlex
 from pathlib import Path
 
-from experiments.cli import run_main
+from experiments.cli import ArgumentParser, run_main
 from experiments.run import add_own_task_options, build_parser, config_from_args, own_tasks
 from mtl_keras import study
 from mtl_keras.errors import InputError
@@ -38,7 +37,7 @@ def parse_list(text, valid, what):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     configs = ", ".join(study.CONFIGS)
     parser.add_argument("--scenarios", help=f"configs to run (default all): {configs}")
     parser.add_argument("--seeds", help="e.g. 0,1 (default: each grid's own)")
