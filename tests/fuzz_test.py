@@ -6,6 +6,8 @@ The cases are drawn from a fixed seed, so a failure names a case that can be rer
 number of cases tried is printed in the pytest summary.
 """
 
+import csv
+import io
 import json
 import os
 import random
@@ -44,6 +46,28 @@ def case_paths(folder, rng):
     return [p if p.startswith("/") or not p else str(folder / p) for p in PATHS]
 
 
+def text_file(path, rng, valid=False):
+    """A texts file for `--input` / `read_texts`: a valid one of its kind (random words,
+    some not ASCII) when `valid` and half the other times, else random bytes."""
+    if not valid and rng.random() < 0.5:
+        path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(100))))
+        return path
+    words = ["the", "fox", "café", "😀", "a,b", '"q"', "Привет", "stocks"]
+    texts = [
+        " ".join(rng.choices(words, k=rng.randrange(1, 6))) for _ in range(rng.randrange(1, 5))
+    ]
+    if path.suffix == ".csv":
+        rows = io.StringIO()
+        csv.writer(rows).writerows([["id", "text"], *([i, t] for i, t in enumerate(texts))])
+        content = rows.getvalue()
+    elif path.suffix == ".jsonl":
+        content = "\n".join(json.dumps({"text": t}) for t in texts)
+    else:
+        content = "\n".join(texts)
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
 def exit_code(capsys, main, argv, surface, case):
     try:
         run_main(main, argv)
@@ -52,9 +76,22 @@ def exit_code(capsys, main, argv, surface, case):
         code = error.code
     err = capsys.readouterr().err
     ok = code in (0, 2) and "Traceback" not in err
+    if code == 2:  # one line that says what is wrong, and nothing after it
+        lines = err.strip().splitlines()
+        ok = ok and bool(lines) and lines[-1].startswith("error: ")
+        ok = ok and sum(line.startswith("error: ") for line in lines) == 1
     FUZZ_CASES.append((surface, case, ok, code))
     assert ok, (surface, case, argv, code, err[-500:])
     return code
+
+
+def assert_accepted(minimum):
+    """At least `minimum[surface]` of this test's cases were accepted: a surface that
+    rejected everything with a user error would pass every other check here."""
+    for surface, least in minimum.items():
+        cases = [code for s, _, _, code in FUZZ_CASES if s == surface]
+        accepted = cases.count(0)
+        assert accepted >= least, f"{surface}: {accepted} of {len(cases)} accepted, want {least}"
 
 
 def test_run(tiny_preset, tiny_data_dir, tmp_path, capsys):
@@ -79,6 +116,7 @@ def test_run(tiny_preset, tiny_data_dir, tmp_path, capsys):
         assert finished == (code == 0), (case, argv, code)
         if code == 2:
             assert not os.path.exists(os.path.join(out, "model.keras")), (case, argv)
+    assert_accepted({"experiments.run": 3})
 
 
 def test_embed_predict_export(tiny_preset, tiny_run, tmp_path, capsys):
@@ -87,35 +125,47 @@ def test_embed_predict_export(tiny_preset, tiny_run, tmp_path, capsys):
     for case in range(45):
         paths = case_paths(tmp_path / f"case{case}", rng)
         texts = [random_text(rng) for _ in range(rng.randrange(1, 4))]
+        # One case in three keeps every argument valid but the texts (so each tool must
+        # accept some cases); the others draw each argument from good and bad ones.
+        clean = case % 9 < 3
+
+        def pick(good, bad, clean=clean):
+            return good if clean else rng.choice([good, *bad])
+
+        ends = ["--"] if clean else []  # a text may start with "-": `--` ends the options
         number = rng.choice(NUMBERS)
         tool = ["embed", "predict", "export"][case % 3]
         if tool == "embed":
-            preset = rng.choice([str(tiny_preset)] * 3 + paths)
-            argv = ["--preset", preset, "--max-length", rng.choice([number, "16"]), *texts]
-            exit_code(capsys, embed.main, argv, "experiments.embed", case)
+            preset = pick(str(tiny_preset), paths)
+            argv = ["--preset", preset, "--max-length", pick("16", [number]), *ends, *texts]
+            code = exit_code(capsys, embed.main, argv, "experiments.embed", case)
         elif tool == "predict":
             inputs = tmp_path / f"case{case}" / rng.choice(["in.txt", "in.csv", "in.jsonl"])
-            inputs.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(80))))
-            source = rng.choice([texts, ["--input", str(inputs)]])
-            argv = ["--model", rng.choice([model, model, *paths]), *source,
-                    rng.choice(["--batch-size", "--max-length"]), number]  # fmt: skip
+            source = rng.choice([[*ends, *texts], ["--input", str(text_file(inputs, rng, clean))]])
+            option = rng.choice(["--batch-size", "--max-length"])
+            good = {"--batch-size": "4", "--max-length": "16"}[option]
+            argv = ["--model", pick(model, paths), option, pick(good, [number])]
             if rng.random() < 0.5:
-                argv += ["--output", rng.choice([*paths, str(tmp_path / f"case{case}/o.jsonl")])]
+                argv += ["--output", pick(str(tmp_path / f"case{case}/o.jsonl"), paths)]
             if "--max-length" not in argv:
                 argv += ["--max-length", "16"]
-            exit_code(capsys, predict.main, argv, "experiments.predict", case)
+            code = exit_code(capsys, predict.main, [*argv, *source], "experiments.predict", case)
         else:
-            output = rng.choice([*paths, str(tmp_path / f"case{case}" / "m" / "1")])
-            argv = ["--model", rng.choice([model, *paths]), "--output", output,
-                    "--max-length", rng.choice([number, "16"])]  # fmt: skip
-            exit_code(capsys, export.main, argv, "experiments.export", case)
+            output = pick(str(tmp_path / f"case{case}" / "m" / "1"), paths)
+            argv = ["--model", pick(model, paths), "--output", output,
+                    "--max-length", pick("16", [number])]  # fmt: skip
+            code = exit_code(capsys, export.main, argv, "experiments.export", case)
+        assert code == 0 or not clean, (tool, case, argv)  # valid arguments are accepted
+    assert_accepted({"experiments.embed": 5, "experiments.predict": 5, "experiments.export": 5})
 
 
 def api_call(surface, case, call):
     try:
         call()
-    except UserError:
-        FUZZ_CASES.append((surface, case, True, 2))
+    except UserError as error:
+        one_line = bool(str(error).strip()) and "\n" not in str(error)
+        FUZZ_CASES.append((surface, case, one_line, 2))
+        assert one_line, f"{surface} case {case}: {str(error)!r} is not one line"
         return
     except Exception as error:  # noqa: BLE001 - the finding this test exists for
         FUZZ_CASES.append((surface, case, False, None))
@@ -127,24 +177,32 @@ def random_value(rng):
     return rng.choice([float("nan"), float("inf"), -1, 0, 1, 2.5, 10**30, "x", None, [], True])
 
 
+GOOD_VALUES = {"epochs": 2, "batch_size": 8, "max_length": 32, "learning_rate": 1e-4,
+               "dropout": 0.2, "seed": 3, "loss_weights": {"topic": 2.0}, "tasks": "topic,ner",
+               "scenario": "frozen_lower", "sampling": "temperature", "temperature": 2.0,
+               "output_dir": None, "verbose": 0, "lora_rank": 4, "layer_decay": 0.8}  # fmt: skip
+
+
 def test_python_api(tiny_preset, tiny_run, tmp_path):
     rng = random.Random(3)
     encoder = SentenceEncoder.from_preset(tiny_preset, max_length=16)
     predictor = Predictor.from_path(tiny_run / "model.keras", max_length=16)
-    fields = ["epochs", "batch_size", "max_length", "learning_rate", "dropout", "seed",
-              "loss_weights", "tasks", "scenario", "sampling", "temperature", "output_dir",
-              "verbose", "lora_rank", "layer_decay"]  # fmt: skip
+    fields = list(GOOD_VALUES)
     for case in range(30):
         texts = [random_text(rng) for _ in range(rng.randrange(0, 5))]
         if rng.random() < 0.2:
             texts.append(random_value(rng))
         api_call("SentenceEncoder.encode", case, lambda t=texts: encoder.encode(t))
         api_call("Predictor.predict", case, lambda t=texts: predictor.predict(t))
-        options = {rng.choice(fields): random_value(rng) for _ in range(rng.randrange(1, 3))}
+        options = {}
+        for field in rng.sample(fields, rng.randrange(1, 3)):
+            options[field] = rng.choice([random_value(rng), GOOD_VALUES[field]])
         api_call("RunConfig", case, lambda o=options: RunConfig(**o))
         path = tmp_path / f"texts{case}{rng.choice(['.txt', '.csv', '.jsonl', '.bin'])}"
-        path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(100))))
+        text_file(path, rng)
         api_call("read_texts", case, lambda p=path: read_texts(p))
+    assert_accepted({"SentenceEncoder.encode": 12, "Predictor.predict": 12, "RunConfig": 8,
+                     "read_texts": 5})  # fmt: skip
 
 
 def test_invalid_unicode_is_dropped_the_same_way_everywhere(tiny_preset):
@@ -205,3 +263,4 @@ def test_own_data_files(tmp_path):
                 list(task.examples(split).as_numpy_iterator())
 
         api_call("tasks.from_files", case, read)
+    assert_accepted({"tasks.from_files": 5})
