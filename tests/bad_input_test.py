@@ -158,12 +158,19 @@ def write_bad_presets(folder, tiny_preset):
     (bad / "config.json").write_text(text)
 
 
+@pytest.fixture(scope="module")
+def bad_files(tiny_preset, tmp_path_factory):
+    """The broken presets and model file the run cases point at: written once (only read)."""
+    folder = tmp_path_factory.mktemp("bad_files")
+    (folder / "garbage.keras").write_bytes(b"\x00" * 100)
+    write_bad_presets(folder, tiny_preset)
+    return folder
+
+
 @pytest.mark.parametrize("case", RUN_CASES)
-def test_run_cli_error(tmp_path, capsys, tiny_run, tiny_preset, tiny_data_dir, case):
-    (tmp_path / "garbage.keras").write_bytes(b"\x00" * 100)
-    write_bad_presets(tmp_path, tiny_preset)
+def test_run_cli_error(tmp_path, capsys, tiny_run, tiny_preset, tiny_data_dir, bad_files, case):
     arguments, reason = RUN_CASES[case]
-    argv = [a.format(tmp=tmp_path, finished=tiny_run) for a in arguments]
+    argv = [a.format(tmp=bad_files, finished=tiny_run) for a in arguments]
     if "--preset" not in argv:
         argv += ["--preset", str(tiny_preset)]
     if "--data-dir" not in argv:
@@ -357,6 +364,20 @@ OWN_FILE_CASES = {  # case: ({file: content}, extra arguments, what its one line
                                        "--task-columns 'text=body' is not OURS:THEIRS"),
     "--task-kind of no task": ({"mine.csv": "text,label\nhi,a\nho,b\n"},
                                ["--task-kind", "other=sentence"], "names 'other', which no --task"),
+    "tokens and tags of different lengths": ({"mine.jsonl": '{"tokens": ["Ada", "saw"], "tags": ["B-per"]}\n'},
+                                             [], "line 1: 2 tokens but 1 tags"),
+    "empty text": ({"mine.csv": "text,label\nhi,a\n  ,b\n"}, [], "mine.csv' line 3: 'text' is empty"),
+    "JSONL line not an object": ({"mine.jsonl": '{"text": "hi", "label": "a"}\n["ho", "b"]\n'}, [],
+                                 "mine.jsonl' line 2 is not a JSON object"),
+    "files of mixed kinds": ({"mine/train.csv": "text,label\nhi,a\nho,b\n",
+                              "mine/dev.csv": "text,labels\nhey,a|b\n"}, [],
+                             "are of different kinds \\(multi_label, sentence\\)"),
+    "ragged CSV row": ({"mine.csv": "text,label\nhi,a\nho\nhe,b\n"}, [],
+                       "mine.csv' line 3 does not have one value per column"),
+    "constant pair score": ({"mine.tsv": "sentence1\tsentence2\tscore\na\tb\t2\nc\td\t2\n"}, [],
+                            "task 'mine': every training score is 2.0"),
+    "non-finite pair score": ({"mine.tsv": "sentence1\tsentence2\tscore\na\tb\t1\nc\td\tinf\n"},
+                              [], "mine.tsv' line 3: score inf is not a finite number"),
 }  # fmt: skip
 
 

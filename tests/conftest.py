@@ -320,6 +320,18 @@ def tiny_inputs():
     }
 
 
+def force_labels(dense, embeddings, labels, scale=10.0):
+    """Set a `Dense` head so that text i (row i of `embeddings`, what the head reads)
+    scores highest for class `labels[i]`: its kernel solves E K = scale x one-hot in least
+    squares (exact while the embeddings are independent), its bias 0. A tiny model's own
+    head often gives every test text one label, and then a served label that ignores
+    the text would pass."""
+    targets = np.eye(dense.units)[list(labels)] * scale
+    kernel = np.linalg.pinv(np.asarray(embeddings, "float64")) @ targets
+    dense.kernel.assign(kernel.astype("float32"))
+    dense.bias.assign(np.zeros(dense.units, "float32"))
+
+
 BAD_INPUT_RESULTS = []  # (surface, case, passed): the bad-input corpus, summarised at the end
 FUZZ_RESULTS = []  # (surface, case, passed, exit code): tests/fuzz_test.py's generated cases
 FUZZ_CASES = []  # the running test's fuzz cases; they travel to FUZZ_RESULTS in its report

@@ -16,6 +16,7 @@ from mtl_keras.errors import InputError
 from mtl_keras.preprocessing import make_preprocessor, trim_padding
 from mtl_keras.saving import load_model, load_tokenizer
 from mtl_keras.tasks import TASKS
+from tests.conftest import force_labels
 
 SENTENCES = ["the quick fox jumps", "a", "", "stocks fell , market fell !", "Café São Paulo"]
 
@@ -37,16 +38,42 @@ def keras_reference(tiny_run, sentences):
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def test_signature_served_with_only_tf_and_tf_text_matches_keras(tiny_run, tiny_export, tmp_path):
+FORCED = {"topic": [0, 1, 2, 3, 4], "sentiment": [0, 1, 2, 0, 1]}  # a label per sentence
+
+
+@pytest.fixture(scope="module")
+def decisive_run(tiny_run, tmp_path_factory):
+    """`tiny_run`'s model, whose own heads give the five sentences one topic and one
+    sentiment, with heads forced to `FORCED` (`force_labels`) and a large random NER head
+    (tags that differ), saved beside its tokenizer and exported: (run folder, export)."""
+    model = load_model(tiny_run / "model.keras", compile=False)
+    preprocessor = make_preprocessor(load_tokenizer(tiny_run / "tokenizer"), 16)
+    x = trim_padding(preprocessor(tf.constant(SENTENCES)))
+    embedding = model.inference_model()(x, training=False)["embedding"]
+    for task, labels in FORCED.items():
+        force_labels(model.head_denses[task], embedding, labels)
+    ner = model.head_denses["ner"]
+    ner.kernel.assign(np.random.default_rng(0).normal(size=ner.kernel.shape) * 50)
+    folder = tmp_path_factory.mktemp("decisive")
+    model.save(folder / "model.keras")
+    shutil.copytree(tiny_run / "tokenizer", folder / "tokenizer")
+    version = folder / "serving" / "1"
+    export.main(["--model", str(folder / "model.keras"), "--output", str(version),
+                 "--max-length", "16"])  # fmt: skip
+    return folder, version
+
+
+def test_signature_served_with_only_tf_and_tf_text_matches_keras(decisive_run, tmp_path):
+    run, exported = decisive_run
     run_isolated(f"""
         import sys, numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
-        serve = tf.saved_model.load({str(tiny_export)!r}).signatures["serving_default"]
+        serve = tf.saved_model.load({str(exported)!r}).signatures["serving_default"]
         out = serve(text=tf.constant({SENTENCES!r}))
         assert "keras_hub" not in sys.modules and "mtl_keras" not in sys.modules, "imported too much"
         np.savez({str(tmp_path / "served.npz")!r}, **{{k: v.numpy() for k, v in out.items()}})
     """)
     served = np.load(tmp_path / "served.npz", allow_pickle=True)
-    reference = keras_reference(tiny_run, SENTENCES)
+    reference = keras_reference(run, SENTENCES)
     embedding = reference["embedding"] / np.linalg.norm(
         reference["embedding"], axis=1, keepdims=True
     )
@@ -58,6 +85,7 @@ def test_signature_served_with_only_tf_and_tf_text_matches_keras(tiny_run, tiny_
         # The label is the Keras model's argmax, named with the task's own labels.
         want = [TASKS[task].labels[i] for i in np.argmax(reference[task], axis=-1)]
         assert [label.decode() for label in served[f"{task}_label"]] == want
+        assert want == [TASKS[task].labels[i] for i in FORCED[task]]  # the labels differ
     pieces = served["word_pieces"]
     assert [p.decode() for p in pieces[1] if p] == ["[CLS]", "a", "[SEP]"]
     # NER: each real word piece tagged with the Keras argmax; [CLS], [SEP] and padding "".
@@ -67,6 +95,7 @@ def test_signature_served_with_only_tf_and_tf_text_matches_keras(tiny_run, tiny_
     want_tags = np.where(mask, tags, "")
     assert [[t.decode() for t in row] for row in served["ner_tags"]] == want_tags.tolist()
     assert mask[1].tolist()[:3] == [False, True, False] and mask.sum() > len(SENTENCES)
+    assert len(set(want_tags[mask])) > 1  # the tags differ
 
 
 def test_every_op_is_core_tensorflow_or_tf_text(tiny_export):

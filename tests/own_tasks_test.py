@@ -1,18 +1,21 @@
 """A user's own files: read in each format, split, labelled, trained, predicted, exported."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from experiments import export, run
-from mtl_keras import Predictor, RunConfig
+from mtl_keras import Predictor, RunConfig, SentenceEncoder
 from mtl_keras.data import sources
 from mtl_keras.data.examples import task_options, write_example_files
 from mtl_keras.data.splits import split_of
+from mtl_keras.preprocessing import make_preprocessor
+from mtl_keras.saving import load_tokenizer
 from mtl_keras.tasks import Task, from_files
-from tests.conftest import traced
+from tests.conftest import force_labels, traced
 
 
 def write(path, content):
@@ -31,6 +34,11 @@ ACCEPTED = {  # file name: (content, the texts it holds, in order)
     "quoted.csv": ('text,label\n"two\nlines, one text",a\nho,b\n', ["two\nlines, one text", "ho"]),
     "tabs.tsv": ('label\ttext\na\t"hi, there\nb\tho\n', ['"hi, there', "ho"]),  # no quoting
     "lines.jsonl": ('{"text": "hi", "label": 1}\n\n{"text": "ho", "label": 2}\n', ["hi", "ho"]),
+    "bom_crlf.tsv": (b"\xef\xbb\xbftext\tlabel\r\nhi\ta\r\nho\tb\r\n", ["hi", "ho"]),
+    "bom_crlf.jsonl": (
+        b'\xef\xbb\xbf{"text": "hi", "label": "a"}\r\n{"text": "ho", "label": "b"}\r\n',
+        ["hi", "ho"],
+    ),
 }
 
 
@@ -55,6 +63,39 @@ def test_conll_reads_the_last_column_skips_docstart_and_puts_o_first(tmp_path):
     rows += [(e["tokens"].tolist(), e["ner"].tolist()) for s in ("validation", "test")
              for e in examples(task, s)]  # fmt: skip
     assert sorted(rows) == sorted([([b"Ada", b"saw"], [2, 0]), ([b"Paris"], [1]), ([b"hi"], [0])])
+
+
+TOKEN_FILES = {  # the same two sentences as a user might write them in each format
+    "train.conll": b"\xef\xbb\xbfAda NNP B-per\r\nsaw VBD O\r\n\r\nParis NNP B-loc\r\n",
+    "train.csv": "tokens,tags\nAda saw,B-per O\nParis,B-loc\n",
+    "train.tsv": "tags\ttokens\nB-per O\tAda saw\nB-loc\tParis\n",
+    "train.jsonl": '{"tokens": ["Ada", "saw"], "tags": ["B-per", "O"]}\n'
+    '{"tokens": ["Paris"], "tags": ["B-loc"]}\n',
+}
+
+
+@pytest.mark.parametrize("name", TOKEN_FILES)
+def test_token_tasks_read_from_every_format(tmp_path, name):
+    """`.conll` (here with a byte-order mark and CRLF), and `tokens,tags` columns in CSV
+    and TSV (whitespace-separated) and JSONL (lists) make the same token task."""
+    for split in ("train", "validation", "test"):  # nothing carved: train keeps both rows
+        write(tmp_path / "t" / f"{split}{name[5:]}", TOKEN_FILES[name])
+    task = from_files("ents", tmp_path / "t")
+    assert task.kind == "token" and task.labels == ("O", "B-loc", "B-per")
+    rows = [(e["tokens"].tolist(), e["ner"].tolist()) for e in examples(task, "train")]
+    assert rows == [([b"Ada", b"saw"], [2, 0]), ([b"Paris"], [1])]
+
+
+def test_a_forced_kind_overrides_what_the_columns_say(tmp_path):
+    rows = "text,label,labels\nhi,a,a|b\nho,b,b\nhe,a,\n"
+    path = write(tmp_path / "both" / "train.csv", rows)
+    write(tmp_path / "both" / "validation.csv", rows)
+    detected = from_files("mine", path.parent)
+    assert detected.kind == "sentence" and detected.labels == ("a", "b")
+    forced = from_files("mine", path.parent, kind="multi_label")
+    assert forced.kind == "multi_label" and forced.labels == ("a", "b")
+    hot = [e["labels"].tolist() for e in examples(forced, "train")]
+    assert hot == [[1, 1], [0, 1], [0, 0]]
 
 
 def test_a_single_file_is_split_by_the_hash_of_each_text(tmp_path):
@@ -194,35 +235,144 @@ def test_own_tasks_train_and_report_metrics_under_their_names(own_run):
     assert set(metrics["test_entity_f1_by_type"]["ents"]) >= {"person", "geo-loc"}
 
 
-def test_own_tasks_predict_and_serve_with_their_label_names(own_run, tmp_path):
+def class_f1(gold, predicted):
+    """(macro F1, micro F1) of boolean [examples, classes] matrices, each class's F1 0
+    where it has no true or predicted example (as Keras' `F1Score` counts it)."""
+    tp, fp, fn = ((g & p).sum(0) for g, p in ((gold, predicted), (~gold, predicted),
+                                             (gold, ~predicted)))  # fmt: skip
+    per_class = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    return per_class.mean(), 2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)
+
+
+def test_own_tasks_test_metrics_recompute_from_the_saved_model(own_run):
+    """Every kind's reported test figures, recomputed here from the saved model's outputs
+    on the same examples with numpy: a wrong F1, correlation or ranking fails."""
+    from scipy.stats import spearmanr
+
+    from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, make_preprocessor
+    from mtl_keras.saving import load_model, load_tokenizer
+
+    out, metrics = own_run
+    model = load_model(out / "model.keras", compile=False)
+    inference = model.inference_model()
+    pre = make_preprocessor(load_tokenizer(out / "tokenizer"), 16)
+    tasks, test = {t.name: t for t in model.tasks}, metrics["test"]
+
+    def rows(name):
+        found = list(tasks[name].examples("test").take(test[name]["examples"]).as_numpy_iterator())
+        assert len(found) == test[name]["examples"] > 1
+        return found
+
+    def inputs(texts):
+        return {f: tf.cast(v, "int32") for f, v in pre(tf.constant(texts)).items()}
+
+    def fields(examples, *names):
+        return [[e[n].decode() for e in examples] for n in names]
+
+    news = rows("news")
+    logits = inference(inputs(fields(news, "text")[0]), training=False)["news"].numpy()
+    gold = np.array([e["label"] for e in news])
+    hot = np.eye(len(tasks["news"].labels), dtype=bool)
+    macro, _ = class_f1(hot[gold], hot[logits.argmax(1)])
+    assert test["news"]["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == gold), abs=1e-6)
+    assert test["news"]["macro_f1"] == pytest.approx(macro, abs=1e-5)
+
+    types = rows("types")
+    logits = inference(inputs(fields(types, "text")[0]), training=False)["types"].numpy()
+    macro, micro = class_f1(np.array([e["labels"] for e in types]) > 0.5, logits > 0)
+    assert test["types"]["macro_f1"] == pytest.approx(macro, abs=1e-5)
+    assert test["types"]["micro_f1"] == pytest.approx(micro, abs=1e-5)
+
+    para = rows("para")
+    first, second = (inputs(texts) for texts in fields(para, "sentence1", "sentence2"))
+    pair = {**first, **{p: second[f] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)}}
+    predicted = model(pair, training=False)["para"].numpy().argmax(1)
+    gold = np.array([e["label"] for e in para])
+    hot = np.eye(len(tasks["para"].labels), dtype=bool)
+    assert test["para"]["accuracy"] == pytest.approx(np.mean(predicted == gold), abs=1e-6)
+    assert test["para"]["macro_f1"] == pytest.approx(class_f1(hot[gold], hot[predicted])[0],
+                                                     abs=1e-5)  # fmt: skip
+
+    # Whole-split figures embed as the run did (its encoder, batches and traced graph): the
+    # tiny model's cosines nearly tie, and float noise of another path would reorder them.
+    encoder = SentenceEncoder.from_model(model, load_tokenizer(out / "tokenizer"), 16)
+
+    def embed(texts):
+        with traced():
+            return encoder.encode(texts, batch_size=8)
+
+    sts = rows("sts")
+    cosine = np.sum(np.prod([embed(t) for t in fields(sts, "sentence1", "sentence2")], 0), 1)
+    score = np.array([e["score"] for e in sts])
+    assert test["sts"]["pearson"] == pytest.approx(np.corrcoef(cosine, score)[0, 1], abs=1e-4)
+    assert test["sts"]["spearman"] == pytest.approx(spearmanr(cosine, score)[0], abs=1e-6)
+
+    close = rows("close")
+    anchors, positives = (embed(t) for t in fields(close, "anchor", "positive"))
+    scores = anchors @ positives.T
+    rank = 1 + (scores > np.diag(scores)[:, None]).sum(1)
+    assert test["close"]["recall_at_1"] == pytest.approx(np.mean(rank == 1), abs=1e-6)
+    assert test["close"]["mrr"] == pytest.approx(np.mean(1 / rank), abs=1e-6)
+    assert 0 < test["close"]["mrr"] < 1  # neither every anchor first nor a constant
+
+
+# Words of the tiny vocabulary (tests/conftest.py), so the texts' embeddings differ.
+SERVED_TEXTS = ["the quick brown fox", "I saw Ada Lovelace in London", "the team won the match",
+                "a new phone chip", "stocks fell , the market fell"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def decisive_model(own_run, tmp_path_factory):
+    """`own_run`'s model with heads made decisive, saved beside its tokenizer: the sentence
+    head gives the five texts five labels (`force_labels`); a large random token head, so
+    tags differ; and the multi-label head's biases set so one label is always above 0.5
+    and one always below (so a threshold that is wrong on either side shows)."""
+    from mtl_keras.saving import load_model
+
     out, _ = own_run
-    predictor = Predictor.from_path(out / "model.keras")
+    model = load_model(out / "model.keras", compile=False)
+    x = make_preprocessor(load_tokenizer(out / "tokenizer"), 16)(tf.constant(SERVED_TEXTS))
+    x = {f: tf.cast(v, "int32") for f, v in x.items()}
+    embedding = model.inference_model()(x, training=False)["embedding"]
+    force_labels(model.head_denses["news"], embedding, range(len(SERVED_TEXTS)))
+    ents = model.head_denses["ents"]
+    ents.kernel.assign(np.random.default_rng(0).normal(size=ents.kernel.shape) * 50)
+    bias = np.zeros(model.head_denses["types"].bias.shape, "float32")
+    bias[0], bias[1] = 30.0, -30.0
+    model.head_denses["types"].bias.assign(bias)
+    folder = tmp_path_factory.mktemp("decisive")
+    model.save(folder / "model.keras")
+    shutil.copytree(out / "tokenizer", folder / "tokenizer")
+    return folder
+
+
+def test_own_tasks_predict_and_serve_with_their_label_names(decisive_model, tmp_path):
+    from mtl_keras.saving import load_model
+
+    predictor = Predictor.from_path(decisive_model / "model.keras")
     labels = {t.name: t.labels for t in predictor.tasks}
     assert set(labels["news"]) == set(sources.BBC_LABELS) and labels["ents"][0] == "O"
-    texts = ["Shares fall as oil prices rise", "I saw Ada Lovelace in London"]
-    predicted = predictor.predict(texts)
-    assert all(p["news"]["label"] in labels["news"] for p in predicted)
+    predicted = predictor.predict(SERVED_TEXTS)
+    news = [p["news"]["label"] for p in predicted]
+    assert news == list(labels["news"])  # text i gets label i (`force_labels`)
     assert len(predicted[1]["ents"]["tags"]) == 6 and "sts" not in predicted[0]
-    assert (
-        "para" not in predicted[0] and "close" not in predicted[0]
-    )  # two texts: no output per text
-    types = predicted[0]["types"]
-    assert list(types["probabilities"]) == list(labels["types"])
-    assert types["labels"] == [n for n, p in types["probabilities"].items() if p > 0.5]
+    assert "para" not in predicted[0] and "close" not in predicted[0]  # no output per text
+    for p in predicted:
+        types = p["types"]
+        assert list(types["probabilities"]) == list(labels["types"])
+        assert types["labels"] == [n for n, v in types["probabilities"].items() if v > 0.5]
+        assert labels["types"][0] in types["labels"] and labels["types"][1] not in types["labels"]
     version = tmp_path / "serving" / "1"
-    export.main(["--model", str(out / "model.keras"), "--output", str(version)])
+    export.main(["--model", str(decisive_model / "model.keras"), "--output", str(version)])
     served = tf.saved_model.load(str(version)).signatures["serving_default"](
-        text=tf.constant(texts)
+        text=tf.constant(SERVED_TEXTS)
     )
-    got = [label.decode() for label in served["news_label"].numpy()]
-    assert got == [p["news"]["label"] for p in predicted]
+    assert [label.decode() for label in served["news_label"].numpy()] == news
     np.testing.assert_allclose(
         served["news_probs"].numpy(),
         [list(p["news"]["probabilities"].values()) for p in predicted],
         atol=1e-5,
     )
-    tags = {t.decode() for t in served["ents_tags"].numpy().ravel()} - {""}
-    assert tags <= set(labels["ents"])
     np.testing.assert_allclose(
         served["types_probs"].numpy(),
         [list(p["types"]["probabilities"].values()) for p in predicted],
@@ -230,6 +380,21 @@ def test_own_tasks_predict_and_serve_with_their_label_names(own_run, tmp_path):
     )
     served_types = [[n.decode() for n in row if n] for row in served["types_labels"].numpy()]
     assert served_types == [p["types"]["labels"] for p in predicted]
+    # Token tags: each real word piece's tag is the Keras argmax; a word's first piece
+    # carries the tag the Predictor gives that word.
+    x = {f: tf.cast(v, "int32") for f, v in make_preprocessor(
+        load_tokenizer(decisive_model / "tokenizer"), 16)(tf.constant(SERVED_TEXTS)).items()}  # fmt: skip
+    logits = load_model(decisive_model / "model.keras").inference_model()(x)["ents"].numpy()
+    pieces, tags = served["word_pieces"].numpy(), served["ents_tags"].numpy()
+    real = (pieces != b"") & (pieces != b"[CLS]") & (pieces != b"[SEP]")
+    width = pieces.shape[1]
+    want = np.where(real, np.array(labels["ents"], object)[logits[:, :width].argmax(-1)], "")
+    assert [[t.decode() for t in row] for row in tags] == want.tolist()
+    assert len({t for row in tags for t in row} - {b""}) > 1  # tags differ
+    for row, p in zip(range(len(SERVED_TEXTS)), predicted, strict=True):
+        words = [(t.decode(), piece.decode()) for t, piece in zip(tags[row], pieces[row], strict=True)
+                 if piece and not piece.startswith(b"##") and piece not in (b"[CLS]", b"[SEP]")]  # fmt: skip
+        assert [t for t, _ in words] == p["ents"]["tags"], (p["text"], words)
 
 
 def test_a_task_from_in_memory_datasets_trains_like_any_other(tiny_preset, tmp_path):

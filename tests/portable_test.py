@@ -115,6 +115,10 @@ def test_int8_serving_export(tiny_run, tiny_export, tmp_path, mode):
     float32, int8 = (m.signatures["serving_default"](text=text) for m in (float32, int8))
     assert min_cosine(float32["embedding"].numpy(), int8["embedding"].numpy()) >= 0.99
     assert int8["topic_probs"].shape == (len(SENTENCES), 5) and "ner_tags" in int8
+    for task in ("topic", "sentiment"):  # the heads read the int8 encoder's embedding
+        gap = np.abs(int8[f"{task}_probs"].numpy() - float32[f"{task}_probs"].numpy()).max()
+        assert gap < 0.02, (task, gap)
+        assert (int8[f"{task}_label"].numpy() == float32[f"{task}_label"].numpy()).all()
     layers = [layer for layer in quantized_copy(load_model(model), mode)._flatten_layers()
               if getattr(layer, "quantization_mode", None) == "int8"]  # fmt: skip
     float_inputs = [

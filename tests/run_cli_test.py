@@ -80,9 +80,15 @@ def test_own_tasks_train_alone_unless_tasks_names_built_in_ones(tmp_path):
     assert alone.task_names == ["mine"] and alone.tasks[0].files == {"train": f"{tmp_path}/m.csv"}
     beside = run.parse_config(["--tasks", "topic", "--task", f"mine={tmp_path}/m.csv"])
     assert beside.task_names == ["topic", "mine"]
-    mapped = run.parse_config(["--task", f"mine={tmp_path}/m.csv", "--task-columns",
-                               "mine=text:text,label:label", "--task-kind", "mine=sentence"])  # fmt: skip
-    assert mapped.tasks[0].columns == {"text": "text", "label": "label"}
+    # Columns that say `sentence`; the forced kind reads them as multi-label instead.
+    (tmp_path / "both.csv").write_text("body,label,labels\nhi,a,a|b\nho,b,b\n")
+    mapped = run.parse_config(["--task", f"mine={tmp_path}/both.csv", "--task-columns",
+                               "mine=text:body", "--task-kind", "mine=multi_label"])  # fmt: skip
+    assert mapped.tasks[0].columns == {"text": "body"}
+    assert mapped.tasks[0].kind == "multi_label" and mapped.tasks[0].labels == ("a", "b")
+    detected = run.parse_config(["--task", f"mine={tmp_path}/both.csv", "--task-columns",
+                                 "mine=text:body"])  # fmt: skip
+    assert detected.tasks[0].kind == "sentence"
 
 
 def test_verbosity_follows_the_terminal(monkeypatch):
