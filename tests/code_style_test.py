@@ -3,6 +3,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 MAX_FUNCTION_LINES = 60
 
@@ -19,6 +21,51 @@ def test_no_function_is_longer_than_60_lines():
 
 
 KIND_NAMES = {"sentence", "token", "pair", "multi_label", "pair_classification", "contrastive"}
+REGISTRY = "KINDS"  # the one place a kind's name is looked up: `KINDS[task.kind]`
+
+
+def is_kind(node):
+    """`x.kind` or a variable named `kind`."""
+    return (isinstance(node, ast.Attribute) and node.attr == "kind") or (
+        isinstance(node, ast.Name) and node.id == "kind"
+    )
+
+
+def is_kind_name(node):
+    return isinstance(node, ast.Constant) and node.value in KIND_NAMES
+
+
+def is_registry(node):
+    return isinstance(node, ast.Name) and node.id == REGISTRY
+
+
+def kind_switches(source):
+    """Line numbers where code branches on a kind's name instead of asking its class:
+    comparisons with a kind name or `x.kind`, `match` on a kind, lookups keyed by a kind
+    in anything but the registry, and dicts keyed by kind names."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            attribute = any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides)
+            named = any(is_kind_name(n) for side in sides for n in ast.walk(side))
+            if named or (attribute and not any(map(is_registry, sides))):
+                found.append(node.lineno)
+        elif isinstance(node, ast.Match):
+            patterns = [p for case in node.cases for p in ast.walk(case.pattern)]
+            named = any(isinstance(p, ast.MatchValue) and is_kind_name(p.value) for p in patterns)
+            if is_kind(node.subject) or named:
+                found.append(node.lineno)
+        elif isinstance(node, ast.Subscript) and is_kind(node.slice):
+            if not is_registry(node.value):
+                found.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            keyed = node.func.attr in ("get", "pop", "setdefault") and node.args
+            if keyed and is_kind(node.args[0]) and not is_registry(node.func.value):
+                found.append(node.lineno)
+        elif isinstance(node, ast.Dict) and any(is_kind_name(k) for k in node.keys if k):
+            found.append(node.lineno)
+    return found
 
 
 def test_no_task_kind_is_compared_outside_the_kind_classes():
@@ -28,15 +75,56 @@ def test_no_task_kind_is_compared_outside_the_kind_classes():
     for path in sorted([*ROOT.glob("mtl_keras/**/*.py"), *ROOT.glob("experiments/*.py")]):
         if path.name == "kinds.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Compare):
-                continue
-            sides = [node.left, *node.comparators]
-            kind_attribute = any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides)
-            kind_name = any(isinstance(s, ast.Constant) and s.value in KIND_NAMES for s in sides)
-            if kind_attribute or kind_name:
-                compared.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+        lines = kind_switches(path.read_text())
+        compared += [f"{path.relative_to(ROOT)}:{line}" for line in lines]
     assert not compared, compared
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "if task.kind == 'token': pass",
+        "if kind in ('pair', 'contrastive'): pass",
+        "match task.kind:\n    case 'token': pass",
+        "match name:\n    case 'multi_label': pass",
+        "heads = HEADS[task.kind]",
+        "head = HEADS.get(kind)",
+        "loss = {'sentence': 1, 'token': 2}",
+    ],
+)
+def test_the_kind_switch_check_catches_each_form(code):
+    assert kind_switches(code) == [1]
+
+
+def test_the_kind_switch_check_lets_the_registry_be():
+    assert kind_switches("spec = KINDS[task.kind]\nok = kind in KINDS\nx = KINDS.get(kind)") == []
+
+
+def timeoutless_subprocesses(source):
+    """Line numbers of `subprocess.run`-style calls, and of `communicate()` / `wait()`,
+    without a timeout: a hung child would hang the whole suite."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        name, owner = node.func.attr, node.func.value
+        runs = name in ("run", "check_output", "check_call", "call") and (
+            isinstance(owner, ast.Name) and owner.id == "subprocess"
+        )
+        waits = name in ("communicate", "wait") and not node.args
+        if (runs or waits) and not any(k.arg == "timeout" for k in node.keywords):
+            found.append(node.lineno)
+    return found
+
+
+def test_every_subprocess_a_test_waits_for_has_a_timeout():
+    missing = []
+    for path in sorted(ROOT.glob("tests/**/*.py")):
+        missing += [
+            f"{path.relative_to(ROOT)}:{n}" for n in timeoutless_subprocesses(path.read_text())
+        ]
+    assert not missing, missing
+    assert timeoutless_subprocesses("subprocess.run(cmd)\np.communicate()") == [1, 2]
 
 
 def test_nothing_is_labelled_task_1_to_4():

@@ -2,6 +2,7 @@
 the training stream's fixed order, and (in subprocesses on JAX) two processes on
 localhost that train, match one process, survive a kill and export for TF Serving."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -93,9 +94,51 @@ def test_launcher_stops_the_others_when_one_process_fails(capsys):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     failing = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     started = time.time()
-    assert supervise([sleeper, failing], poll=0.05) == 3
-    assert sleeper.wait(timeout=10) == -signal.SIGTERM and time.time() - started < 10
+    try:
+        assert supervise([sleeper, failing], poll=0.05) == 3
+        assert sleeper.wait(timeout=10) == -signal.SIGTERM and time.time() - started < 10
+    finally:
+        stop(sleeper, failing)
     assert "process 1 exited with code 3" in capsys.readouterr().err
+
+
+def test_launcher_gives_each_process_its_port_and_cores(tmp_path, monkeypatch):
+    """`--port` is process 0's coordinator port in every process's variables, and
+    `--cores-per-process` the number of cores each is pinned to (not the even split)."""
+    from experiments import launch as launch_cli
+    from mtl_keras.launch import free_port
+
+    pid, addresses = distributed.PROCESS_ID, distributed.ADDRESSES
+    report = (
+        f"import json, os, sys; json.dump({{'id': os.environ[{pid!r}], "
+        f"'addresses': os.environ[{addresses!r}], 'cores': sorted(os.sched_getaffinity(0)), "
+        "'backend': os.environ['KERAS_BACKEND']}, "
+        f"open(sys.argv[1] + '/' + os.environ[{pid!r}] + '.json', 'w'))"
+    )
+    monkeypatch.setattr(launch_cli, "run_command",
+                        lambda options: [sys.executable, "-c", report, str(tmp_path)])  # fmt: skip
+    port, cores = free_port(), sorted(os.sched_getaffinity(0))
+    launch_cli.main(["--processes", "1", "--port", str(port), "--cores-per-process", "1"])
+    seen = json.loads((tmp_path / "0.json").read_text())
+    assert seen["addresses"] == f"localhost:{port}" and seen["backend"] == "jax"
+    assert seen["cores"] == cores[:1] and len(cores) > 1  # the even split would be every core
+    launch_cli.main(["--processes", str(len(cores))])  # default: a free port, one core each
+    seen = [json.loads((tmp_path / f"{i}.json").read_text()) for i in range(len(cores))]
+    assert [s["cores"] for s in seen] == [[c] for c in cores]
+    assert len({s["addresses"] for s in seen}) == 1 and seen[0]["addresses"] != f"localhost:{port}"
+    with pytest.raises(InputError, match=f"1 processes x {len(cores) + 1} cores need"):
+        launch_cli.main(["--processes", "1", "--cores-per-process", str(len(cores) + 1)])
+
+
+def test_a_global_batch_that_does_not_split_over_the_processes_is_refused(tmp_path, monkeypatch):
+    from mtl_keras.trainer import start_distribution
+
+    monkeypatch.setattr(distributed, "start", lambda timeout: distributed.Cluster(0, 2, "h:1"))
+    config = RunConfig(distribution="data_parallel", batch_size=3, output_dir=str(tmp_path))
+    with pytest.raises(InputError, match="--batch-size 3 must split evenly over the 2 processes"):
+        start_distribution(config)
+    cluster, _ = start_distribution(dataclasses.replace(config, batch_size=4))
+    assert cluster.num_processes == 2
 
 
 def jax_run(argv, processes=None, timeout=600, **popen):
@@ -119,27 +162,60 @@ def final_weights(folder):
 EPOCHS = 8  # epochs after the first take well under a second: a window for the kill
 
 
+def process_pids(launcher, timeout=60):
+    """{process id in the cluster: pid} of the processes `launcher` started, read from each
+    child's environment (pgrep lists children in no promised order)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        listed = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True,
+                                text=True, timeout=30)  # fmt: skip
+        found = {}
+        for pid in map(int, listed.stdout.split()):
+            try:
+                environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            except OSError:  # gone meanwhile
+                continue
+            key = f"{distributed.PROCESS_ID}=".encode()
+            ids = [int(e[len(key) :]) for e in environ if e.startswith(key)]
+            found.update({ids[0]: pid} if ids else {})
+        if len(found) == 2:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"the launcher's two processes were not found: {found}")
+
+
+def stop(*processes):
+    """Kill whatever is still running (a failed assert must not leave JAX processes)."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def two_runs(tiny_preset, tiny_data_dir, tmp_path_factory):
     """The same tiny run on one JAX process, and on two processes killed mid-run and
     restarted: (one process's folder, two processes' folder, the kill's output)."""
     root = tmp_path_factory.mktemp("data_parallel")
     options = ["--tasks", "topic,sentiment", "--epochs", str(EPOCHS), "--cluster-timeout", "120"]
-    single = jax_run(tiny_run_argv(tiny_preset, tiny_data_dir, root / "one", *options))
-    parallel = tiny_run_argv(tiny_preset, tiny_data_dir, root / "two", *options)
-    launcher = jax_run(parallel, processes=2)
-    progress = root / "two" / "checkpoint" / "progress.json"
-    wait_for_checkpoint(progress, launcher, epoch=1, timeout=400)
-    children = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True)
-    os.kill(int(children.stdout.split()[-1]), signal.SIGKILL)  # process 1
-    killed_output, _ = launcher.communicate(timeout=120)
-    assert launcher.returncode == 128 + signal.SIGKILL, killed_output
-    assert not (root / "two" / "metrics.json").exists()
-    resumed = jax_run(parallel, processes=2)
-    resumed_output, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, resumed_output
-    single_output, _ = single.communicate(timeout=600)
-    assert single.returncode == 0, single_output
+    single = launcher = resumed = None
+    try:
+        single = jax_run(tiny_run_argv(tiny_preset, tiny_data_dir, root / "one", *options))
+        parallel = tiny_run_argv(tiny_preset, tiny_data_dir, root / "two", *options)
+        launcher = jax_run(parallel, processes=2)
+        progress = root / "two" / "checkpoint" / "progress.json"
+        wait_for_checkpoint(progress, launcher, epoch=1, timeout=400)
+        os.kill(process_pids(launcher)[1], signal.SIGKILL)  # process 1, by its cluster id
+        killed_output, _ = launcher.communicate(timeout=120)
+        assert launcher.returncode == 128 + signal.SIGKILL, killed_output
+        assert not (root / "two" / "metrics.json").exists()
+        resumed = jax_run(parallel, processes=2)
+        resumed_output, _ = resumed.communicate(timeout=600)
+        assert resumed.returncode == 0, resumed_output
+        single_output, _ = single.communicate(timeout=600)
+        assert single.returncode == 0, single_output
+    finally:
+        stop(single, launcher, resumed)
     return root / "one", root / "two", killed_output, resumed_output
 
 
@@ -193,7 +269,10 @@ def test_a_cluster_that_does_not_form_is_one_line_not_a_hang(tiny_preset, tiny_d
                          "data_parallel", "--cluster-timeout", "5")  # fmt: skip
     started = time.time()
     run = jax_run(argv, env={**os.environ, "KERAS_BACKEND": "jax", **cluster.env()})
-    output, _ = run.communicate(timeout=120)
+    try:
+        output, _ = run.communicate(timeout=120)
+    finally:
+        stop(run)
     assert run.returncode == 2, output
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "did not form within 5s" in errors[0], output
@@ -211,7 +290,8 @@ def test_a_keras_file_saved_on_tensorflow_reloads_on_jax_with_the_same_outputs(t
         "embeddings=True); print(json.dumps(out))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env={**os.environ, "KERAS_BACKEND": "jax"}, check=True)  # fmt: skip
+                          env={**os.environ, "KERAS_BACKEND": "jax"}, check=True,
+                          timeout=300)  # fmt: skip
     there = json.loads(done.stdout.strip().splitlines()[-1])
     for a, b in zip(here, there, strict=True):
         assert a["topic"]["label"] == b["topic"]["label"] and a["ner"] == b["ner"]

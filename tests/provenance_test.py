@@ -7,7 +7,9 @@ from mtl_keras.provenance import code_commit
 
 
 def test_code_commit_names_this_checkout():
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=60
+    )
     if git.returncode:
         pytest.skip("not a git checkout")
     commit = code_commit()

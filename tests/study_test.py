@@ -34,7 +34,9 @@ def test_tiny_study_writes_tables_plots_and_resumes(tiny_preset, tiny_data_dir, 
         ("transfer", "add_sentiment", "0"),
         ("transfer", "topic_only", "0"),
     ]
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=60
+    )
     if head.returncode == 0:  # every run names the commit that made it
         assert {r["commit"].removesuffix("+changes") for r in rows} == {head.stdout.strip()}
     from mtl_keras.provenance import machine_cpu
