@@ -60,6 +60,52 @@ class ValidationScore(keras.callbacks.Callback):
             logs[self.MONITOR] = sum(values) / len(values)
 
 
+class RunEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' `EarlyStopping` (keeping the best epoch's weights) over a whole run instead
+    of one `fit` call.
+
+    Keras resets its count and its best weights at the start of every `fit`, so across
+    the stages of gradual unfreezing a stop in one stage let the next train on, and the
+    run kept the last stage's best, not the run's. Here the count and the best carry over
+    (and, through `state` and the checkpoint, across a resume), a stop ends the run
+    (`stopped`), and the best weights come back once, at the run's end (`finish`).
+    """
+
+    def __init__(self, monitor, patience, verbose=0):
+        super().__init__(monitor, patience=patience, mode="max", restore_best_weights=True,
+                         verbose=verbose)  # fmt: skip
+        self.started = False
+
+    def on_train_begin(self, logs=None):
+        if not self.started:  # the run's first `fit` only
+            super().on_train_begin(logs)
+            self.started = True
+
+    def on_train_end(self, logs=None):
+        """Nothing at the end of one `fit`: the run may have more stages (`finish`)."""
+
+    @property
+    def stopped(self):
+        return self.stopped_epoch > 0
+
+    def finish(self):
+        """At the run's end: say where it stopped, and bring the best epoch's weights back."""
+        super().on_train_end()
+
+    def state(self):
+        """What a checkpoint keeps (the best weights live in the best epoch's file)."""
+        best = None if self.best is None else float(self.best)
+        return {"best": best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "stopped_epoch": self.stopped_epoch}  # fmt: skip
+
+    def load_state(self, state, best_weights):
+        """Carry on from a checkpoint's `state` and the best epoch's weights (arrays)."""
+        self.started = True
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.wait, self.stopped_epoch = state["wait"], state["stopped_epoch"]
+        self.best_weights = best_weights
+
+
 class DivergenceGuard(keras.callbacks.TerminateOnNaN):
     """Keras' `TerminateOnNaN` that also remembers where the loss stopped being finite."""
 
@@ -119,8 +165,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
                     **self.progress_fn(epoch, logs or {})}  # fmt: skip
         text = json.dumps(progress)
         atomic_write(self.directory / PROGRESS, lambda tmp: Path(tmp).write_text(text))
+        # Kept: this epoch's weights, and those of the best epoch early stopping returns to.
+        best = progress.get("stopping", {}).get("best_epoch")
+        keep = {weights, weights_file(best) if best is not None else weights}
         for old in self.directory.glob(WEIGHTS_FILES):
-            if old.name != weights:
+            if old.name not in keep:
                 old.unlink()
 
 

@@ -23,9 +23,11 @@ from mtl_keras.callbacks import (
     DivergenceGuard,
     EpochCheckpoint,
     EpochTimer,
+    RunEarlyStopping,
     ValidationScore,
     read_progress,
     seed_states,
+    weights_file,
 )
 from mtl_keras.config import RunConfig
 from mtl_keras.data.loading import resolve_data_dir
@@ -431,17 +433,17 @@ class MultiTaskTrainer:
     def fit(self, data, output):
         """`fit` each stage, resuming after the last checkpointed epoch if any."""
         checkpoint_dir = output / CHECKPOINT_DIR
-        history, timer, start_epoch = self.resume(checkpoint_dir)
-        guard = DivergenceGuard()
         stopper = None
         if self.config.patience is not None:
-            stopper = keras.callbacks.EarlyStopping(
-                ValidationScore.MONITOR, patience=self.config.patience, mode="max",
-                restore_best_weights=True, verbose=1 if self.config.verbose else 0,
-            )  # fmt: skip
+            stopper = RunEarlyStopping(ValidationScore.MONITOR, self.config.patience,
+                                       verbose=1 if self.config.verbose else 0)  # fmt: skip
+        history, timer, start_epoch = self.resume(checkpoint_dir, stopper)
+        guard = DivergenceGuard()
         callbacks = self.callbacks(output, history, timer, guard, stopper)
         stage_log = []
         for stage in self.stages:
+            if stopper is not None and stopper.stopped:
+                break  # early stopping ends the run, whatever stages were left
             self.recompile(stage.frozen, stage.lower_frozen_layers)
             trainable = param_counts(self.model)["trainable"]
             stage_log.append(
@@ -474,7 +476,11 @@ class MultiTaskTrainer:
                 shuffle=False,
             )
             check_divergence(guard, history, checkpoint_dir)
-        best = stopper.best_epoch if stopper is not None and stopper.best_weights else None
+        best = None
+        if stopper is not None:
+            stopper.set_model(self.fit_model)
+            stopper.finish()  # the best epoch's weights, once every stage is done
+            best = stopper.best_epoch if stopper.best_weights else None
         return Fitted(history, timer.times, stage_log, best)
 
     def callbacks(self, output, history, timer, guard, stopper=None):
@@ -490,27 +496,35 @@ class MultiTaskTrainer:
         stopping = [] if stopper is None else [stopper]
         if not writes_files(self.config):
             return [timer, guard, score, record, *stopping]
-        checkpoint = EpochCheckpoint(
-            output / CHECKPOINT_DIR,
-            guard,
-            lambda epoch, logs: {"history": history, "epoch_seconds": timer.times},
-            target=self.model,
-        )
+
+        def progress(epoch, logs):
+            stopping = {} if stopper is None else {"stopping": stopper.state()}
+            return {"history": history, "epoch_seconds": timer.times, **stopping}
+
+        checkpoint = EpochCheckpoint(output / CHECKPOINT_DIR, guard, progress, target=self.model)
         tensorboard = keras.callbacks.TensorBoard(log_dir=str(output / "logs"))
         return [timer, guard, score, record, *stopping, checkpoint, tensorboard]
 
-    def resume(self, checkpoint_dir):
+    def resume(self, checkpoint_dir, stopper=None):
         """(history, timer, first epoch to run): from the checkpoint of a crashed run, if any.
 
-        Weights, optimizer state (moments, step count, so the schedule goes on) and dropout
-        random states come back as they were after the last finished epoch; with the skipped
-        batches in `fit_stages`, the rest of the run is the uninterrupted run's.
+        Weights, optimizer state (moments, step count, so the schedule goes on), dropout
+        random states and early stopping's count and best weights come back as they were
+        after the last finished epoch; with the skipped batches in `fit`, the rest of the
+        run is the uninterrupted run's.
         """
         progress = read_progress(checkpoint_dir)
         if not progress:
             return [], EpochTimer(), 0
         self.recompile()  # compiled, so the optimizer state loads too
         with self.strategy.scope():
+            stopping = progress.get("stopping")  # absent in checkpoints of older versions
+            if stopper is not None and stopping:
+                best = None
+                if stopping["best"] is not None:  # the best epoch's weights, kept for it
+                    self.model.load_weights(checkpoint_dir / weights_file(stopping["best_epoch"]))
+                    best = self.fit_model.get_weights()
+                stopper.load_state(stopping, best)
             self.model.load_weights(progress["weights"])
             states = progress.get("seed_states", ())  # absent in checkpoints of older versions
             for variable, value in zip(seed_states(self.model), states, strict=bool(states)):

@@ -3,14 +3,18 @@
 import csv
 import json
 
+import keras
+import numpy as np
 import pytest
 
+from mtl_keras import trainer
+from mtl_keras.callbacks import weights_file
 from mtl_keras.data import get_builder
 from mtl_keras.data.pipeline import evaluation_stream
 from mtl_keras.model import compile_model
 from mtl_keras.preprocessing import make_preprocessor
 from mtl_keras.saving import load_model, load_tokenizer
-from tests.conftest import finished_tiny_run, write_tiny_stsb
+from tests.conftest import finished_tiny_run, run_tiny, write_tiny_stsb
 
 EPOCHS, PATIENCE = 12, 2
 PAIRS = [  # (score, sentence1, sentence2): near copies score high, unrelated texts low
@@ -82,3 +86,52 @@ def test_the_saved_model_is_the_best_epochs(stopped_run, misleading_data):
 def _scores(folder):
     with open(folder / "history.csv") as handle:
         return {int(row["epoch"]): float(row["val_score"]) for row in csv.DictReader(handle)}
+
+
+# Gradual unfreezing on the misleading pairs: the first stage (epochs 0-1) trains no
+# layer of the pair task, so its score stays at the start's, the best; the next stage
+# unfreezes the top layer, and the score falls.
+GRADUAL = (f"--tasks similarity --scenario gradual_unfreeze --unfreeze-every 2 --epochs {EPOCHS} "
+           f"--patience {PATIENCE} --learning-rate 1e-3 --batch-size 2 --no-length-buckets")  # fmt: skip
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Interrupts a run once `epoch` is checkpointed, as a kill would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_patience_spans_the_stages_of_gradual_unfreezing_and_a_resume(
+    tiny_preset, misleading_data, tmp_path, monkeypatch
+):
+    whole = run_tiny(tiny_preset, misleading_data, tmp_path / "whole", GRADUAL)
+    scores = _scores(tmp_path / "whole")
+    # One count over the run: the epoch after the first stage ends it (not the stage's end),
+    # and the model kept is the run's best, from the first stage.
+    assert whole["best_epoch"] == 0 and sorted(scores) == list(range(1 + PATIENCE))
+    assert scores[1] == scores[0] > scores[2]  # the first stage trained nothing of the pairs
+    assert [s["epochs"] for s in whole["stages"]] == [[0, 2], [2, 4]]  # no stage after the stop
+    assert whole["validation"]["similarity"]["pearson"] == pytest.approx(scores[0])
+
+    # Interrupted after epoch 1 (one epoch without a better score, the best in epoch 0's
+    # file), then resumed: the same run, whose count and best weights came back.
+    callbacks = trainer.MultiTaskTrainer.callbacks
+    monkeypatch.setattr(trainer.MultiTaskTrainer, "callbacks",
+                        lambda self, *a: [*callbacks(self, *a), StopAfterEpoch(1)])  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_tiny(tiny_preset, misleading_data, tmp_path / "resumed", GRADUAL)
+    monkeypatch.undo()
+    kept = sorted(p.name for p in (tmp_path / "resumed" / "checkpoint").glob("epoch-*"))
+    assert kept == [weights_file(0), weights_file(1)]
+    resumed = run_tiny(tiny_preset, misleading_data, tmp_path / "resumed", GRADUAL)
+    assert _scores(tmp_path / "resumed") == scores and resumed["best_epoch"] == 0
+    assert resumed["validation"] == whole["validation"] and resumed["test"] == whole["test"]
+    for a, b in zip(*(load_model(tmp_path / run / "model.keras").get_weights()
+                      for run in ("whole", "resumed")), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
