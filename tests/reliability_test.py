@@ -57,8 +57,8 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, m
     # Rerun in this process, watching the state the resumed run starts from.
     resumed_from, resume = {}, trainer.MultiTaskTrainer.resume
 
-    def watched_resume(run_state, checkpoint_dir):
-        started = resume(run_state, checkpoint_dir)
+    def watched_resume(run_state, checkpoint_dir, stopper=None):
+        started = resume(run_state, checkpoint_dir, stopper)
         resumed_from["model"] = [v.numpy() for v in run_state.model.weights]
         resumed_from["optimizer"] = [v.numpy() for v in run_state.optimizer.variables]
         resumed_from["iterations"] = int(run_state.optimizer.iterations.numpy())
