@@ -85,6 +85,10 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, m
     assert whole["optimizer_iterations"] == resumed["optimizer_iterations"]
     for split in ("validation", "test"):
         assert resumed[split] == whole[split]
+    # Determinism: two fresh runs with one seed (the killed process, whose epochs the
+    # checkpoint kept, and this one) logged the same losses and metrics, epoch for epoch.
+    history = [(out / "history.csv").read_text(), (tmp_path / "whole" / "history.csv").read_text()]
+    assert history[0] == history[1] and len(history[0].splitlines()) == EPOCHS + 1
     resumed_model = load_model(out / "model.keras")  # its schedule ran on past the resume
     schedule = schedule_config(resumed_model.optimizer)
     assert schedule["total_steps"] == resumed["optimizer_iterations"] == EPOCHS * steps
@@ -176,24 +180,6 @@ def test_a_kill_between_the_checkpoint_files_leaves_a_consistent_checkpoint(tmp_
     checkpoint.progress_fn = lambda epoch, logs: {"history": []}
     checkpoint.on_epoch_end(1, {})  # the next good epoch removes the older files
     assert sorted(p.name for p in tmp_path.glob("*.h5")) == [weights_file(1)]
-
-
-def test_same_seed_same_metrics(tiny_preset, tiny_data_dir, tmp_path):
-    results = [
-        run.main(tiny_argv(tiny_preset, tiny_data_dir, tmp_path / name, "--epochs", "2"))
-        for name in ("a", "b")
-    ]
-    for split in ("validation", "test"):
-        for task, values in results[0][split].items():
-            for key, value in values.items():
-                assert results[1][split][task][key] == pytest.approx(value, abs=1e-6), (
-                    split,
-                    task,
-                    key,
-                )
-    first = keras.models.load_model(tmp_path / "a" / "model.keras").get_weights()
-    second = keras.models.load_model(tmp_path / "b" / "model.keras").get_weights()
-    assert max(float(np.abs(x - y).max()) for x, y in zip(first, second, strict=True)) <= 1e-6
 
 
 def test_run_end_to_end_with_outbound_connections_blocked(tiny_preset, tiny_data_dir, tmp_path):
