@@ -498,8 +498,8 @@ class MultiTaskTrainer:
             return [timer, guard, score, record, *stopping]
 
         def progress(epoch, logs):
-            stopping = {} if stopper is None else {"stopping": stopper.state()}
-            return {"history": history, "epoch_seconds": timer.times, **stopping}
+            early = {} if stopper is None else {"stopping": stopper.state()}
+            return {"history": history, "epoch_seconds": timer.times, **early}
 
         checkpoint = EpochCheckpoint(output / CHECKPOINT_DIR, guard, progress, target=self.model)
         tensorboard = keras.callbacks.TensorBoard(log_dir=str(output / "logs"))

@@ -12,7 +12,7 @@ from mtl_keras import Predictor, RunConfig, SentenceEncoder
 from mtl_keras.data import sources
 from mtl_keras.data.examples import task_options, write_example_files
 from mtl_keras.data.splits import split_of
-from mtl_keras.preprocessing import make_preprocessor
+from mtl_keras.preprocessing import FEATURES, make_preprocessor
 from mtl_keras.saving import load_tokenizer
 from mtl_keras.tasks import Task, from_files
 from tests.conftest import force_labels, traced
@@ -129,6 +129,11 @@ def test_pair_scores_are_scaled_by_the_training_range_and_columns_map(tmp_path):
     task = from_files("sim", tmp_path / "pairs", columns=columns)
     assert task.kind == "pair" and task.score_range == (1.0, 5.0) and task.labels == ()
     assert Task.from_config(json.loads(json.dumps(task.get_config()))) == task
+    batch = next(iter(task.examples("train").batch(4)))
+    _, target, _ = task.spec.encode(task, batch, lambda t: dict.fromkeys(FEATURES, t), None, 8)
+    scores = np.asarray(batch["score"])
+    assert len(scores) >= 3 and scores.max() > 1.0
+    np.testing.assert_allclose(np.asarray(target)[:, 0], (scores - 1.0) / 4.0)  # to [0, 1]
 
 
 def test_multi_label_reads_pipes_in_csv_and_lists_in_jsonl_as_multi_hot(tmp_path):
@@ -249,7 +254,7 @@ def test_own_tasks_test_metrics_recompute_from_the_saved_model(own_run):
     on the same examples with numpy: a wrong F1, correlation or ranking fails."""
     from scipy.stats import spearmanr
 
-    from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, make_preprocessor
+    from mtl_keras.preprocessing import PAIR_FEATURES
     from mtl_keras.saving import load_model, load_tokenizer
 
     out, metrics = own_run

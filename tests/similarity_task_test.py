@@ -18,6 +18,7 @@ from mtl_keras.saving import load_model, load_tokenizer
 from mtl_keras.scenarios import get_scenario
 from mtl_keras.tasks import resolve_tasks
 from tests.conftest import (
+    TINY_STSB,
     finished_tiny_run,
     make_tiny_backbone,
     make_tiny_tokenizer,
@@ -52,7 +53,9 @@ def test_pairs_and_single_texts_form_batches_of_their_own(tiny_data_dir):
         tasks, pre, batch_size=2, max_length=16, data_dir=tiny_data_dir, seed=3
     )
     assert sizes == {"topic": 7, "similarity": 5}
-    kinds = set()
+    kinds, targets = set(), set()
+    # The training scores (tests/conftest.py's tiny STS-B) span 0 to 5: targets are score / 5.
+    scaled = {round(float(s) / 5.0, 5) for s, _, _ in TINY_STSB["sts-train.csv"]}
     for x, y, w in stream.take(30):
         pair_rows = w["similarity"].numpy() > 0
         assert pair_rows.all() or not pair_rows.any()  # never mixed
@@ -61,8 +64,9 @@ def test_pairs_and_single_texts_form_batches_of_their_own(tiny_data_dir):
         if not pair_rows.any():  # single texts: the second text is [CLS][SEP] alone
             assert (second == 2).all() and x["pair_token_ids"].shape[1] == 2
         else:
-            np.testing.assert_array_less(y["similarity"].numpy(), 1.0 + 1e-6)
+            targets |= {round(float(t), 5) for t in y["similarity"].numpy()[:, 0]}
     assert kinds == {True, False}
+    assert targets <= scaled and {0.0, 1.0} <= targets  # each pair's score / 5, both ends
     data, counts = evaluation_stream(tasks, "test", pre, batch_size=2, max_length=16,
                                      data_dir=tiny_data_dir)  # fmt: skip
     assert counts == {"topic": 1, "similarity": 4}
