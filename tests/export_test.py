@@ -45,7 +45,8 @@ FORCED = {"topic": [0, 1, 2, 3, 4], "sentiment": [0, 1, 2, 0, 1]}  # a label per
 def decisive_run(tiny_run, tmp_path_factory):
     """`tiny_run`'s model, whose own heads give the five sentences one topic and one
     sentiment, with heads forced to `FORCED` (`force_labels`) and a large random NER head
-    (tags that differ), saved beside its tokenizer and exported: (run folder, export)."""
+    (tags that differ), saved beside its tokenizer and exported at its default length:
+    (run folder, export)."""
     model = load_model(tiny_run / "model.keras", compile=False)
     preprocessor = make_preprocessor(load_tokenizer(tiny_run / "tokenizer"), 16)
     x = trim_padding(preprocessor(tf.constant(SENTENCES)))
@@ -57,9 +58,8 @@ def decisive_run(tiny_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("decisive")
     model.save(folder / "model.keras")
     shutil.copytree(tiny_run / "tokenizer", folder / "tokenizer")
-    version = folder / "serving" / "1"
-    export.main(["--model", str(folder / "model.keras"), "--output", str(version),
-                 "--max-length", "16"])  # fmt: skip
+    version = folder / "serving" / "1"  # no --max-length: the length the run trained at
+    export.main(["--model", str(folder / "model.keras"), "--output", str(version)])
     return folder, version
 
 
@@ -169,9 +169,8 @@ def test_client_requests_fit_the_signature(tiny_export):
     np.testing.assert_allclose(serve(text=tf.constant(from_grpc))["topic_probs"].numpy(), direct)
 
 
-def test_default_length_is_the_trained_length(tiny_run, tmp_path):
-    out = export.main(["--model", str(tiny_run / "model.keras"), "--output", str(tmp_path / "1")])
-    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+def test_default_length_is_the_trained_length(decisive_run):
+    serve = tf.saved_model.load(str(decisive_run[1])).signatures["serving_default"]
     pieces = serve(text=tf.constant([" ".join(["the quick fox"] * 20)]))["word_pieces"]
     assert pieces.shape == (1, 16)  # the run trained at 16 word pieces, not 128
 

@@ -126,9 +126,9 @@ def test_embed_predict_export(tiny_preset, tiny_run, tmp_path, capsys):
         paths = case_paths(tmp_path / f"case{case}", rng)
         texts = [random_text(rng) for _ in range(rng.randrange(1, 4))]
         # Some cases keep every argument valid but the texts, so each tool must accept
-        # some: five each of embed and predict, three of export (an accepted export writes
-        # a SavedModel, seconds each); the others draw each argument from good and bad ones.
-        clean = case % 9 < 2 or case % 18 == 2
+        # some: three each of embed and predict, two of export (an accepted export writes a
+        # SavedModel, seconds each); the others draw each argument from good and bad ones.
+        clean = case % 15 < 2 or case == 2 or case == 32
 
         def pick(good, bad, clean=clean):
             return good if clean else rng.choice([good, *bad])
@@ -157,7 +157,7 @@ def test_embed_predict_export(tiny_preset, tiny_run, tmp_path, capsys):
                     "--max-length", pick("16", [number])]  # fmt: skip
             code = exit_code(capsys, export.main, argv, "experiments.export", case)
         assert code == 0 or not clean, (tool, case, argv)  # valid arguments are accepted
-    assert_accepted({"experiments.embed": 5, "experiments.predict": 5, "experiments.export": 3})
+    assert_accepted({"experiments.embed": 3, "experiments.predict": 3, "experiments.export": 2})
 
 
 def api_call(surface, case, call):
