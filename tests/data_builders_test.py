@@ -1,3 +1,5 @@
+import tempfile
+
 import pytest
 
 from mtl_keras.data import get_builder, load
@@ -67,3 +69,14 @@ def test_bbc_text_choices_keep_the_same_split_key(tmp_path):
     assert texts["article"]["text"] == "New chip. A faster chip . It ships in May ."
     assert {e["paragraph"] for e in texts.values()} == {"A faster chip ."}  # splits on it
     assert src.read_bbc(tmp_path / "bbc")[0][0]["text"] == texts[src.BBC_TEXT]["text"]
+
+
+def test_preparing_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """TFDS makes an empty temporary folder for every builder of an unprepared dataset."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    paths = write_tiny_sources(tmp_path / "sources")
+    get_builder("wnut16", tmp_path / "prepared", source=paths["wnut16"])
+    assert load("wnut16", "train", tmp_path / "prepared").cardinality() > 0
+    assert list(temp.iterdir()) == []

@@ -1,6 +1,8 @@
 """Prepare-on-first-use loading of the packaged datasets as `tf.data` pipelines."""
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -23,12 +25,29 @@ def resolve_data_dir(data_dir=None):
     return path
 
 
+@contextlib.contextmanager
+def scratch_tempdir():
+    """Temporary files made inside go to a folder that is removed on the way out.
+
+    A TFDS builder of a dataset not yet prepared makes an empty temporary folder (for the
+    dataset info it would copy from Google's bucket) and never removes it: one left in
+    /tmp per dataset prepared, some 65 per test run.
+    """
+    with tempfile.TemporaryDirectory(prefix="mtl_keras-") as scratch:
+        before, tempfile.tempdir = tempfile.tempdir, scratch
+        try:
+            yield
+        finally:
+            tempfile.tempdir = before
+
+
 def get_builder(name, data_dir=None, prepare=True, source=None):
     """The TFDS builder for `name`, prepared (offline) unless `prepare=False`."""
     if name not in BUILDERS:
         raise InputError(f"unknown dataset '{name}'; choose one of: {', '.join(BUILDERS)}.")
     directory = resolve_data_dir(data_dir)
-    builder = BUILDERS[name](data_dir=str(directory), source=source)
+    with scratch_tempdir():
+        builder = BUILDERS[name](data_dir=str(directory), source=source)
     if not builder.is_prepared():
         if not prepare:
             raise InputError(
