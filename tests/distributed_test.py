@@ -150,7 +150,8 @@ def jax_run(argv, processes=None, timeout=600, **popen):
     else:
         command = ["-m", "experiments.run", *argv]
     return subprocess.Popen([sys.executable, *command], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **popen)  # fmt: skip
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            **popen)  # fmt: skip
 
 
 def final_weights(folder):
@@ -185,11 +186,16 @@ def process_pids(launcher, timeout=60):
 
 
 def stop(*processes):
-    """Kill whatever is still running (a failed assert must not leave JAX processes)."""
+    """Kill whatever is still running, with the processes it started (`jax_run` gives each
+    its own process group): a failed assert must not leave JAX processes behind."""
     for process in processes:
-        if process is not None and process.poll() is None:
+        if process is None or process.poll() is not None:
+            continue
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # the launcher and its children
+        except ProcessLookupError:  # not a group leader: the process alone
             process.kill()
-            process.wait(timeout=30)
+        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
