@@ -320,6 +320,16 @@ def tiny_inputs():
     }
 
 
+def bert_inputs(tokenizer, texts, max_length=16):
+    """The model inputs of `texts` (int32, padded to `max_length`), as training made them."""
+    import tensorflow as tf
+
+    from mtl_keras.preprocessing import make_preprocessor
+
+    x = make_preprocessor(tokenizer, max_length)(tf.constant(texts))
+    return {f: tf.cast(v, "int32") for f, v in x.items()}
+
+
 def force_labels(dense, embeddings, labels, scale=10.0):
     """Set a `Dense` head so that text i (row i of `embeddings`, what the head reads)
     scores highest for class `labels[i]`: its kernel solves E K = scale x one-hot in least

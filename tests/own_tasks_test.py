@@ -12,10 +12,10 @@ from mtl_keras import Predictor, RunConfig, SentenceEncoder
 from mtl_keras.data import sources
 from mtl_keras.data.examples import task_options, write_example_files
 from mtl_keras.data.splits import split_of
-from mtl_keras.preprocessing import FEATURES, make_preprocessor
+from mtl_keras.preprocessing import FEATURES
 from mtl_keras.saving import load_tokenizer
 from mtl_keras.tasks import Task, from_files
-from tests.conftest import force_labels, traced
+from tests.conftest import bert_inputs, force_labels, traced
 
 
 def write(path, content):
@@ -260,7 +260,7 @@ def test_own_tasks_test_metrics_recompute_from_the_saved_model(own_run):
     out, metrics = own_run
     model = load_model(out / "model.keras", compile=False)
     inference = model.inference_model()
-    pre = make_preprocessor(load_tokenizer(out / "tokenizer"), 16)
+    tokenizer = load_tokenizer(out / "tokenizer")
     tasks, test = {t.name: t for t in model.tasks}, metrics["test"]
 
     def rows(name):
@@ -269,7 +269,7 @@ def test_own_tasks_test_metrics_recompute_from_the_saved_model(own_run):
         return found
 
     def inputs(texts):
-        return {f: tf.cast(v, "int32") for f, v in pre(tf.constant(texts)).items()}
+        return bert_inputs(tokenizer, texts)
 
     def fields(examples, *names):
         return [[e[n].decode() for e in examples] for n in names]
@@ -300,7 +300,7 @@ def test_own_tasks_test_metrics_recompute_from_the_saved_model(own_run):
 
     # Whole-split figures embed as the run did (its encoder, batches and traced graph): the
     # tiny model's cosines nearly tie, and float noise of another path would reorder them.
-    encoder = SentenceEncoder.from_model(model, load_tokenizer(out / "tokenizer"), 16)
+    encoder = SentenceEncoder.from_model(model, tokenizer, 16)
 
     def embed(texts):
         with traced():
@@ -336,8 +336,7 @@ def decisive_model(own_run, tmp_path_factory):
 
     out, _ = own_run
     model = load_model(out / "model.keras", compile=False)
-    x = make_preprocessor(load_tokenizer(out / "tokenizer"), 16)(tf.constant(SERVED_TEXTS))
-    x = {f: tf.cast(v, "int32") for f, v in x.items()}
+    x = bert_inputs(load_tokenizer(out / "tokenizer"), SERVED_TEXTS)
     embedding = model.inference_model()(x, training=False)["embedding"]
     force_labels(model.head_denses["news"], embedding, range(len(SERVED_TEXTS)))
     ents = model.head_denses["ents"]
@@ -387,8 +386,7 @@ def test_own_tasks_predict_and_serve_with_their_label_names(decisive_model, tmp_
     assert served_types == [p["types"]["labels"] for p in predicted]
     # Token tags: each real word piece's tag is the Keras argmax; a word's first piece
     # carries the tag the Predictor gives that word.
-    x = {f: tf.cast(v, "int32") for f, v in make_preprocessor(
-        load_tokenizer(decisive_model / "tokenizer"), 16)(tf.constant(SERVED_TEXTS)).items()}  # fmt: skip
+    x = bert_inputs(load_tokenizer(decisive_model / "tokenizer"), SERVED_TEXTS)
     model = load_model(decisive_model / "model.keras").inference_model()
     logits = model(x, training=False)["ents"].numpy()
     pieces, tags = served["word_pieces"].numpy(), served["ents_tags"].numpy()

@@ -19,6 +19,7 @@ from mtl_keras.scenarios import get_scenario
 from mtl_keras.tasks import resolve_tasks
 from tests.conftest import (
     TINY_STSB,
+    bert_inputs,
     finished_tiny_run,
     make_tiny_backbone,
     make_tiny_tokenizer,
@@ -117,8 +118,7 @@ def test_trained_pairs_survive_reload_and_reach_the_serving_embedding(similarity
     texts = ["the quick brown fox", "the team won the match"]
     exported = serve(text=tf.constant(texts))
     assert "similarity_probs" not in exported
-    pre = make_preprocessor(tokenizer, 16)
-    x = {f: tf.cast(v, "int32") for f, v in pre(tf.constant(texts)).items()}
+    x = bert_inputs(tokenizer, texts)
     expected = model.embedding_model()(x, training=False).numpy()
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(exported["embedding"].numpy(), expected, atol=1e-5)
