@@ -131,3 +131,21 @@ def test_init_from_copies_the_saved_weights(tiny_run, tiny_preset, tiny_data_dir
     pretrained = keras_hub.models.BertBackbone.from_preset(str(tiny_preset)).get_weights()
     backbone = started.backbone.get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(backbone, pretrained, strict=True))
+
+
+def test_a_model_saved_before_the_package_layout_moved_still_loads():
+    """`tests/fixtures/legacy_model.keras` was saved when every module sat flat in
+    `mtl_keras/` (`make_legacy_model.py`): attention pooling, uncertainty weighting, a pair
+    task, layer-wise learning rates. It loads with the outputs and optimizer state it had."""
+    from tests.fixtures.make_legacy_model import HERE, legacy_inputs
+
+    expected = np.load(HERE / "legacy_outputs.npz")
+    model = load_model(HERE / "legacy_model.keras")
+    outputs = model(legacy_inputs(), training=False)
+    assert sorted(outputs) == ["ner", "similarity", "topic"]
+    for name, value in outputs.items():
+        np.testing.assert_allclose(np.asarray(value), expected[name], atol=1e-6, err_msg=name)
+    state = {f"optimizer/{v.path}": v.numpy() for v in model.optimizer.variables}
+    assert sorted(state) == sorted(k for k in expected if k.startswith("optimizer/"))
+    for path, value in state.items():
+        np.testing.assert_array_equal(value, expected[path], err_msg=path)
