@@ -80,8 +80,8 @@ def word_piece_lengths(sentences, max_length=128):
     """Word pieces per sentence as the encoder sees them ([CLS]/[SEP] in, cut at max_length)."""
     import tensorflow as tf
 
-    from mtl_keras import presets
-    from mtl_keras.preprocessing import make_preprocessor
+    from mtl_keras.encoding import presets
+    from mtl_keras.encoding.preprocessing import make_preprocessor
 
     tokenizer = presets.load_tokenizer(presets.default_preset_dir())
     mask = make_preprocessor(tokenizer, max_length)(tf.constant(sentences))["padding_mask"]

@@ -48,7 +48,7 @@ def encoder_parity(model, tokenizer, sentences, root):
     from sentence_transformers import SentenceTransformer
 
     from mtl_keras import SentenceEncoder
-    from mtl_keras.portable import export_keras_hub, export_sentence_transformers
+    from mtl_keras.export.portable import export_keras_hub, export_sentence_transformers
 
     ours = SentenceEncoder(model.backbone, tokenizer, 128).encode(sentences)
     st_dir = export_sentence_transformers(model.backbone, tokenizer, root / "st", max_length=128)
@@ -75,7 +75,7 @@ def serving_comparison(model, tokenizer, sentences, lengths, root, repeats, peak
                        latency_calls):  # fmt: skip
     import tensorflow as tf
 
-    from mtl_keras.export import QUANTIZATIONS, export_for_serving
+    from mtl_keras.export.serving import QUANTIZATIONS, export_for_serving
 
     signatures, result = {}, {}
     for kind in ("float32", *QUANTIZATIONS):

@@ -167,8 +167,8 @@ def profile_train_step(steps):
     import keras
 
     from benchmarks.train_step import real_batches
-    from mtl_keras import presets
-    from mtl_keras.model import MultiTaskModel, compile_model
+    from mtl_keras.encoding import presets
+    from mtl_keras.model.multitask import MultiTaskModel, compile_model
     from mtl_keras.tasks import resolve_tasks
 
     batches = real_batches(steps)

@@ -32,10 +32,10 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from mtl_keras import presets
-    from mtl_keras.backbone import TunableBertBackbone
-    from mtl_keras.export import export_for_serving
-    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.encoding import presets
+    from mtl_keras.export.serving import export_for_serving
+    from mtl_keras.model.backbone import TunableBertBackbone
+    from mtl_keras.model.multitask import MultiTaskModel
     from mtl_keras.tasks import resolve_tasks
 
     preset = presets.default_preset_dir()

@@ -42,8 +42,8 @@ def round_up_lengths(multiple):
 
 def keras_epoch(examples, max_length, length_buckets, xla=False, bound=False):
     from mtl_keras import MultiTaskTrainer, RunConfig
-    from mtl_keras.callbacks import EpochTimer
-    from mtl_keras.model import compile_model
+    from mtl_keras.model.multitask import compile_model
+    from mtl_keras.training.callbacks import EpochTimer
 
     config = RunConfig(scenario="full", tasks=("topic", "sentiment"), max_train_examples=examples,
                        max_length=max_length, epochs=2, verbose=0, length_buckets=length_buckets)  # fmt: skip

@@ -35,10 +35,10 @@ def keras_steps(batches, steps, bound=False, warmup=3):
     compiles once per shape: `benchmarks.backends` warms up on every batch)."""
     import keras
 
-    from mtl_keras import presets
-    from mtl_keras.callbacks import EpochTimer
-    from mtl_keras.model import MultiTaskModel, compile_model
+    from mtl_keras.encoding import presets
+    from mtl_keras.model.multitask import MultiTaskModel, compile_model
     from mtl_keras.tasks import resolve_tasks
+    from mtl_keras.training.callbacks import EpochTimer
 
     tasks = resolve_tasks("topic,sentiment")
     model = MultiTaskModel(presets.load_backbone(presets.default_preset_dir()), tasks)
@@ -127,9 +127,9 @@ def one_side(library, batches_file, steps, bound=False):
 
 def real_batches(steps):
     """`steps` real topic + sentiment training batches (numpy), as a run makes them."""
-    from mtl_keras import presets
     from mtl_keras.data.pipeline import training_stream
-    from mtl_keras.preprocessing import make_preprocessor
+    from mtl_keras.encoding import presets
+    from mtl_keras.encoding.preprocessing import make_preprocessor
     from mtl_keras.tasks import resolve_tasks
 
     tokenizer = presets.load_tokenizer(presets.default_preset_dir())

@@ -14,10 +14,10 @@ import shlex
 import numpy as np
 
 from experiments.cli import ArgumentParser, run_main
-from mtl_keras import presets
 from mtl_keras.data import BUILDERS, get_builder, load, resolve_data_dir
 from mtl_keras.data.examples import EXAMPLES, task_options, write_example_files
 from mtl_keras.data.splits import SPLITS
+from mtl_keras.encoding import presets
 
 
 def example_words(example, names):

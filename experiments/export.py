@@ -18,8 +18,8 @@ from pathlib import Path
 
 from experiments.cli import ArgumentParser, run_main
 from mtl_keras.errors import InputError
-from mtl_keras.export import QUANTIZATIONS, SIGNATURE, export_for_serving
-from mtl_keras.portable import export_keras_hub, export_sentence_transformers
+from mtl_keras.export.portable import export_keras_hub, export_sentence_transformers
+from mtl_keras.export.serving import QUANTIZATIONS, SIGNATURE, export_for_serving
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
 
 FORMATS = ("tf-serving", "sentence-transformers", "keras-hub")

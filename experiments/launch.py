@@ -14,7 +14,7 @@ import datetime
 import sys
 
 from experiments.cli import ArgumentParser, run_main
-from mtl_keras.launch import launch
+from mtl_keras.distributed.launch import launch
 
 
 def build_parser():

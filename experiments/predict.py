@@ -13,8 +13,8 @@ from pathlib import Path
 
 from experiments.cli import ArgumentParser, run_main
 from mtl_keras.artifacts import atomic_write, ensure_writable_dir
+from mtl_keras.encoding.inputs import read_texts
 from mtl_keras.errors import InputError
-from mtl_keras.inputs import read_texts
 from mtl_keras.predict import Predictor
 
 

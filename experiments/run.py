@@ -18,8 +18,8 @@ from experiments.cli import ArgumentParser, run_main
 from mtl_keras import RunConfig, train
 from mtl_keras.config import option_flag
 from mtl_keras.errors import InputError
-from mtl_keras.kinds import KINDS
 from mtl_keras.tasks import DEFAULT_TASKS, from_files
+from mtl_keras.tasks.kinds import KINDS
 
 FIELDS = dataclasses.fields(RunConfig)
 HINTS = typing.get_type_hints(RunConfig)

@@ -12,8 +12,8 @@ import json
 import urllib.request
 
 from experiments.cli import ArgumentParser, run_main
-from mtl_keras.export import SIGNATURE
-from mtl_keras.inputs import as_sentence_list
+from mtl_keras.encoding.inputs import as_sentence_list
+from mtl_keras.export.serving import SIGNATURE
 
 
 def rest_row_body(sentences):

@@ -12,8 +12,8 @@ from pathlib import Path
 from experiments.cli import ArgumentParser, run_main
 from mtl_keras import SentenceEncoder
 from mtl_keras.data.loading import resolve_data_dir
+from mtl_keras.evaluation.sts import sts_benchmark
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
-from mtl_keras.similarity import sts_benchmark
 
 
 def main(argv=None):

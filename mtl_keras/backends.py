@@ -10,7 +10,7 @@ the compiled functions see.
 import keras
 import numpy as np
 
-from mtl_keras import distributed
+from mtl_keras.distributed import cluster as distributed
 
 BACKENDS = ("tensorflow", "jax")
 

@@ -8,13 +8,13 @@ import sys
 import typing
 
 from mtl_keras.data.pipeline import SAMPLING
+from mtl_keras.encoding.pooling import POOLING
 from mtl_keras.errors import InputError, InputTypeError
-from mtl_keras.loss_weighting import LOSS_WEIGHTINGS, check_loss_weighting
-from mtl_keras.model import check_loss_weights
-from mtl_keras.pooling import POOLING
-from mtl_keras.scenarios import SCENARIOS, get_scenario
-from mtl_keras.schedules import SCHEDULES
+from mtl_keras.model.loss_weighting import LOSS_WEIGHTINGS, check_loss_weighting
+from mtl_keras.model.multitask import check_loss_weights
 from mtl_keras.tasks import DEFAULT_TASKS, TASKS, Task, resolve_tasks
+from mtl_keras.training.scenarios import SCENARIOS, get_scenario
+from mtl_keras.training.schedules import SCHEDULES
 
 MAX_EPOCHS = 10_000  # a typo guard: more epochs than this is never meant
 PRESET_ENV = "MTL_KERAS_PRESET"  # a default for `preset`, like MTL_KERAS_DATA_DIR for data

@@ -9,11 +9,16 @@ import tensorflow as tf
 
 from mtl_keras.backends import batch_length
 from mtl_keras.data.loading import without_autotuning
-from mtl_keras.encoder import traced_inference
+from mtl_keras.encoding.encoder import traced_inference
+from mtl_keras.encoding.inputs import as_sentence_list
+from mtl_keras.encoding.preprocessing import (
+    FEATURES,
+    align_word_tags,
+    clean_text,
+    make_preprocessor,
+)
 from mtl_keras.errors import InputError
-from mtl_keras.inputs import as_sentence_list
-from mtl_keras.model import EMBEDDING, MultiTaskModel
-from mtl_keras.preprocessing import FEATURES, align_word_tags, clean_text, make_preprocessor
+from mtl_keras.model.multitask import EMBEDDING, MultiTaskModel
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
 
 WORD = re.compile(r"\S+")  # NER labels words; WNUT-16's words are whitespace-separated

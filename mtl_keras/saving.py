@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import keras_hub  # noqa: F401  (registers keras-hub classes for deserialization)
 
-from mtl_keras import presets
+from mtl_keras.encoding import presets
 from mtl_keras.errors import InputError, first_line
 
 TOKENIZER_DIR = "tokenizer"

@@ -20,6 +20,45 @@ def test_no_function_is_longer_than_60_lines():
     assert not too_long, too_long
 
 
+MAX_TOP_LEVEL_MODULES = 12
+MAX_MODULE_LINES = 450
+
+
+def drawn_tree(markdown):
+    """The module paths of the `mtl_keras/` tree drawn in docs/architecture.md."""
+    paths, folder = set(), ""
+    for line in markdown[markdown.index("mtl_keras/\n├") :].split("```")[0].splitlines()[1:]:
+        name = line[line.index("── ") + 3 :].split()[0]
+        depth = line.index("── ") // 4
+        if name.endswith("/"):
+            folder = name
+        else:
+            paths.add("mtl_keras/" + (folder if depth > 0 else "") + name)
+    return paths
+
+
+def test_the_package_shows_its_parts():
+    """Sub-packages by concern (docs/architecture.md): few modules directly in `mtl_keras/`,
+    none too long to read in one sitting."""
+    top = sorted(p.name for p in (ROOT / "mtl_keras").glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+    long = [f"{p.relative_to(ROOT)} ({n})" for p in sorted(ROOT.glob("mtl_keras/**/*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]  # fmt: skip
+    assert not long, long
+    parts = {"encoding", "tasks", "model", "training", "evaluation", "export", "distributed"}
+    missing = [
+        part for part in sorted(parts) if not (ROOT / "mtl_keras" / part / "__init__.py").is_file()
+    ]
+    assert not missing, missing
+    drawn = drawn_tree((ROOT / "docs" / "architecture.md").read_text())
+    modules = {p.relative_to(ROOT).as_posix() for p in ROOT.glob("mtl_keras/**/*.py")}
+    modules -= {m for m in modules if m.count("/") > 1 and m.endswith("/__init__.py")}
+    assert not modules - drawn, f"docs/architecture.md does not place {sorted(modules - drawn)}"
+    assert not drawn - modules, (
+        f"docs/architecture.md draws what is gone: {sorted(drawn - modules)}"
+    )
+
+
 KIND_NAMES = {"sentence", "token", "pair", "multi_label", "pair_classification", "contrastive"}
 REGISTRY = "KINDS"  # the one place a kind's name is looked up: `KINDS[task.kind]`
 
@@ -68,12 +107,18 @@ def kind_switches(source):
     return found
 
 
+KIND_FILES = {
+    f"mtl_keras/tasks/{name}.py" for name in ("kind", "classification", "token", "pairs", "kinds")
+}
+
+
 def test_no_task_kind_is_compared_outside_the_kind_classes():
-    """What differs between kinds lives in `mtl_keras/kinds.py`; elsewhere code asks the
-    task's kind (`task.spec`), so a new kind is one class, not a hunt for switches."""
+    """What differs between kinds lives in the kind classes (`mtl_keras/tasks/`, registered in
+    `kinds.py`); elsewhere code asks the task's kind (`task.spec`), so a new kind is one
+    class, not a hunt for switches."""
     compared = []
     for path in sorted([*ROOT.glob("mtl_keras/**/*.py"), *ROOT.glob("experiments/*.py")]):
-        if path.name == "kinds.py":
+        if path.relative_to(ROOT).as_posix() in KIND_FILES:
             continue
         lines = kind_switches(path.read_text())
         compared += [f"{path.relative_to(ROOT)}:{line}" for line in lines]

@@ -105,8 +105,8 @@ def make_tiny_backbone(num_layers=2, hidden_dim=16, max_sequence_length=32, drop
 
 def deterministic_tiny_model(tasks="topic", **kwargs):
     """A tiny `MultiTaskModel` without dropout anywhere: one batch, one gradient."""
-    from mtl_keras.backbone import TunableBertBackbone
-    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.model.backbone import TunableBertBackbone
+    from mtl_keras.model.multitask import MultiTaskModel
     from mtl_keras.tasks import resolve_tasks
 
     keras.utils.set_random_seed(0)
@@ -123,7 +123,7 @@ def schedule_config(optimizer):
 
 def one_fit_step(model, optimizer, y, start, loss_weights=None, sample_weight=None):
     """{weight path: change} after one `fit` step from the weights `start`."""
-    from mtl_keras.model import compile_model
+    from mtl_keras.model.multitask import compile_model
 
     model.set_weights(start)
     compile_model(model, optimizer, loss_weights)
@@ -324,7 +324,7 @@ def bert_inputs(tokenizer, texts, max_length=16):
     """The model inputs of `texts` (int32, padded to `max_length`), as training made them."""
     import tensorflow as tf
 
-    from mtl_keras.preprocessing import make_preprocessor
+    from mtl_keras.encoding.preprocessing import make_preprocessor
 
     x = make_preprocessor(tokenizer, max_length)(tf.constant(texts))
     return {f: tf.cast(v, "int32") for f, v in x.items()}

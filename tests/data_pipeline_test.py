@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from mtl_keras.data.loading import load
 from mtl_keras.data.pipeline import evaluation_stream, sampling_weights, training_stream
+from mtl_keras.encoding.preprocessing import align_word_tags, make_preprocessor
 from mtl_keras.errors import InputError
-from mtl_keras.preprocessing import align_word_tags, make_preprocessor
 from mtl_keras.tasks import resolve_tasks
 from tests.conftest import TINY_VOCAB, make_tiny_tokenizer
 

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtl_keras import RunConfig, distributed
+from mtl_keras import RunConfig
 from mtl_keras.data.pipeline import reshuffled_passes, task_draws
+from mtl_keras.distributed import cluster as distributed
+from mtl_keras.distributed.launch import core_sets, supervise
 from mtl_keras.errors import InputError
-from mtl_keras.launch import core_sets, supervise
 from tests.conftest import tiny_run_argv, wait_for_checkpoint
 
 GOOD = {distributed.ADDRESSES: "localhost:1234", distributed.PROCESSES: "2",
@@ -106,7 +107,7 @@ def test_launcher_gives_each_process_its_port_and_cores(tmp_path, monkeypatch):
     """`--port` is process 0's coordinator port in every process's variables, and
     `--cores-per-process` the number of cores each is pinned to (not the even split)."""
     from experiments import launch as launch_cli
-    from mtl_keras.launch import free_port
+    from mtl_keras.distributed.launch import free_port
 
     pid, addresses = distributed.PROCESS_ID, distributed.ADDRESSES
     report = (
@@ -131,7 +132,7 @@ def test_launcher_gives_each_process_its_port_and_cores(tmp_path, monkeypatch):
 
 
 def test_a_global_batch_that_does_not_split_over_the_processes_is_refused(tmp_path, monkeypatch):
-    from mtl_keras.trainer import start_distribution
+    from mtl_keras.training.setup import start_distribution
 
     monkeypatch.setattr(distributed, "start", lambda timeout: distributed.Cluster(0, 2, "h:1"))
     config = RunConfig(distribution="data_parallel", batch_size=3, output_dir=str(tmp_path))
@@ -268,7 +269,7 @@ def test_a_model_trained_on_two_jax_processes_exports_for_tf_serving(two_runs, t
 @pytest.mark.parametrize("process_id", [0, 1])  # waiting for the others; for process 0
 def test_a_cluster_that_does_not_form_is_one_line_not_a_hang(tiny_preset, tiny_data_dir, tmp_path,
                                                              process_id):  # fmt: skip
-    from mtl_keras.launch import free_port
+    from mtl_keras.distributed.launch import free_port
 
     cluster = distributed.Cluster(process_id, 2, f"localhost:{free_port()}")
     argv = tiny_run_argv(tiny_preset, tiny_data_dir, tmp_path / "run", "--distribution",

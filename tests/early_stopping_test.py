@@ -7,13 +7,13 @@ import keras
 import numpy as np
 import pytest
 
-from mtl_keras import trainer
-from mtl_keras.callbacks import weights_file
 from mtl_keras.data import get_builder
 from mtl_keras.data.pipeline import evaluation_stream
-from mtl_keras.model import compile_model
-from mtl_keras.preprocessing import make_preprocessor
+from mtl_keras.encoding.preprocessing import make_preprocessor
+from mtl_keras.model.multitask import compile_model
 from mtl_keras.saving import load_model, load_tokenizer
+from mtl_keras.training import trainer
+from mtl_keras.training.callbacks import weights_file
 from tests.conftest import finished_tiny_run, run_tiny, write_tiny_stsb
 
 EPOCHS, PATIENCE = 12, 2

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from experiments import export, serving_client
+from mtl_keras.encoding.preprocessing import make_preprocessor, trim_padding
 from mtl_keras.errors import InputError
-from mtl_keras.preprocessing import make_preprocessor, trim_padding
 from mtl_keras.saving import load_model, load_tokenizer
 from mtl_keras.tasks import TASKS
 from tests.conftest import force_labels
@@ -190,10 +190,10 @@ def test_refuses_to_overwrite_and_needs_a_version_dir(tiny_run, tiny_export, tmp
 
 @pytest.mark.slow
 def test_exported_pretrained_embedding_matches_sentence_transformers(tmp_path):
-    from mtl_keras import presets
-    from mtl_keras.backbone import TunableBertBackbone
-    from mtl_keras.export import export_for_serving
-    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.encoding import presets
+    from mtl_keras.export.serving import export_for_serving
+    from mtl_keras.model.backbone import TunableBertBackbone
+    from mtl_keras.model.multitask import MultiTaskModel
     from mtl_keras.tasks import resolve_tasks
     from tests.conftest import cosines
     from tests.minilm_parity_test import REFERENCE

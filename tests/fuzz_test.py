@@ -18,8 +18,8 @@ import pytest
 from experiments import embed, export, predict, run
 from experiments.cli import run_main
 from mtl_keras import Predictor, RunConfig, SentenceEncoder
+from mtl_keras.encoding.inputs import read_texts
 from mtl_keras.errors import UserError
-from mtl_keras.inputs import read_texts
 from tests.conftest import FUZZ_CASES
 
 NUMBERS = ["nan", "inf", "-inf", "-1", "0", "1", "3", "0.5", "1e-300", "1e308", str(2**63),

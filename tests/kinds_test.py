@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtl_keras.kinds import KINDS
-from mtl_keras.metrics import Correlation, LogitF1
-from mtl_keras.model import MultiTaskModel
-from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES
+from mtl_keras.encoding.preprocessing import FEATURES, PAIR_FEATURES
+from mtl_keras.evaluation.metrics import Correlation, LogitF1
+from mtl_keras.model.multitask import MultiTaskModel
 from mtl_keras.tasks import Task
+from mtl_keras.tasks.kinds import KINDS
 from tests.conftest import make_tiny_backbone, tiny_inputs
 
 Y_TRUE = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]], "float32")

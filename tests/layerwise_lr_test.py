@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mtl_keras.errors import InputError
-from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers
+from mtl_keras.training.layerwise_lr import LayerwiseLR, layer_decay_multipliers
 
 
 def two_variables():
@@ -104,8 +104,8 @@ def test_layer_decay_slows_the_lower_layers_of_the_model_in_fit():
     """In a real `fit` of the multi-task model, each group moves its factor times as far
     as under plain AdamW at the same rate (Adam's first step is the same for both but
     for the rate, weight decay included)."""
-    from mtl_keras.optimizers import make_optimizer
-    from mtl_keras.scenarios import SCENARIOS
+    from mtl_keras.training.optimizers import make_optimizer
+    from mtl_keras.training.scenarios import SCENARIOS
     from tests.conftest import deterministic_tiny_model, one_fit_step
 
     model = deterministic_tiny_model("topic")
@@ -133,8 +133,8 @@ def test_adam_first_step_moves_repeated_embedding_rows_by_the_learning_rate(wrap
     gradient is an `IndexedSlices` with one row per occurrence; Keras' Adam squares each
     before they are summed, so v was sum(g_i^2), not (sum g_i)^2, and a repeated row moved
     up to 2.7x the rate. Every optimizer `compile_model` gets must sum them first."""
-    from mtl_keras.optimizers import make_optimizer
-    from mtl_keras.scenarios import SCENARIOS
+    from mtl_keras.training.optimizers import make_optimizer
+    from mtl_keras.training.scenarios import SCENARIOS
     from tests.conftest import deterministic_tiny_model, one_fit_step, tiny_inputs
 
     rate = 1e-3

@@ -10,10 +10,10 @@ import pytest
 
 from mtl_keras.config import RunConfig
 from mtl_keras.errors import InputError
-from mtl_keras.model import MultiTaskModel, compile_model
-from mtl_keras.optimizers import make_optimizer
+from mtl_keras.model.multitask import MultiTaskModel, compile_model
 from mtl_keras.saving import load_model
-from mtl_keras.scenarios import SCENARIOS
+from mtl_keras.training.optimizers import make_optimizer
+from mtl_keras.training.scenarios import SCENARIOS
 from tests.conftest import deterministic_tiny_model, one_fit_step, tiny_inputs
 
 Y = {"topic": np.array([1, 3]), "sentiment": np.array([0, 2])}

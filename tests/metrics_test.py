@@ -1,7 +1,7 @@
 import numpy as np
 
 from mtl_keras.data.sources import NER_TAGS
-from mtl_keras.metrics import EntityF1, MacroF1, entity_f1_by_type, entity_spans
+from mtl_keras.evaluation.metrics import EntityF1, MacroF1, entity_f1_by_type, entity_spans
 
 T = {name: i for i, name in enumerate(NER_TAGS)}
 

@@ -32,7 +32,7 @@ def test_loss_weights_mix_the_task_gradients():
 def test_fit_traces_the_train_step_once():
     """`compile_model` has Keras build the loss and metric state before the first step:
     TensorFlow otherwise creates it in a first trace of the step and traces it again."""
-    from mtl_keras.model import compile_model
+    from mtl_keras.model.multitask import compile_model
     from tests.conftest import tiny_inputs
 
     model = compile_model(deterministic_tiny_model("topic,sentiment"), keras.optimizers.SGD(0.1))

@@ -12,7 +12,7 @@ from mtl_keras import Predictor, RunConfig, SentenceEncoder
 from mtl_keras.data import sources
 from mtl_keras.data.examples import task_options, write_example_files
 from mtl_keras.data.splits import split_of
-from mtl_keras.preprocessing import FEATURES
+from mtl_keras.encoding.preprocessing import FEATURES
 from mtl_keras.saving import load_tokenizer
 from mtl_keras.tasks import Task, from_files
 from tests.conftest import bert_inputs, force_labels, traced
@@ -173,7 +173,7 @@ def test_anchor_positive_pairs_make_a_contrastive_task(tmp_path):
 
 
 def test_in_batch_loss_masks_other_tasks_columns_and_retrieval_ranks():
-    from mtl_keras.metrics import in_batch_hits, in_batch_xent, retrieval_metrics
+    from mtl_keras.evaluation.metrics import in_batch_hits, in_batch_xent, retrieval_metrics
 
     scores = np.array([[5.0, 1.0, 9.0], [2.0, 3.0, 9.0], [0.0, 0.0, 0.0]], "float32")
     valid = np.array([[1.0], [1.0], [0.0]], "float32")  # row 3 is another task's example
@@ -254,7 +254,7 @@ def test_own_tasks_test_metrics_recompute_from_the_saved_model(own_run):
     on the same examples with numpy: a wrong F1, correlation or ranking fails."""
     from scipy.stats import spearmanr
 
-    from mtl_keras.preprocessing import PAIR_FEATURES
+    from mtl_keras.encoding.preprocessing import PAIR_FEATURES
     from mtl_keras.saving import load_model, load_tokenizer
 
     out, metrics = own_run

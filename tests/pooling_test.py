@@ -2,8 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from mtl_keras.errors import InputError
-from mtl_keras.pooling import (
+from mtl_keras.encoding.pooling import (
     POOLING,
     AttentionPooling,
     ClsPooling,
@@ -11,6 +10,7 @@ from mtl_keras.pooling import (
     MeanPooling,
     make_pooling,
 )
+from mtl_keras.errors import InputError
 
 
 def test_masked_mean_ignores_padding():

@@ -11,10 +11,10 @@ from safetensors.numpy import load_file
 
 from experiments import export
 from mtl_keras import SentenceEncoder
-from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.errors import InputError
-from mtl_keras.export import QUANTIZATIONS, quantized_copy
-from mtl_keras.portable import export_keras_hub, export_sentence_transformers
+from mtl_keras.export.portable import export_keras_hub, export_sentence_transformers
+from mtl_keras.export.serving import QUANTIZATIONS, quantized_copy
+from mtl_keras.model.backbone import TunableBertBackbone
 from mtl_keras.saving import load_model, load_tokenizer
 from tests.conftest import cosines, make_tiny_backbone, make_tiny_tokenizer
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mtl_keras.encoding.preprocessing import make_preprocessor, trim_padding
 from mtl_keras.predict import Predictor
-from mtl_keras.preprocessing import make_preprocessor, trim_padding
 from mtl_keras.tasks import TASKS
 
 TEXTS = ["the quick fox jumps over the lazy dog", "", "sao paulo won !", "a", "stocks fell ."]

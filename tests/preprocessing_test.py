@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mtl_keras.encoding.preprocessing import clean_text, make_preprocessor, trim_padding
 from mtl_keras.errors import InputError
-from mtl_keras.preprocessing import clean_text, make_preprocessor, trim_padding
 from tests.conftest import TINY_VOCAB, make_tiny_tokenizer
 
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from mtl_keras import presets
+from mtl_keras.encoding import presets
 from mtl_keras.errors import MissingPackageError
 
 

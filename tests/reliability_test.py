@@ -15,15 +15,15 @@ import pytest
 
 from experiments import run
 from experiments.cli import run_main
-from mtl_keras import trainer
-from mtl_keras.callbacks import (
+from mtl_keras.saving import load_model
+from mtl_keras.training import trainer
+from mtl_keras.training.callbacks import (
     PROGRESS,
     DivergenceGuard,
     EpochCheckpoint,
     read_progress,
     weights_file,
 )
-from mtl_keras.saving import load_model
 from tests.conftest import schedule_config, tiny_run_argv, wait_for_checkpoint
 
 
@@ -64,7 +64,7 @@ def test_kill_9_mid_training_then_resume(tiny_preset, tiny_data_dir, tmp_path, m
         resumed_from["iterations"] = int(run_state.optimizer.iterations.numpy())
         return started
 
-    monkeypatch.setattr("mtl_keras.trainer.MultiTaskTrainer.resume", watched_resume)
+    monkeypatch.setattr("mtl_keras.training.trainer.MultiTaskTrainer.resume", watched_resume)
     resumed = run.main(argv)
     monkeypatch.undo()
     # The run started from the checkpoint's weights and optimizer state, not anew.
@@ -214,9 +214,9 @@ def test_batch_size_beyond_the_data_is_capped(tiny_preset, tiny_data_dir, tmp_pa
 
 def test_non_finite_weights_or_metrics_are_never_saved(tiny_preset):
     from mtl_keras.errors import TrainingDiverged
-    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.model.multitask import MultiTaskModel
     from mtl_keras.tasks import resolve_tasks
-    from mtl_keras.trainer import check_finite
+    from mtl_keras.training.setup import check_finite
     from tests.conftest import make_tiny_backbone
 
     model = MultiTaskModel(make_tiny_backbone(), resolve_tasks("topic"))
@@ -233,7 +233,7 @@ def test_non_finite_weights_or_metrics_are_never_saved(tiny_preset):
 def test_run_rejected_after_its_folder_was_made_leaves_no_folder(
     tiny_preset, tiny_data_dir, tmp_path, capsys
 ):
-    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.model.multitask import MultiTaskModel
     from mtl_keras.tasks import resolve_tasks
     from tests.conftest import make_tiny_backbone
 

@@ -71,9 +71,9 @@ def test_safe_mode_refuses_code_in_model_files(tmp_path):
 
 def test_optimizer_moments_survive_a_reload(tmp_path):
     from mtl_keras.artifacts import save_model
-    from mtl_keras.model import compile_model
-    from mtl_keras.optimizers import make_optimizer
-    from mtl_keras.scenarios import SCENARIOS
+    from mtl_keras.model.multitask import compile_model
+    from mtl_keras.training.optimizers import make_optimizer
+    from mtl_keras.training.scenarios import SCENARIOS
 
     model = deterministic_tiny_model("topic,sentiment")
     optimizer = make_optimizer(SCENARIOS["llrd"], 1e-3, num_layers=2, total_steps=10,
@@ -96,7 +96,7 @@ def test_optimizer_moments_survive_a_reload(tmp_path):
 def test_init_from_pairs_the_backbones_whatever_their_names(tiny_run):
     """A backbone made without a name is named by how many of its class the process made
     before; the saved one is copied into the new one all the same."""
-    from mtl_keras.model import MultiTaskModel
+    from mtl_keras.model.multitask import MultiTaskModel
     from mtl_keras.saving import copy_weights_from
     from mtl_keras.tasks import resolve_tasks
     from tests.conftest import make_tiny_backbone

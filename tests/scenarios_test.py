@@ -8,14 +8,14 @@ import pytest
 import tensorflow as tf
 
 from experiments import run
-from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.data import load
 from mtl_keras.data.sources import NER_TYPES
-from mtl_keras.layerwise_lr import LayerwiseLR
-from mtl_keras.model import MultiTaskModel
-from mtl_keras.preprocessing import trim_padding
-from mtl_keras.scenarios import SCENARIOS, gradual_stages
+from mtl_keras.encoding.preprocessing import trim_padding
+from mtl_keras.model.backbone import TunableBertBackbone
+from mtl_keras.model.multitask import MultiTaskModel
 from mtl_keras.tasks import resolve_tasks
+from mtl_keras.training.layerwise_lr import LayerwiseLR
+from mtl_keras.training.scenarios import SCENARIOS, gradual_stages
 from tests.conftest import make_tiny_backbone, tiny_run_argv
 
 GROUPS = (
@@ -130,7 +130,7 @@ def test_gradual_unfreezing_grows_trainable_and_keeps_optimizer_state(runs):
 
 
 def test_the_schedule_spans_every_stage_and_ends_at_zero(runs):
-    from mtl_keras.schedules import WarmupDecay
+    from mtl_keras.training.schedules import WarmupDecay
     from tests.conftest import schedule_config
 
     metrics, model, _ = runs["gradual_unfreeze"]

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from mtl_keras.errors import InputError
-from mtl_keras.layerwise_lr import LayerwiseLR
-from mtl_keras.optimizers import make_optimizer
-from mtl_keras.scenarios import SCENARIOS
-from mtl_keras.schedules import WarmupDecay
+from mtl_keras.training.layerwise_lr import LayerwiseLR
+from mtl_keras.training.optimizers import make_optimizer
+from mtl_keras.training.scenarios import SCENARIOS
+from mtl_keras.training.schedules import WarmupDecay
 
 
 def rates(schedule, steps):

@@ -45,7 +45,7 @@ def test_a_held_task_keeps_its_head_and_is_measured(tiny_run, tiny_preset, tiny_
 
 
 def test_the_stream_leaves_held_tasks_out(tiny_data_dir):
-    from mtl_keras.preprocessing import make_preprocessor
+    from mtl_keras.encoding.preprocessing import make_preprocessor
 
     tasks = resolve_tasks("topic,sentiment")
     preprocessor = make_preprocessor(make_tiny_tokenizer(), 16)

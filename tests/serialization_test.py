@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from mtl_keras import EntityF1, LayerwiseLR, MacroF1, MeanPooling, MultiTaskModel
-from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.data.sources import NER_TAGS
-from mtl_keras.metrics import Correlation
+from mtl_keras.evaluation.metrics import Correlation
+from mtl_keras.model.backbone import TunableBertBackbone
 from mtl_keras.saving import load_model
 from mtl_keras.tasks import resolve_tasks
 from tests.conftest import make_tiny_backbone, tiny_inputs

@@ -3,11 +3,11 @@
 import keras
 import pytest
 
-from mtl_keras.bert_layers import EMBEDDING_LAYERS, POOLER, transformer_layers
 from mtl_keras.errors import InputError
-from mtl_keras.model import MultiTaskModel
-from mtl_keras.scenarios import SCENARIOS, Stage, set_frozen, training_stages
+from mtl_keras.model.bert_layers import EMBEDDING_LAYERS, POOLER, transformer_layers
+from mtl_keras.model.multitask import MultiTaskModel
 from mtl_keras.tasks import Task, resolve_tasks
+from mtl_keras.training.scenarios import SCENARIOS, Stage, set_frozen, training_stages
 from tests.conftest import make_tiny_backbone
 
 TASKS = resolve_tasks("topic,sentiment")

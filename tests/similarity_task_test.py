@@ -10,13 +10,13 @@ import tensorflow as tf
 from experiments import sts as sts_cli
 from mtl_keras import MultiTaskModel, embedding_model
 from mtl_keras.data.pipeline import evaluation_stream, training_stream
+from mtl_keras.encoding.preprocessing import FEATURES, PAIR_FEATURES, make_preprocessor
 from mtl_keras.errors import InputError
-from mtl_keras.export import export_for_serving
+from mtl_keras.export.serving import export_for_serving
 from mtl_keras.predict import Predictor
-from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, make_preprocessor
 from mtl_keras.saving import load_model, load_tokenizer
-from mtl_keras.scenarios import get_scenario
 from mtl_keras.tasks import resolve_tasks
+from mtl_keras.training.scenarios import get_scenario
 from tests.conftest import (
     TINY_STSB,
     bert_inputs,

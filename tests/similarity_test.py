@@ -7,8 +7,8 @@ import pytest
 from mtl_keras import SentenceEncoder
 from mtl_keras.data import get_builder, load
 from mtl_keras.data import sources as src
-from mtl_keras.metrics import Correlation
-from mtl_keras.similarity import rank, spearman, sts_benchmark, sts_pairs, sts_spearman
+from mtl_keras.evaluation.metrics import Correlation
+from mtl_keras.evaluation.sts import rank, spearman, sts_benchmark, sts_pairs, sts_spearman
 from tests.conftest import TINY_STSB, write_tiny_stsb
 
 

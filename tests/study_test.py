@@ -85,7 +85,7 @@ def test_sweep_and_size_configs(tmp_path):
 
 def test_size_curve_groups_configs_by_scenario(tmp_path):
     from mtl_keras import study as lib
-    from mtl_keras.plots import plot_size_curve
+    from mtl_keras.evaluation.plots import plot_size_curve
 
     rows = [
         {"grid": "size", "config": f"full-n{n}", "seed": s, "sentiment_train": t,
@@ -264,7 +264,7 @@ def test_affinity_is_the_paired_gain_of_training_beside_a_task(tmp_path):
 
 
 def test_affinity_plot_labels_stay_legible_on_the_darkest_cells(tmp_path, monkeypatch):
-    from mtl_keras import plots
+    from mtl_keras.evaluation import plots
 
     figures = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi: figures.append(fig))

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from mtl_keras.data.splits import SPLITS, split_of
 from mtl_keras.errors import InputError
-from mtl_keras.kinds import KINDS
+from mtl_keras.tasks.kinds import KINDS
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".conll")
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}

@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from mtl_keras.backends import batch_length
 from mtl_keras.data.loading import without_autotuning
+from mtl_keras.encoding.preprocessing import FEATURES, PAIR_FEATURES, trim_padding
 from mtl_keras.errors import InputError
-from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES, trim_padding
 
 SAMPLING = ("proportional", "round_robin", "temperature")
 

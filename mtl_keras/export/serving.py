@@ -11,9 +11,9 @@ import keras
 import tensorflow as tf
 
 from mtl_keras.artifacts import atomic_write, check_replaceable, ensure_writable_dir
+from mtl_keras.encoding.preprocessing import check_max_length, make_preprocessor, trim_padding
 from mtl_keras.errors import InputError
-from mtl_keras.model import EMBEDDING, MultiTaskModel
-from mtl_keras.preprocessing import check_max_length, make_preprocessor, trim_padding
+from mtl_keras.model.multitask import EMBEDDING, MultiTaskModel
 
 SIGNATURE = "serving_default"
 
@@ -114,7 +114,7 @@ def quantized_copy(model, mode):
         raise InputError(
             f"unknown quantization {mode!r}; choose one of {', '.join(QUANTIZATIONS)}."
         )
-    from mtl_keras.portable import plain_backbone
+    from mtl_keras.export.portable import plain_backbone
 
     copy = MultiTaskModel(plain_backbone(model.backbone), model.tasks, model.dropout,
                           model.pooling_mode, max_length=model.max_length)  # fmt: skip

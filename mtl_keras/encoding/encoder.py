@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mtl_keras import presets
 from mtl_keras.backends import batch_length, inference_function
-from mtl_keras.inputs import as_sentence_list
-from mtl_keras.pooling import MeanPooling
-from mtl_keras.preprocessing import FEATURES, check_max_length, make_preprocessor
+from mtl_keras.encoding import presets
+from mtl_keras.encoding.inputs import as_sentence_list
+from mtl_keras.encoding.pooling import MeanPooling
+from mtl_keras.encoding.preprocessing import FEATURES, check_max_length, make_preprocessor
 
 
 def embedding_model(backbone, name="sentence_embedding"):

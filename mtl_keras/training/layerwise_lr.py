@@ -20,8 +20,8 @@ import keras
 from keras.saving import deserialize_keras_object, serialize_keras_object
 
 from mtl_keras.backends import summed_gradient
-from mtl_keras.bert_layers import EMBEDDING_LAYERS, transformer_layer
 from mtl_keras.errors import InputError
+from mtl_keras.model.bert_layers import EMBEDDING_LAYERS, transformer_layer
 
 
 def variable_path(variable):

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from mtl_keras import distributed
+from mtl_keras.distributed import cluster as distributed
 from mtl_keras.errors import InputError
 
 

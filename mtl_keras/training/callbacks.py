@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 
 from mtl_keras.artifacts import atomic_write
-from mtl_keras.distributed import local_only
+from mtl_keras.distributed.cluster import local_only
 
 CHECKPOINT_DIR = "checkpoint"
 PROGRESS = "progress.json"  # names the weights file of the epoch it describes

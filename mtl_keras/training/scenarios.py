@@ -9,8 +9,8 @@ never tests a scenario's name.
 import dataclasses
 from typing import NamedTuple
 
-from mtl_keras.bert_layers import EMBEDDING_LAYERS, POOLER, transformer_layer
 from mtl_keras.errors import InputError
+from mtl_keras.model.bert_layers import EMBEDDING_LAYERS, POOLER, transformer_layer
 
 # Parts of a model that a scenario can freeze; a single head is the part `head:<task>`.
 PARTS = ("backbone", "embeddings", "lower", "heads")

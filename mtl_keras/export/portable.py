@@ -18,8 +18,8 @@ import keras_hub
 import numpy as np
 
 from mtl_keras.artifacts import atomic_write, check_replaceable
-from mtl_keras.bert_layers import EMBEDDING_LAYERS, POOLER, transformer_layer
 from mtl_keras.errors import InputError
+from mtl_keras.model.bert_layers import EMBEDDING_LAYERS, POOLER, transformer_layer
 
 OUR_BACKBONE_KEYS = ("frozen_layers", "lora_rank", "inference_mode")
 

@@ -2,15 +2,15 @@
 
 import keras
 
-from mtl_keras.backbone import TunableBertBackbone
 from mtl_keras.backends import build_before_first_step, trains_statelessly
-from mtl_keras.bert_layers import POOLER
+from mtl_keras.encoding.pooling import make_pooling
+from mtl_keras.encoding.preprocessing import FEATURES, PAIR_FEATURES
 from mtl_keras.errors import InputError
-from mtl_keras.layerwise_lr import LayerwiseLR
-from mtl_keras.loss_weighting import TaskUncertainty, check_loss_weighting, weighted_losses
-from mtl_keras.pooling import make_pooling
-from mtl_keras.preprocessing import FEATURES, PAIR_FEATURES
+from mtl_keras.model.backbone import TunableBertBackbone
+from mtl_keras.model.bert_layers import POOLER
+from mtl_keras.model.loss_weighting import TaskUncertainty, check_loss_weighting, weighted_losses
 from mtl_keras.tasks import Task
+from mtl_keras.training.layerwise_lr import LayerwiseLR
 
 EMBEDDING = "embedding"
 

@@ -7,7 +7,7 @@ from mtl_keras.data import sources
 from mtl_keras.data.files import as_dataset, file_splits, split_files
 from mtl_keras.data.loading import load
 from mtl_keras.errors import InputError
-from mtl_keras.kinds import KINDS
+from mtl_keras.tasks.kinds import KINDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Task:
 
     @property
     def spec(self):
-        """The task's kind (`mtl_keras.kinds`): its encoding, head, loss and metrics."""
+        """The task's kind (`mtl_keras.tasks.kinds`): its encoding, head, loss and metrics."""
         return KINDS[self.kind]
 
     @property
@@ -91,7 +91,7 @@ def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
         path: a .csv/.tsv/.jsonl/.conll file (split 80/10/10 by a hash of the text), or a
             folder with `train.<ext>` and optionally `validation.<ext>` (or `dev.<ext>`)
             and `test.<ext>` (a missing validation split is carved from train).
-        kind: a key of `mtl_keras.kinds.KINDS` ("sentence", "token", "pair",
+        kind: a key of `mtl_keras.tasks.kinds.KINDS` ("sentence", "token", "pair",
             "multi_label", "pair_classification", "contrastive"); default: read from the
             columns.
         columns: {the kind's column: your file's column}, e.g. {"text": "body"}.

@@ -2,9 +2,9 @@
 
 import keras
 
-from mtl_keras.layerwise_lr import LayerwiseLR, layer_decay_multipliers
-from mtl_keras.loss_weighting import LOG_VARIANCE
-from mtl_keras.schedules import WarmupDecay
+from mtl_keras.model.loss_weighting import LOG_VARIANCE
+from mtl_keras.training.layerwise_lr import LayerwiseLR, layer_decay_multipliers
+from mtl_keras.training.schedules import WarmupDecay
 
 
 def make_optimizer(

@@ -1,0 +1,1 @@
+"""Data-parallel training over processes and machines (JAX, `keras.distribution`)."""

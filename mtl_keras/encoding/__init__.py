@@ -1,0 +1,1 @@
+"""Text -> embedding: local weights, the tokenizer's inputs, pooling, `SentenceEncoder`."""

@@ -1,0 +1,117 @@
+"""`Kind`: what a kind of task means, in one class, and the helpers kinds share.
+
+A kind owns everything that differs between tasks of different shapes: the fields of a
+raw example and how one becomes model inputs and targets, the head (or, for pairs, the
+cosine of two embeddings), the loss and metrics, how predictions read back and what the
+served model returns. The rest of the library asks the task's kind (`task.spec`) and
+never compares kind names (a test checks that).
+"""
+
+import keras
+import tensorflow as tf
+
+from mtl_keras.encoding.preprocessing import FEATURES, PAIR_FEATURES
+from mtl_keras.errors import InputError
+
+
+class Kind:
+    """The behaviour shared by kinds that have a dense head over the encoder."""
+
+    name = None
+    columns = ()  # the columns of a user's file of this kind
+    fields = ()  # a raw example's fields (the packaged datasets' feature names)
+    main_metric = "accuracy"  # what says how well the task went (studies, plots)
+    loss_metric = "xent"  # the task's own loss averaged over its own examples
+    has_head = True  # False: the task trains the embedding itself (no layers of its own)
+    reads_sequence = False  # the head reads every token vector, not the pooled embedding
+    second_text = False  # examples carry a second text (`pair_*` inputs)
+    embedding_head = True  # a head on one text's embedding (trainable on cached embeddings)
+    has_labels = True  # a file's label set is read from its training file
+    scored = False  # targets are scores, scaled by the task's `score_range`
+    # `encode` takes a batch of raw examples (see `encode`); False: one example at a time.
+    batch_encode = True
+
+    def signature(self, num_classes):
+        """The `tf.TensorSpec` of each raw field (a user's file, read into `tf.data`)."""
+        return {"text": tf.TensorSpec([], tf.string), "label": tf.TensorSpec([], tf.int64)}
+
+    def empty_target(self, task, max_length):
+        """(target, weight) of an example that has no label for this task: weight 0."""
+        return tf.zeros([], tf.int32), tf.zeros([], tf.float32)
+
+    def output(self, task, head, features):
+        """The task's output in the functional model, from its head (dropout + dense; None
+        for a kind without one) and the encoder's `features` ("embedding", "sequence",
+        and with a second text "pair_embedding")."""
+        return head(features["embedding"])
+
+    def loss(self, task):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self, task):
+        """Accuracy and cross-entropy; `xent` is the loss averaged over the task's own
+        labelled examples (the `<task>_loss` Keras logs is over whole mixed batches)."""
+        return [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"),
+        ]
+
+    def key(self, example):
+        """The text that places an example in a split (equal texts share one split)."""
+        return example[self.fields[0]]
+
+    def labels_of(self, example):
+        """The label names one parsed example uses (a file's label set is read from these)."""
+        return []
+
+    def label_set(self, names):
+        """The task's label names, in the order of the head's outputs."""
+        return tuple(sorted(set(names)))
+
+    def score_range(self, name, examples):
+        """A scored kind's (lowest, highest) score in a training file; None otherwise."""
+        return None
+
+    def encode(self, task, batch, tokenize, tokenizer, max_length):
+        """(inputs, targets, weights) of a batch of raw examples (each field one tensor
+        with the examples along axis 0); `tokenize` maps a vector of texts to BERT inputs."""
+        return tokenize(batch["text"]), tf.cast(batch["label"], tf.int32), ones_for(batch["label"])
+
+    def split_metrics(self, task, encode, examples):
+        """Metrics over a whole split (not batch by batch), or None. `encode` embeds a list
+        of texts (unit vectors); `examples()` reads the split's raw examples."""
+        return None
+
+
+def text_value(value, column, where):
+    """A non-empty string from a file's `column`, or a one-line error naming the line."""
+    if not isinstance(value, str):
+        raise InputError(f"{where}: {column!r} is {type(value).__name__}, not a string.")
+    if not value.strip():
+        raise InputError(f"{where}: {column!r} is empty.")
+    return value
+
+
+def label_value(value, column, where):
+    """A label name: a string, or a whole number written as one (JSON)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return text_value(value, column, where).strip()
+
+
+def pair_key(example):
+    """A pair's place in the splits: both texts (the same pair is never in two splits)."""
+    return f"{example['sentence1']}\t{example['sentence2']}"
+
+
+def ones_for(values):
+    """Weight 1 for each example of a batch (`values` has the examples along axis 0)."""
+    return tf.ones(tf.shape(values)[:1], tf.float32)
+
+
+def pair_inputs(tokenize, batch):
+    """BERT inputs of sentence1, with sentence2's as the `pair_*` inputs."""
+    x = tokenize(batch["sentence1"])
+    second = tokenize(batch["sentence2"])
+    x.update({p: second[f] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)})
+    return x

@@ -1,0 +1,1 @@
+"""A training run: its recipe (`run.train`), the trainer, scenarios, optimizers and callbacks."""
