@@ -11,7 +11,7 @@ for an NER head `word_pieces` and `ner_tags` (a pair task, which scores two text
 the `embedding`). sentence-transformers: the fine-tuned encoder (BERT + the model's mean, cls
 or max pooling + Normalize) as a folder `SentenceTransformer(folder)` loads. keras-hub: a
 preset of the backbone and tokenizer (no pooling: keras-hub backbones have none). No format
-overwrites without --overwrite.
+overwrites without --overwrite. Each export folder gets a model card (README.md).
 """
 
 from pathlib import Path
@@ -20,6 +20,7 @@ from experiments.cli import ArgumentParser, run_main
 from mtl_keras.errors import InputError
 from mtl_keras.export.portable import export_keras_hub, export_sentence_transformers
 from mtl_keras.export.serving import QUANTIZATIONS, SIGNATURE, export_for_serving
+from mtl_keras.model_card import card_for_model
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
 
 FORMATS = ("tf-serving", "sentence-transformers", "keras-hub")
@@ -55,6 +56,10 @@ def main(argv=None):
     model_path = Path(args.model)
     model = load_model(model_path, compile=False)  # first: a bad model file is named as such
     tokenizer = load_tokenizer(args.tokenizer or model_path.parent / TOKENIZER_DIR)
+    card = card_for_model(model, model_path, args.format, args.output, args.max_length)
+    if args.quantize:
+        card += (f"\nWeights quantized to int8 (`--quantize {args.quantize}`): the metrics above "
+                 "are the float32 model's.\n")  # fmt: skip
     if args.format == "sentence-transformers":
         output = export_sentence_transformers(
             model.backbone,
@@ -63,10 +68,13 @@ def main(argv=None):
             max_length=model.serving_length(args.max_length),
             pooling=model.pooling_mode,
             overwrite=args.overwrite,
+            card=card,
         )
         print(f"exported the encoder of {model_path} to {output}: SentenceTransformer('{output}')")
     elif args.format == "keras-hub":
-        output = export_keras_hub(model.backbone, tokenizer, args.output, overwrite=args.overwrite)
+        output = export_keras_hub(
+            model.backbone, tokenizer, args.output, overwrite=args.overwrite, card=card
+        )
         print(f"exported the encoder of {model_path} to {output} (a keras-hub preset)")
     else:
         output = export_for_serving(
@@ -76,6 +84,7 @@ def main(argv=None):
             max_length=args.max_length,
             overwrite=args.overwrite,
             quantize=args.quantize,
+            card=card,
         )
         heads = ", ".join(t.name for t in model.tasks)
         print(f"exported {model_path} (heads: {heads}) to {output}")

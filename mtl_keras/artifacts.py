@@ -102,3 +102,9 @@ def write_history_csv(path, history):
 def save_model(model, path):
     """`model.save` to a temporary `.keras` file, then rename."""
     return atomic_write(path, lambda tmp: model.save(tmp))
+
+
+def write_card(folder, card):
+    """Write a model card's text (`model_card`) as `folder`/README.md; nothing for None."""
+    if card is not None:
+        (Path(folder) / "README.md").write_text(card, encoding="utf-8")

@@ -62,3 +62,21 @@ def machine_cpu():
     if "cpu_model" not in info:
         return None
     return cpu_folder(info["cpu_model"], info.get("cpu_vector_flags", ()))
+
+
+FRAMEWORKS = ("keras", "keras-hub", "tensorflow", "tensorflow-text", "jax", "numpy")
+
+
+def framework_versions():
+    """{package: version} of Python and the frameworks installed here (a model card names
+    the versions that trained and exported a model); a package not installed is left out."""
+    import platform
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in FRAMEWORKS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions

@@ -238,6 +238,9 @@ def test_own_tasks_train_and_report_metrics_under_their_names(own_run):
     assert data["sts"]["validation"]["examples"] == 80
     assert "by text hash" in data["news"]["test"]["from"]
     assert set(metrics["test_entity_f1_by_type"]["ents"]) >= {"person", "geo-loc"}
+    card = (out / "README.md").read_text()  # the model card names each kind and its data
+    assert "| close | contrastive |" in card and "| types | multi_label |" in card
+    assert data["news"]["test"]["from"] in card
 
 
 def class_f1(gold, predicted):

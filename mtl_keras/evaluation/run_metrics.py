@@ -11,7 +11,7 @@ from mtl_keras.encoding.encoder import SentenceEncoder, traced_inference
 from mtl_keras.evaluation.metrics import entity_f1_by_type
 from mtl_keras.evaluation.sts import sts_pairs, sts_spearman
 from mtl_keras.model.multitask import per_task_logs
-from mtl_keras.provenance import code_commit, machine_cpu
+from mtl_keras.provenance import code_commit, cpu_model, framework_versions, machine_cpu
 from mtl_keras.training.setup import param_counts
 
 
@@ -196,6 +196,8 @@ class RunEvaluation:
             "processes": self.cluster.num_processes if self.cluster else 1,
             "commit": code_commit(),  # the code that made these numbers (None: no checkout)
             "cpu": machine_cpu(),  # the CPU that timed them (None: unreadable)
+            "cpu_model": cpu_model().get("cpu_model"),  # its name, as the model card shows it
+            "versions": framework_versions(),  # Python and the frameworks that trained it
             "config": {
                 **self.config.to_dict(),
                 "learning_rate": self.config.learning_rate_or_default,

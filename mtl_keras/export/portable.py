@@ -17,7 +17,7 @@ from pathlib import Path
 import keras_hub
 import numpy as np
 
-from mtl_keras.artifacts import atomic_write, check_replaceable
+from mtl_keras.artifacts import atomic_write, check_replaceable, write_card
 from mtl_keras.errors import InputError
 from mtl_keras.model.bert_layers import EMBEDDING_LAYERS, POOLER, transformer_layer
 
@@ -154,12 +154,14 @@ def sentence_transformers_files(width, max_length, pooling="mean", normalize=Tru
 
 
 def export_sentence_transformers(backbone, tokenizer, output, *, max_length=128,
-                                 normalize=True, pooling="mean", overwrite=False):  # fmt: skip
+                                 normalize=True, pooling="mean", overwrite=False,
+                                 card=None):  # fmt: skip
     """Write `backbone` + pooling (+ L2 when `normalize`) for sentence-transformers.
 
     `pooling` is the model's (`MultiTaskModel.pooling_mode`): mean, cls or max, which
     sentence-transformers' Pooling module has; it has no learned attention pooling.
-    Returns the folder; it is written beside and renamed into place, like every export.
+    `card`: the model card (README.md). Returns the folder; it is written beside and renamed
+    into place, like every export.
     """
     from safetensors.numpy import save_file
 
@@ -181,17 +183,20 @@ def export_sentence_transformers(backbone, tokenizer, output, *, max_length=128,
         for name, text in files.items():
             (Path(folder) / name).parent.mkdir(parents=True, exist_ok=True)
             (Path(folder) / name).write_text(text, encoding="utf-8")
+        write_card(folder, card)
 
     return atomic_write(output, write, directory=True)
 
 
-def export_keras_hub(backbone, tokenizer, output, *, overwrite=False):
-    """Write a keras-hub preset (plain `BertBackbone` + tokenizer); returns its path."""
+def export_keras_hub(backbone, tokenizer, output, *, overwrite=False, card=None):
+    """Write a keras-hub preset (plain `BertBackbone` + tokenizer, and the model card
+    `card` as README.md); returns its path."""
     output = check_replaceable(output, overwrite)
     plain = plain_backbone(backbone)
 
     def write(folder):
         plain.save_to_preset(folder)
         tokenizer.save_to_preset(folder)
+        write_card(folder, card)
 
     return atomic_write(output, write, directory=True)

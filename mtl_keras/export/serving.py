@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from mtl_keras.artifacts import atomic_write, check_replaceable, ensure_writable_dir
+from mtl_keras.artifacts import atomic_write, check_replaceable, ensure_writable_dir, write_card
 from mtl_keras.encoding.preprocessing import check_max_length, make_preprocessor, trim_padding
 from mtl_keras.errors import InputError
 from mtl_keras.model.multitask import EMBEDDING, MultiTaskModel
@@ -52,7 +52,7 @@ def check_version_dir(output, overwrite):
 
 
 def export_for_serving(model, tokenizer, output, *, max_length=None, overwrite=False,
-                       quantize=None):  # fmt: skip
+                       quantize=None, card=None):  # fmt: skip
     """Write the SavedModel to `output` (a version dir) and return its path.
 
     Texts are cut at `max_length` word pieces (default: the length the model trained at).
@@ -61,6 +61,7 @@ def export_for_serving(model, tokenizer, output, *, max_length=None, overwrite=F
     Serving (which watches the model dir) never sees a half-written version. With
     `quantize` (a name in `QUANTIZATIONS`), a copy of the model gets int8 weights (Keras
     `quantize`) first: about a quarter of the size; speed by mode and CPU in BENCHMARKS.md.
+    `card`: the model card's text, written as README.md in the version (`model_card`).
     """
     if not isinstance(model, MultiTaskModel):
         raise InputError(f"can only export a MultiTaskModel, got {type(model).__name__}.")
@@ -81,7 +82,12 @@ def export_for_serving(model, tokenizer, output, *, max_length=None, overwrite=F
         serving_outputs(inference, tokenizer, preprocessor, model.text_tasks),
         input_signature=[tf.TensorSpec([None], tf.string, name="text")],
     )
-    return atomic_write(output, lambda tmp: archive.write_out(tmp, verbose=False), directory=True)
+
+    def write(folder):
+        archive.write_out(folder, verbose=False)
+        write_card(folder, card)
+
+    return atomic_write(output, write, directory=True)
 
 
 def _int8_weights_only():

@@ -20,7 +20,7 @@ from mtl_keras.training.scenarios import SCENARIOS
 from mtl_keras.training.setup import preset_path, writes_files
 from mtl_keras.training.trainer import MultiTaskTrainer
 
-ARTEFACTS = ("model.keras", "tokenizer/", "metrics.json", "history.csv",
+ARTEFACTS = ("model.keras", "tokenizer/", "README.md", "metrics.json", "history.csv",
              "logs/", "curves.png")  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from mtl_keras.encoding.preprocessing import make_preprocessor
 from mtl_keras.evaluation.plots import plot_curves
 from mtl_keras.evaluation.run_metrics import RunEvaluation
 from mtl_keras.model.multitask import compile_model, per_task_logs
+from mtl_keras.model_card import write_model_card
 from mtl_keras.saving import TOKENIZER_DIR, save_tokenizer
 from mtl_keras.tasks import resolve_tasks, split_sizes
 from mtl_keras.training.callbacks import (
@@ -327,7 +328,7 @@ class MultiTaskTrainer(RunEvaluation):
         return {t.name: split_sizes(t) for t in self.tasks if t.files is not None}
 
     def save(self, fitted, metrics, output):
-        """Write the model, tokenizer, history, curves, metrics; the checkpoint goes.
+        """Write the model, tokenizer, model card, history, curves, metrics; the checkpoint goes.
 
         The model is saved with the trainable set its optimizer was built for (for gradual
         unfreezing, the last stage's), so a reload lines the optimizer state up again.
@@ -349,5 +350,7 @@ class MultiTaskTrainer(RunEvaluation):
         if fitted.history:
             plot_curves(output / "curves.png", fitted.history, self.tasks)
         write_json(output / "metrics.json", metrics)
+        if model_path:
+            write_model_card(output, self.tasks, metrics, fitted.history, "keras")
         shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)  # the run is complete
         return model_path
