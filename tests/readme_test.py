@@ -42,3 +42,21 @@ def test_train_example_runs_as_written(tiny_preset, tiny_data_dir, tmp_path):
     runs = list((tmp_path / "runs").glob("*/metrics.json"))
     assert len(runs) == 1 and (runs[0].parent / "model.keras").is_file()
     assert "label:" in result.stdout
+
+
+def test_the_readme_stays_a_newcomers_page():
+    """At most 150 lines, no paragraph over 6 lines, no commit hashes: findings, provenance
+    and timings live in RESULTS.md, BENCHMARKS.md and docs/."""
+    text = README.read_text()
+    assert len(text.splitlines()) <= 150
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    paragraphs = [
+        p for p in prose.split("\n\n") if p.strip() and not p.lstrip().startswith(("|", "#"))
+    ]
+    assert max(len(p.strip().splitlines()) for p in paragraphs) <= 6
+    hashes = [
+        w
+        for w in re.findall(r"\b[0-9a-f]{7,40}\b", prose)
+        if re.search(r"[a-f]", w) and re.search(r"\d", w)
+    ]
+    assert not hashes, hashes
