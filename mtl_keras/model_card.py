@@ -68,11 +68,29 @@ tokenizer = keras_hub.models.BertTokenizer.from_preset("{folder}")
 The backbone and tokenizer only: pool the `sequence_output` ({pooling} pooling, then L2) for
 the embedding this model was trained with.""",
 }
+RUNTIME_USAGE = """```python
+from mtl_keras import Predictor, SentenceEncoder
+
+predictor = Predictor.from_path("{folder}")  # {engine}; no TensorFlow needed
+rows = predictor.predict(["Shares rose after the results."], embeddings=True)
+embeddings = SentenceEncoder.from_path("{folder}").encode(["a sentence", "another"])
+```
+
+```bash
+python -m experiments.predict --model {folder} "Shares rose after the results."
+```
+
+The folder holds the model, `tokenizer.json` (Hugging Face `tokenizers`) and `export.json`
+(tasks, label names, length, and for a quantized export its quality against float32)."""
+USAGE["onnx"] = RUNTIME_USAGE.replace("{engine}", "ONNX Runtime")
+USAGE["openvino"] = RUNTIME_USAGE.replace("{engine}", "OpenVINO")
 FORMATS = {
     "keras": "a Keras model (`model.keras`) with its tokenizer, as `experiments.run` saved it",
     "tf-serving": "a TF Serving SavedModel that takes raw sentences",
     "sentence-transformers": "a sentence-transformers folder of the fine-tuned encoder",
     "keras-hub": "a keras-hub preset of the fine-tuned backbone and its tokenizer",
+    "onnx": "the whole model as ONNX, for ONNX Runtime on the CPU",
+    "openvino": "the whole model as OpenVINO IR, for OpenVINO on the CPU",
 }
 
 

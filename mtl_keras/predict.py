@@ -19,6 +19,7 @@ from mtl_keras.encoding.preprocessing import (
 )
 from mtl_keras.errors import InputError
 from mtl_keras.model.multitask import EMBEDDING, MultiTaskModel
+from mtl_keras.runtime.predictor import ExportedPredictor, is_export
 from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
 
 WORD = re.compile(r"\S+")  # NER labels words; WNUT-16's words are whitespace-separated
@@ -57,7 +58,11 @@ class Predictor:
 
     @classmethod
     def from_path(cls, model_path, tokenizer_dir=None, max_length=None, batch_size=32):
-        """Load a `model.keras` and the `tokenizer/` folder a run wrote beside it."""
+        """Load a `model.keras` and the `tokenizer/` folder a run wrote beside it, or an ONNX
+        or OpenVINO export folder (`runtime.ExportedPredictor`: the same rows, no TensorFlow
+        in the forward pass)."""
+        if is_export(model_path):
+            return ExportedPredictor.from_path(model_path, max_length, batch_size)
         model = load_model(model_path, compile=False)
         tokenizer = load_tokenizer(tokenizer_dir or Path(model_path).parent / TOKENIZER_DIR)
         return cls(model, tokenizer, max_length, batch_size)

@@ -45,6 +45,15 @@ def cpu_model():
     return info
 
 
+def bf16_capable():
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), or None when its
+    flags cannot be read (not Linux)."""
+    flags = cpu_model().get("cpu_vector_flags")
+    if flags is None:
+        return None
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def cpu_folder(cpu_model_name, vector_flags=()):
     """A name for one CPU: its model name and a digest of its vector instruction sets,
     since one name ('AMD EPYC') covers generations that measure differently. The

@@ -32,6 +32,7 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import mtl_keras  # noqa: E402, F401
 from tests.network_guard.sitecustomize import NetworkBlocked, block  # noqa: E402, F401
@@ -309,6 +310,36 @@ def tiny_export(tiny_run, tmp_path_factory):
             export.main(["--model", str(tiny_run / "model.keras"), *out])
 
     return built_once(tmp_path_factory, "tiny_export", build) / version
+
+
+SENTENCES = ["the quick fox jumps", "a", "", "stocks fell , market fell !", "Café São Paulo"]
+FORCED = {"topic": [0, 1, 2, 3, 4], "sentiment": [0, 1, 2, 0, 1]}  # a label per sentence
+
+
+@pytest.fixture(scope="session")
+def decisive_folder(tiny_run, tmp_path_factory):
+    """`tiny_run`'s model, whose own heads give `SENTENCES` one topic and one sentiment, with
+    heads forced to `FORCED` (`force_labels`) and a large random NER head (tags that
+    differ), saved with its tokenizer (and the run's metrics and history) in a folder."""
+    from mtl_keras.encoding.preprocessing import make_preprocessor, trim_padding
+    from mtl_keras.saving import load_model, load_tokenizer
+
+    def build(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        model = load_model(tiny_run / "model.keras", compile=False)
+        preprocessor = make_preprocessor(load_tokenizer(tiny_run / "tokenizer"), 16)
+        x = trim_padding(preprocessor(tf.constant(SENTENCES)))
+        embedding = model.inference_model()(x, training=False)["embedding"]
+        for task, labels in FORCED.items():
+            force_labels(model.head_denses[task], embedding, labels)
+        ner = model.head_denses["ner"]
+        ner.kernel.assign(np.random.default_rng(0).normal(size=ner.kernel.shape) * 50)
+        model.save(folder / "model.keras")
+        shutil.copytree(tiny_run / "tokenizer", folder / "tokenizer")
+        for name in ("metrics.json", "history.csv"):
+            shutil.copy(tiny_run / name, folder / name)
+
+    return built_once(tmp_path_factory, "decisive", build)
 
 
 def tiny_inputs():

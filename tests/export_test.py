@@ -16,9 +16,7 @@ from mtl_keras.encoding.preprocessing import make_preprocessor, trim_padding
 from mtl_keras.errors import InputError
 from mtl_keras.saving import load_model, load_tokenizer
 from mtl_keras.tasks import TASKS
-from tests.conftest import force_labels
-
-SENTENCES = ["the quick fox jumps", "a", "", "stocks fell , market fell !", "Café São Paulo"]
+from tests.conftest import FORCED, SENTENCES
 
 
 def run_isolated(code):
@@ -38,29 +36,12 @@ def keras_reference(tiny_run, sentences):
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-FORCED = {"topic": [0, 1, 2, 3, 4], "sentiment": [0, 1, 2, 0, 1]}  # a label per sentence
-
-
 @pytest.fixture(scope="module")
-def decisive_run(tiny_run, tmp_path_factory):
-    """`tiny_run`'s model, whose own heads give the five sentences one topic and one
-    sentiment, with heads forced to `FORCED` (`force_labels`) and a large random NER head
-    (tags that differ), saved beside its tokenizer and exported at its default length:
-    (run folder, export)."""
-    model = load_model(tiny_run / "model.keras", compile=False)
-    preprocessor = make_preprocessor(load_tokenizer(tiny_run / "tokenizer"), 16)
-    x = trim_padding(preprocessor(tf.constant(SENTENCES)))
-    embedding = model.inference_model()(x, training=False)["embedding"]
-    for task, labels in FORCED.items():
-        force_labels(model.head_denses[task], embedding, labels)
-    ner = model.head_denses["ner"]
-    ner.kernel.assign(np.random.default_rng(0).normal(size=ner.kernel.shape) * 50)
-    folder = tmp_path_factory.mktemp("decisive")
-    model.save(folder / "model.keras")
-    shutil.copytree(tiny_run / "tokenizer", folder / "tokenizer")
-    version = folder / "serving" / "1"  # no --max-length: the length the run trained at
-    export.main(["--model", str(folder / "model.keras"), "--output", str(version)])
-    return folder, version
+def decisive_run(decisive_folder, tmp_path_factory):
+    """`decisive_folder`'s model exported at its default length: (run folder, export)."""
+    version = tmp_path_factory.mktemp("decisive") / "serving" / "1"  # the trained length
+    export.main(["--model", str(decisive_folder / "model.keras"), "--output", str(version)])
+    return decisive_folder, version
 
 
 def test_signature_served_with_only_tf_and_tf_text_matches_keras(decisive_run, tmp_path):

@@ -125,7 +125,7 @@ def test_int8_serving_export(tiny_run, tiny_export, tmp_path, mode):
         layer.inputs_quantizer is None for layer in layers if hasattr(layer, "inputs_quantizer")
     ]
     assert float_inputs and set(float_inputs) == {mode == "int8-weights"}
-    with pytest.raises(InputError, match="tf-serving only"):
+    with pytest.raises(InputError, match="tf-serving, onnx or openvino, not"):
         export.main(["--format", "keras-hub", "--quantize", mode, "--model", model,
                      "--output", str(tmp_path / "k")])  # fmt: skip
 

@@ -13,12 +13,12 @@ before any model loads.
 import csv
 import functools
 import io
-import json
 from pathlib import Path
 
 import tensorflow as tf
 
 from mtl_keras.data.splits import SPLITS, split_of
+from mtl_keras.encoding.inputs import jsonl_rows
 from mtl_keras.errors import InputError
 from mtl_keras.tasks.kinds import KINDS
 
@@ -82,22 +82,6 @@ def table_rows(path, content, delimiter):
         if None in row or None in row.values():
             raise InputError(f"'{path}' line {reader.line_num} does not have one value per column.")
         rows.append((reader.line_num, row))
-    return rows
-
-
-def jsonl_rows(path, content, what=""):
-    """[(line number, object)] of a JSONL text; errors name `what` (e.g. "input file ")."""
-    rows = []
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"{what}'{path}' line {number} is not JSON.") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{what}'{path}' line {number} is not a JSON object.")
-        rows.append((number, row))
     return rows
 
 

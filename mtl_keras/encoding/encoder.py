@@ -1,5 +1,7 @@
 """`SentenceEncoder`, pretrained BERT -> masked mean pooling -> optional L2."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -52,6 +54,22 @@ class SentenceEncoder:
     def from_model(cls, model, tokenizer, max_length=128):
         """The embedding of a `MultiTaskModel`: its backbone, its pooling, its weights."""
         return cls(model.backbone, tokenizer, max_length, model.embedding_model())
+
+    @classmethod
+    def from_path(cls, path, max_length=None):
+        """The embedding of whatever `path` holds: an ONNX or OpenVINO export folder
+        (`runtime.ExportedEncoder`, the same vectors without TensorFlow), a `model.keras`
+        with its `tokenizer/` beside it, or a keras-hub / Hugging Face BERT folder."""
+        from mtl_keras.runtime.predictor import ExportedEncoder, is_export
+        from mtl_keras.saving import TOKENIZER_DIR, load_model, load_tokenizer
+
+        if is_export(path):
+            return ExportedEncoder.from_path(path, max_length)
+        if Path(path).suffix == ".keras":
+            model = load_model(path, compile=False)
+            tokenizer = load_tokenizer(Path(path).parent / TOKENIZER_DIR)
+            return cls.from_model(model, tokenizer, model.serving_length(max_length))
+        return cls.from_preset(path, max_length or 128)
 
     @classmethod
     def from_preset(cls, path, max_length=128):

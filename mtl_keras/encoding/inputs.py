@@ -2,11 +2,11 @@
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 
-from mtl_keras.data.files import jsonl_rows
 from mtl_keras.errors import InputError, InputTypeError
 
 
@@ -94,3 +94,19 @@ def _jsonl_texts(path, content, key):
             raise InputError(f"input file '{path}' line {number} has no string {key!r} field.")
         texts.append(item[key])
     return texts
+
+
+def jsonl_rows(path, content, what=""):
+    """[(line number, object)] of a JSONL text; errors name `what` (e.g. "input file ")."""
+    rows = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise InputError(f"{what}'{path}' line {number} is not JSON.") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{what}'{path}' line {number} is not a JSON object.")
+        rows.append((number, row))
+    return rows

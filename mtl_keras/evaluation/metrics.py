@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from mtl_keras.backends import numpy_callback
+from mtl_keras.runtime.decoding import entity_spans
 
 
 @keras.saving.register_keras_serializable(package="mtl_keras")
@@ -33,24 +34,6 @@ class MacroF1(keras.metrics.F1Score):
         config = super().get_config()
         config.pop("average", None)
         return {**config, "num_classes": self.num_classes}
-
-
-def entity_spans(tags, names):
-    """(start, end, type) spans of a BIO tag-id sequence, conlleval style.
-
-    A span starts at B-X, or at I-X that does not continue an X span, and runs while
-    I-X follows.
-    """
-    spans, start, kind = [], None, None
-    for i, tag in enumerate([names[t] for t in tags] + ["O"]):
-        prefix, _, tag_type = tag.partition("-")
-        continues = prefix == "I" and tag_type == kind
-        if start is not None and not continues:
-            spans.append((start, i, kind))
-            start, kind = None, None
-        if prefix == "B" or (prefix == "I" and not continues):
-            start, kind = i, tag_type
-    return set(spans)
 
 
 def entity_type_counts(y_true, y_pred, weight, names):

@@ -12,6 +12,8 @@ EMBEDDING_LAYERS = (
     "embeddings_layer_norm",
 )
 POOLER = "pooled_dense"  # the [CLS] pooler; mean pooling replaces it, so it stays frozen
+# Inside each transformer block: the feed-forward's second product (GELU output -> hidden).
+FEEDFORWARD_OUTPUT = "feedforward_output_dense"
 
 
 def transformer_layer(index):

@@ -1,7 +1,6 @@
 """Kinds that label a text (or a pair of texts) with one class, or with several."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mtl_keras.errors import InputError
@@ -41,20 +40,13 @@ class SentenceClassification(Kind):
             f"{task.name}_label": tf.gather(names, tf.argmax(logits, axis=-1)),
         }
 
-    def decode(self, task, logits, text, words, pieces_per_word, first_piece):
-        """A prediction: the label and every label's probability."""
-        probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
-        return {
-            "label": task.labels[int(np.argmax(probs))],
-            "probabilities": {n: float(p) for n, p in zip(task.labels, probs, strict=True)},
-        }
-
 
 class MultiLabelClassification(Kind):
     """Any number of labels per text (none, one or several): one sigmoid per label on the
     pooled embedding, binary cross-entropy; a label applies above probability 0.5."""
 
     name = "multi_label"
+    decoder = "label_set"
     columns = ("text", "labels")
     fields = ("text", "labels")
     main_metric = "micro_f1"
@@ -88,6 +80,9 @@ class MultiLabelClassification(Kind):
         names = [label_value(label, "labels", where) for label in labels]
         return {"text": text_value(row["text"], "text", where), "labels": names}
 
+    def gold(self, task, example):
+        return {"labels": [n for n, on in zip(task.labels, example["labels"], strict=True) if on]}
+
     def labels_of(self, example):
         return example["labels"]
 
@@ -104,13 +99,6 @@ class MultiLabelClassification(Kind):
         return {f"{task.name}_probs": probs,
                 f"{task.name}_labels": tf.where(probs > 0.5, names, "")}  # fmt: skip
 
-    def decode(self, task, logits, text, words, pieces_per_word, first_piece):
-        probs = keras.ops.convert_to_numpy(keras.ops.sigmoid(logits))
-        return {
-            "labels": [name for name, p in zip(task.labels, probs, strict=True) if p > 0.5],
-            "probabilities": {n: float(p) for n, p in zip(task.labels, probs, strict=True)},
-        }
-
 
 class PairClassification(SentenceClassification):
     """A label for a pair of texts (paraphrase or not, NLI): a softmax head on (u, v,
@@ -119,6 +107,8 @@ class PairClassification(SentenceClassification):
     the embedding."""
 
     name = "pair_classification"
+    decoder = None
+    text_fields = ("sentence1", "sentence2")
     columns = ("sentence1", "sentence2", "label")
     fields = ("sentence1", "sentence2", "label")
     second_text = True

@@ -8,10 +8,12 @@ never compares kind names (a test checks that).
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mtl_keras.encoding.preprocessing import FEATURES, PAIR_FEATURES
 from mtl_keras.errors import InputError
+from mtl_keras.runtime.decoding import DECODERS
 
 
 class Kind:
@@ -30,6 +32,10 @@ class Kind:
     scored = False  # targets are scores, scaled by the task's `score_range`
     # `encode` takes a batch of raw examples (see `encode`); False: one example at a time.
     batch_encode = True
+    # How one text's output reads back (`runtime.decoding.DECODERS`; an export records it);
+    # None: no output per text (the kind reads two texts).
+    decoder = "one_label"
+    text_fields = ("text",)  # the fields that hold texts (a token kind's: lists of words)
 
     def signature(self, num_classes):
         """The `tf.TensorSpec` of each raw field (a user's file, read into `tf.data`)."""
@@ -77,10 +83,34 @@ class Kind:
         with the examples along axis 0); `tokenize` maps a vector of texts to BERT inputs."""
         return tokenize(batch["text"]), tf.cast(batch["label"], tf.int32), ones_for(batch["label"])
 
+    def decode(self, task, logits, text, words, pieces_per_word, first_piece):
+        """A prediction for one text from its logits (`runtime.decoding`): what `Predictor`
+        and the exported models' runtime return."""
+        decode = DECODERS[self.decoder]
+        return decode(task.labels, np.asarray(logits), text=text, words=words,
+                      pieces_per_word=pieces_per_word, first_piece=first_piece)  # fmt: skip
+
+    def gold(self, task, example):
+        """A raw example's labels as `decode` writes a prediction (for agreement checks)."""
+        return {"label": task.labels[int(example["label"])]}
+
+    def texts(self, example):
+        """The texts of a raw example (numpy, as `as_numpy_iterator` gives it)."""
+        return [as_text(example[field]) for field in self.text_fields]
+
     def split_metrics(self, task, encode, examples):
         """Metrics over a whole split (not batch by batch), or None. `encode` embeds a list
         of texts (unit vectors); `examples()` reads the split's raw examples."""
         return None
+
+
+def as_text(value):
+    """A text from a numpy field: bytes decoded, a list of words joined by spaces."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    return " ".join(as_text(word) for word in value)
 
 
 def text_value(value, column, where):

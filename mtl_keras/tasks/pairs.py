@@ -21,6 +21,8 @@ class PairSimilarity(Kind):
     and what it learnt shows in the embedding, not in an output per text."""
 
     name = "pair"
+    decoder = None
+    text_fields = ("sentence1", "sentence2")
     columns = ("sentence1", "sentence2", "score")
     fields = ("sentence1", "sentence2", "score")
     main_metric = "pearson"
@@ -99,6 +101,8 @@ class Contrastive(Kind):
     retrieval: each test anchor against all of the split's positives (recall@1, MRR)."""
 
     name = "contrastive"
+    decoder = None
+    text_fields = ("anchor", "positive")
     columns = ("anchor", "positive")
     fields = ("anchor", "positive")
     has_head = False

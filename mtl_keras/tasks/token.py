@@ -1,13 +1,11 @@
 """The token kind: a tag for every word, learned on its first word piece."""
 
-import numpy as np
 import tensorflow as tf
 
 from mtl_keras.encoding.preprocessing import align_word_tags, clean_text
 from mtl_keras.errors import InputError
 from mtl_keras.evaluation.metrics import (
     EntityF1,
-    entity_spans,
 )
 from mtl_keras.tasks.kind import Kind, text_value
 
@@ -17,6 +15,8 @@ class TokenClassification(Kind):
     word carries its tag; other pieces, [CLS], [SEP] and padding get weight 0."""
 
     name = "token"
+    decoder = "word_tags"
+    text_fields = ("tokens",)
     columns = ("tokens", "tags")
     fields = ("tokens", "ner")
     main_metric = "entity_f1"
@@ -66,6 +66,9 @@ class TokenClassification(Kind):
             raise InputError(f"{where}: {len(tokens)} tokens but {len(tags)} tags.")
         return {"tokens": tokens, "tags": tags}
 
+    def gold(self, task, example):
+        return {"tags": [task.labels[int(tag)] for tag in example["ner"]]}
+
     def labels_of(self, example):
         return example["tags"]
 
@@ -86,18 +89,3 @@ class TokenClassification(Kind):
             "word_pieces": tf.where(inputs["padding_mask"] > 0, pieces, ""),
             f"{task.name}_tags": tf.where(real, predicted, ""),
         }
-
-    def decode(self, task, logits, text, words, pieces_per_word, first_piece):
-        """A prediction: each word's tag (None where the model saw no piece of it) and the
-        BIO entity spans with their character offsets."""
-        tagged = iter(np.argmax(logits[first_piece > 0], axis=-1).tolist())
-        tag_ids = [next(tagged, None) if count else None for count in pieces_per_word]
-        outside = task.labels.index("O")
-        spans = entity_spans([outside if t is None else t for t in tag_ids], task.labels)
-        entities = [
-            {"text": text[words[s][1] : words[e - 1][2]], "type": entity,
-             "start": words[s][1], "end": words[e - 1][2]}
-            for s, e, entity in sorted(spans)
-        ]  # fmt: skip
-        tags = [None if t is None else task.labels[t] for t in tag_ids]
-        return {"entities": entities, "words": [w for w, _, _ in words], "tags": tags}
