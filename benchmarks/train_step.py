@@ -30,18 +30,23 @@ from benchmarks.common import peak_rss_mb, run_side, without_elementwise_work, w
 from benchmarks.flops import training_flops
 
 
-def keras_steps(batches, steps, bound=False, warmup=3):
+def keras_steps(batches, steps, bound=False, warmup=3, precision="float32"):
     """Steps/s of our model's `fit` over `batches`, after `warmup` untimed batches (JAX
     compiles once per shape: `benchmarks.backends` warms up on every batch)."""
     import keras
 
     from mtl_keras.encoding import presets
+    from mtl_keras.model.backbone import TunableBertBackbone
     from mtl_keras.model.multitask import MultiTaskModel, compile_model
     from mtl_keras.tasks import resolve_tasks
     from mtl_keras.training.callbacks import EpochTimer
+    from mtl_keras.training.setup import dtype_policy
 
     tasks = resolve_tasks("topic,sentiment")
-    model = MultiTaskModel(presets.load_backbone(presets.default_preset_dir()), tasks)
+    pretrained = presets.load_backbone(presets.default_preset_dir())
+    with dtype_policy(precision):  # as a run with --precision builds its model
+        backbone = TunableBertBackbone.from_backbone(pretrained, dtype=precision)
+        model = MultiTaskModel(backbone, tasks)
     if bound:
         without_elementwise_work(model)
     compile_model(model, keras.optimizers.AdamW(5e-5))
@@ -114,11 +119,11 @@ def in_own_process(library, batches_file, steps, *options):
                     "--steps", steps, *options)  # fmt: skip
 
 
-def one_side(library, batches_file, steps, bound=False):
+def one_side(library, batches_file, steps, bound=False, precision="float32"):
     """Steps/s of one library in this process, printed as the last line (JSON)."""
     batches = pickle.loads(Path(batches_file).read_bytes())
     if library == "keras":
-        result = {"steps_per_s": keras_steps(batches, steps, bound)}
+        result = {"steps_per_s": keras_steps(batches, steps, bound, precision=precision)}
     else:
         rate, threads = torch_steps(batches, steps)
         result = {"steps_per_s": rate, "threads": threads}
@@ -151,9 +156,10 @@ def main(argv=None):
     parser.add_argument("--batches", help="(internal) pickled batches for --library")
     parser.add_argument("--bound", action="store_true",
                         help="(internal) keras without dropout and GELU: the bound")  # fmt: skip
+    parser.add_argument("--precision", default="float32", help="(internal) keras's policy")
     args = parser.parse_args(argv)
     if args.library:
-        return one_side(args.library, args.batches, args.steps, args.bound)
+        return one_side(args.library, args.batches, args.steps, args.bound, args.precision)
     batches = real_batches(args.steps)
     lengths = [b[0]["token_ids"].shape[1] for b in batches]
     step_flops = training_flops([b[0]["token_ids"].shape for b in batches]) / len(batches)

@@ -12,6 +12,7 @@ from mtl_keras.encoding.pooling import POOLING
 from mtl_keras.errors import InputError, InputTypeError
 from mtl_keras.model.loss_weighting import LOSS_WEIGHTINGS, check_loss_weighting
 from mtl_keras.model.multitask import check_loss_weights
+from mtl_keras.provenance import bf16_capable
 from mtl_keras.tasks import DEFAULT_TASKS, TASKS, Task, resolve_tasks
 from mtl_keras.training.scenarios import SCENARIOS, get_scenario
 from mtl_keras.training.schedules import SCHEDULES
@@ -61,6 +62,17 @@ def option(default, help=None, *, choices=None, flag=None, values=None, knob=Fal
     return dataclasses.field(default=default, metadata=metadata)
 
 
+PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a run trains under
+
+
+def check_precision(precision):
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose from: {', '.join(PRECISIONS)}.")
+    if precision == "mixed_bfloat16" and bf16_capable() is False:
+        raise InputError("--precision mixed_bfloat16 needs a CPU with AVX-512 BF16 or AMX, which "
+                         "this one lacks: train in float32 (the default).")  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """One training run: what to train, on what, how, and where its files go.
@@ -102,6 +114,10 @@ class RunConfig:
     loss_weighting: str = option(
         "fixed", "fixed: the loss weights; uncertainty: learned per task (Kendall et al. "
         "2018)", choices=LOSS_WEIGHTINGS,
+    )  # fmt: skip
+    precision: str = option(
+        "float32", "mixed_bfloat16: bfloat16 products, float32 weights, on CPUs with AVX-512 "
+        "BF16 or AMX (docs/training.md)", choices=PRECISIONS,
     )  # fmt: skip
     seed: int = option(0)
     output_dir: str | os.PathLike | None = option(None, "default: runs/<scenario>-<timestamp>")
@@ -216,6 +232,7 @@ class RunConfig:
                 f"unknown sampling {self.sampling!r}; choose from: {', '.join(SAMPLING)}."
             )
         check_loss_weighting(self.loss_weighting)
+        check_precision(self.precision)
         if self.loss_weighting == "uncertainty" and self.loss_weights:
             raise InputError(
                 "--loss-weights and --loss-weighting uncertainty: choose one (uncertainty "

@@ -34,11 +34,15 @@ class TunableBertBackbone(keras_hub.models.BertBackbone):
         self._train_adapters()
 
     @classmethod
-    def from_backbone(cls, backbone):
-        """Copy a plain `BertBackbone` (same config and weights) into this class."""
-        if isinstance(backbone, cls):
+    def from_backbone(cls, backbone, dtype=None):
+        """Copy a plain `BertBackbone` (same config and weights) into this class, computing
+        in `dtype` (a Keras dtype policy name, e.g. "mixed_bfloat16") when given."""
+        if isinstance(backbone, cls) and dtype is None:
             return backbone
-        clone = cls.from_config(backbone.get_config())
+        config = backbone.get_config()
+        if dtype is not None:
+            config["dtype"] = dtype
+        clone = cls.from_config(config)
         clone.set_weights(backbone.get_weights())
         return clone
 

@@ -1,6 +1,7 @@
 """What a run sets up before training and checks after: devices, the cluster, a new model,
 and the checks that stop a run which diverged."""
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -85,17 +86,31 @@ def start_distribution(config):
 def new_model(config, scenario, tasks, pretrained):
     """The multi-task model; the seed fixes the heads, so all scenarios start equal."""
     keras.utils.set_random_seed(config.seed)
-    backbone = TunableBertBackbone.from_backbone(pretrained)
-    backbone.inference_mode = scenario.inference_backbone
-    model = MultiTaskModel(backbone, tasks, config.dropout, config.pooling,
-                           max_length=config.max_length,
-                           loss_weighting=config.loss_weighting)  # fmt: skip
+    with dtype_policy(config.precision):  # every layer made here computes in it
+        backbone = TunableBertBackbone.from_backbone(pretrained, dtype=config.precision)
+        backbone.inference_mode = scenario.inference_backbone
+        model = MultiTaskModel(backbone, tasks, config.dropout, config.pooling,
+                               max_length=config.max_length,
+                               loss_weighting=config.loss_weighting)  # fmt: skip
     if config.init_from:
         copied = copy_weights_from(model, config.init_from)
         print(f"initialised from {config.init_from}: {', '.join(copied)}")
     if scenario.lora:
         model.backbone.enable_lora(config.lora_rank)
     return model
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Keras' global dtype policy set to `name` while the block runs, then put back: a
+    model keeps the policy its layers were made under (and saves it), other models in
+    the process are not affected."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def check_divergence(guard, history, checkpoint_dir):
