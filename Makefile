@@ -75,6 +75,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_PY) -m benchmarks.train_epoch
 	$(BENCH_PY) -m benchmarks.frozen_cache
 	$(BENCH_PY) -m benchmarks.exports
+	$(BENCH_PY) -m benchmarks.cpu_exports
 	$(BENCH_PY) -m benchmarks.report
 
 clean:

@@ -336,6 +336,52 @@ def exports_section(exports):
     ]
 
 
+def cpu_exports_section(result):
+    """The CPU serving formats side by side (`benchmarks.cpu_exports`)."""
+    if not result:
+        return []
+    peaks, quality = result["peaks"], result["quality"]
+
+    def cell(value, fmt):
+        return "–" if value is None else format(value, fmt)
+
+    rows = []
+    for name, r in result["variants"].items():
+        q = quality.get(name, {})
+        equal = [v for k, v in q.items() if k.endswith("_labels_equal")]
+        fraction = cell(r.get("fraction_of_peak"), ".0%")
+        rows.append(
+            f"| {name} | {cell(r['mb'], '.0f')} | {r['end_to_end']:.1f} | "
+            f"**{r['vs_tf_float32']:.2f}x** | {cell(r.get('model_only'), '.1f')} | "
+            f"{cell(r.get('gflops'), '.0f')} ({fraction} of {r['precision']}) | "
+            f"{r['latency_ms_p50']:.1f} / {r['latency_ms_p95']:.1f} | "
+            + (f"{q['cosine_mean']:.4f} / {q['cosine_min']:.4f} | {min(equal):.1%} |" if q
+               else "– | – |")
+        )  # fmt: skip
+    return [
+        "",
+        "### Serving on the CPU: every format side by side (`python -m benchmarks.cpu_exports`)",
+        "",
+        made_at(result) + f" Model: {result['model']}.",
+        "",
+        f"{result['sentences']} real sentences (BBC articles and tweets, mean "
+        f"{result['mean_word_pieces']:.0f} word pieces, length {result['length']}), batches of "
+        "32 sorted by length (the SavedModel: in arrival order), one process, variants "
+        f"interleaved, median of {result['repeats']}. End to end: raw strings in, labels out, "
+        "tokenization included; model: the same token ids, the forward pass alone. Peaks "
+        f"measured in the same run: fp32 matmul {peaks['fp32']:.0f} GFLOP/s, bf16 matmul "
+        f"(OpenVINO) {peaks.get('bf16', float('nan')):.0f} GFLOP/s, int8 MatMulInteger (ONNX "
+        f"Runtime) {peaks.get('int8', float('nan')):.0f} GOP/s; an int8 model keeps some "
+        "products in float32, so its fraction of the int8 peak understates it.",
+        "",
+        "| variant | MB | sentences/s end to end | vs TF float32 | model only | G(FL)OP/s "
+        "(of its peak) | one sentence p50 / p95 (ms) | cosine to float32 mean / min | labels "
+        "equal |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
 def backends_peak_lines(result):
     """The train steps against the matmul peak measured in the same run (older results
     were made without it)."""
@@ -475,6 +521,7 @@ def cpu_part(folder, heading):
             f"embedding, {cache['epochs']} epochs): {cache['speedup_including_cache_build']:.1f}x.",
         ]
     lines += exports_section(load("exports"))
+    lines += cpu_exports_section(load("cpu_exports"))
     return ["", heading, *lines]
 
 
