@@ -349,11 +349,15 @@ def cpu_exports_section(result):
     for name, r in result["variants"].items():
         q = quality.get(name, {})
         equal = [v for k, v in q.items() if k.endswith("_labels_equal")]
-        fraction = cell(r.get("fraction_of_peak"), ".0%")
+        work = "–"
+        if r.get("gflops") is not None:
+            work = (
+                f"{r['gflops']:.0f} ({cell(r.get('fraction_of_peak'), '.0%')} of {r['precision']})"
+            )
         rows.append(
             f"| {name} | {cell(r['mb'], '.0f')} | {r['end_to_end']:.1f} | "
             f"**{r['vs_tf_float32']:.2f}x** | {cell(r.get('model_only'), '.1f')} | "
-            f"{cell(r.get('gflops'), '.0f')} ({fraction} of {r['precision']}) | "
+            f"{work} | "
             f"{r['latency_ms_p50']:.1f} / {r['latency_ms_p95']:.1f} | "
             + (f"{q['cosine_mean']:.4f} / {q['cosine_min']:.4f} | {min(equal):.1%} |" if q
                else "– | – |")
@@ -364,8 +368,9 @@ def cpu_exports_section(result):
         "",
         made_at(result) + f" Model: {result['model']}.",
         "",
-        f"{result['sentences']} real sentences (BBC articles and tweets, mean "
-        f"{result['mean_word_pieces']:.0f} word pieces, length {result['length']}), batches of "
+        f"{result['sentences']} real sentences (BBC articles, mean "
+        f"{result['mean_word_pieces']['bbc']:.0f} word pieces, and tweets, "
+        f"{result['mean_word_pieces']['tweets']:.0f}; length {result['length']}), batches of "
         "32 sorted by length (the SavedModel: in arrival order), one process, variants "
         f"interleaved, median of {result['repeats']}. End to end: raw strings in, labels out, "
         "tokenization included; model: the same token ids, the forward pass alone. Peaks "
@@ -378,6 +383,29 @@ def cpu_exports_section(result):
         "(of its peak) | one sentence p50 / p95 (ms) | cosine to float32 mean / min | labels "
         "equal |",
         "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def precision_section(result):
+    """Our train step in float32 and in mixed_bfloat16 (`benchmarks.precision`)."""
+    if not result:
+        return []
+    rows = [f"| {name} | {r['steps_per_s']:.3f} | {r['gflops']:.0f} | {r['peak_gflops']:.0f} | "
+            f"{r['fraction_of_peak']:.0%} |" for name, r in result["rows"].items()]  # fmt: skip
+    return [
+        "",
+        "### Training precision (`python -m benchmarks.precision`)",
+        "",
+        made_at(result),
+        "",
+        f"Topic + sentiment, batch {result['batch_size']}, {result['steps']} real batches, each "
+        "precision in its own process (float32 twice, the better kept), against the matmul "
+        "peak of its precision measured in the same run: mixed_bfloat16 at "
+        f"**{result['bf16_vs_float32']:.2f}x** float32's steps/s.",
+        "",
+        "| precision | steps/s | GFLOP/s | peak | of the peak |",
+        "|---|---|---|---|---|",
         *rows,
     ]
 
@@ -522,6 +550,7 @@ def cpu_part(folder, heading):
         ]
     lines += exports_section(load("exports"))
     lines += cpu_exports_section(load("cpu_exports"))
+    lines += precision_section(load("precision"))
     return ["", heading, *lines]
 
 

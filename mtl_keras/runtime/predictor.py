@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_keras.encoding.inputs import as_sentence_list
 from mtl_keras.errors import InputError
 from mtl_keras.runtime.decoding import DECODERS
 from mtl_keras.runtime.engines import open_engine
@@ -42,9 +43,6 @@ class ExportedRuntime:
     """The parts both runtimes share: the engine, the tokenizer, length-sorted batches."""
 
     def __init__(self, folder, max_length=None, batch_size=32, threads=None, precision=None):
-        from mtl_keras.encoding.inputs import as_sentence_list
-
-        self.as_sentence_list = as_sentence_list
         self.info = read_export(folder)
         self.max_length = max_length or self.info["max_length"]
         if not 2 <= self.max_length <= self.info["max_positions"]:
@@ -75,7 +73,7 @@ class ExportedEncoder(ExportedRuntime):
         return cls(folder, max_length, **options)
 
     def encode(self, sentences, batch_size=None, normalize=True):
-        texts = self.as_sentence_list(sentences)
+        texts = as_sentence_list(sentences)
         if not texts:
             return np.zeros((0, self.info["embedding_dim"]), np.float32)
         out = np.zeros((len(texts), self.info["embedding_dim"]), np.float32)
@@ -96,7 +94,7 @@ class ExportedPredictor(ExportedRuntime):
 
     def predict(self, texts, embeddings=False, progress=False):
         """One dict per text, in input order: {"text", <task>: {...}, ["embedding"]}."""
-        texts = self.as_sentence_list(texts)
+        texts = as_sentence_list(texts)
         if not texts:
             return []
         tasks = self.info["tasks"]
