@@ -46,15 +46,7 @@ def gflops(library, m, k, n, seconds=1.0):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
-    run = matmul_function(library, a, b)
-    run()  # warm-up: thread pools, kernel choice
-    best, spent = float("inf"), 0.0
-    while spent < seconds:
-        start = time.perf_counter()
-        run()
-        took = time.perf_counter() - start
-        best, spent = min(best, took), spent + took
-    return 2 * m * k * n / best / 1e9
+    return best_rate(matmul_function(library, a, b), 2 * m * k * n, seconds)
 
 
 def int8_gops(m, k, n, seconds=1.0):
