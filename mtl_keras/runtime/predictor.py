@@ -93,7 +93,8 @@ class ExportedPredictor(ExportedRuntime):
         return cls(folder, max_length, batch_size, **options)
 
     def predict(self, texts, embeddings=False, progress=False):
-        """One dict per text, in input order: {"text", <task>: {...}, ["embedding"]}."""
+        """One dict per text, in input order: {"text", <task>: {...}, ["embedding"]}.
+        `progress` is taken for `Predictor.predict`'s signature; no bar is drawn here."""
         texts = as_sentence_list(texts)
         if not texts:
             return []
