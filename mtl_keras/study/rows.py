@@ -17,7 +17,7 @@ from mtl_keras.study.grids import (
     TRANSFER,
     task_main_metric,
 )
-from mtl_keras.tasks import TASKS, Task
+from mtl_keras.tasks.registry import run_tasks
 
 
 def rows_from_runs(root):
@@ -64,12 +64,6 @@ def rows_from_runs(root):
             row.update({k: metrics["sts_b"][k.removeprefix("sts_")] for k in STS_COLUMNS})
         rows.append(row)
     return rows
-
-
-def run_tasks(metrics):
-    """The `Task`s of a finished run: built-in ones by name, a user's from its config."""
-    return [TASKS[t] if isinstance(t, str) else Task.from_config(t)
-            for t in metrics["config"]["tasks"]]  # fmt: skip
 
 
 def rows_from_csv(path):

@@ -9,6 +9,7 @@ from mtl_keras.tasks.registry import (
     from_datasets,
     from_files,
     resolve_tasks,
+    run_tasks,
     split_sizes,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "from_datasets",
     "from_files",
     "resolve_tasks",
+    "run_tasks",
     "split_sizes",
 ]

@@ -216,3 +216,10 @@ def resolve_tasks(names):
     if len(set(listed)) != len(listed):
         raise InputError(f"task listed twice in {','.join(listed)}.")
     return tasks
+
+
+def run_tasks(metrics):
+    """The `Task`s of a finished run (its metrics.json): built-in ones by name, a user's
+    from the config it recorded."""
+    return [TASKS[t] if isinstance(t, str) else Task.from_config(t)
+            for t in metrics["config"]["tasks"]]  # fmt: skip
