@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from mtl_keras.backends import length_step
 from mtl_keras.errors import InputError
+from mtl_keras.runtime.tokenizer import FEATURES
 
-FEATURES = ("token_ids", "padding_mask", "segment_ids")
 # The second text of a pair task (sentence similarity) enters as inputs of its own.
 PAIR_FEATURES = tuple(f"pair_{f}" for f in FEATURES)
 

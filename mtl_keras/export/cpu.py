@@ -101,7 +101,6 @@ def export_cpu(model, tokenizer, output, fmt, *, max_length=None, quantize=None,
     def write(folder):
         folder = Path(folder)
         fast.save(str(folder / TOKENIZER_FILE))
-        (folder / EXPORT_FILE).write_text(json.dumps(info, indent=2))  # read by the runtime
         with tempfile.TemporaryDirectory() as scratch:
             onnx_file = Path(onnx_source or Path(scratch) / "model.onnx")
             if onnx_source is None:
@@ -110,8 +109,9 @@ def export_cpu(model, tokenizer, output, fmt, *, max_length=None, quantize=None,
                 write_onnx_model(onnx_file, folder / "model.onnx", quantize)
             else:
                 write_openvino_model(onnx_file, folder / "model.xml", quantize, calibration,
-                                     folder)  # fmt: skip
-        if quality_texts is not None:
+                                     folder / TOKENIZER_FILE, max_length)  # fmt: skip
+        if quality_texts is not None:  # the runtime measured reads export.json
+            (folder / EXPORT_FILE).write_text(json.dumps(info, indent=2))
             info["quality"] = quality_report(model, tokenizer, folder, *quality_texts)
         (folder / EXPORT_FILE).write_text(json.dumps(info, indent=2))
         extra = card_extra(info["quality"]) if card_extra and "quality" in info else ""
@@ -188,10 +188,10 @@ def gemm_as_matmul(model):
     return model
 
 
-def write_openvino_model(source, path, quantize, calibration, folder):
+def write_openvino_model(source, path, quantize, calibration, tokenizer_file, max_length):
     """Convert the ONNX file to OpenVINO IR (float32 weights, not fp16), with NNCF's
-    post-training int8 (calibrated on `calibration` texts, tokenized as served) or int8
-    weights."""
+    post-training int8 (calibrated on `calibration` texts, tokenized as served: by the
+    export's `tokenizer_file` at `max_length`) or int8 weights."""
     import nncf
     import openvino as ov
 
@@ -199,8 +199,7 @@ def write_openvino_model(source, path, quantize, calibration, folder):
 
     model = ov.convert_model(str(source))
     if quantize == "int8":
-        tokenizer = load_tokenizer(folder / TOKENIZER_FILE, json.loads(
-            (folder / EXPORT_FILE).read_text())["max_length"])  # fmt: skip
+        tokenizer = load_tokenizer(tokenizer_file, max_length)
         items = [text_features(tokenizer, [text]) for text in calibration]
         model = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
                               subset_size=len(items))  # fmt: skip

@@ -65,13 +65,13 @@ def quality_report(model, tokenizer, folder, texts, tasks, sts=None):
     `folder` against the float32 `model` (see the module's docstring)."""
     from mtl_keras.encoding.encoder import SentenceEncoder
     from mtl_keras.predict import Predictor
-    from mtl_keras.runtime.predictor import ExportedEncoder, ExportedPredictor
+    from mtl_keras.runtime.predictor import ExportedPredictor
 
-    exported, exported_encoder = ExportedPredictor(folder), ExportedEncoder(folder)
+    exported = ExportedPredictor(folder)  # one engine: it encodes and predicts
     length = exported.max_length
     keras_predictor = Predictor(model, tokenizer, length)
     keras_encoder = SentenceEncoder.from_model(model, tokenizer, length)
-    cosines = cosine_rows(keras_encoder.encode(texts), exported_encoder.encode(texts))
+    cosines = cosine_rows(keras_encoder.encode(texts), exported.encode(texts))
     report = {"texts": len(texts), "cosine_mean": float(cosines.mean()),
               "cosine_min": float(cosines.min()), "tasks": {}}  # fmt: skip
     decoders = {t["name"]: t["decoder"] for t in exported.info["tasks"]}
@@ -85,7 +85,7 @@ def quality_report(model, tokenizer, folder, texts, tasks, sts=None):
                                  "agreement": float(same)}  # fmt: skip
     if sts is not None:
         report["sts_b"] = {"float32": sts_spearman(keras_encoder.encode, sts),
-                           "export": sts_spearman(exported_encoder.encode, sts)}  # fmt: skip
+                           "export": sts_spearman(exported.encode, sts)}  # fmt: skip
     return report
 
 

@@ -9,10 +9,9 @@ from mtl_keras.errors import InputError
 from mtl_keras.model.backbone import TunableBertBackbone
 from mtl_keras.model.bert_layers import POOLER
 from mtl_keras.model.loss_weighting import TaskUncertainty, check_loss_weighting, weighted_losses
+from mtl_keras.runtime.predictor import EMBEDDING
 from mtl_keras.tasks import Task
 from mtl_keras.training.layerwise_lr import LayerwiseLR
-
-EMBEDDING = "embedding"
 
 
 @keras.saving.register_keras_serializable(package="mtl_keras")

@@ -12,11 +12,16 @@ from mtl_keras.encoding.inputs import as_sentence_list
 from mtl_keras.errors import InputError
 from mtl_keras.runtime.decoding import DECODERS
 from mtl_keras.runtime.engines import open_engine
-from mtl_keras.runtime.tokenizer import TOKENIZER_FILE, load_tokenizer, text_features, word_features
+from mtl_keras.runtime.tokenizer import (
+    FEATURES,
+    TOKENIZER_FILE,
+    load_tokenizer,
+    text_features,
+    word_features,
+)
 
 EXPORT_FILE = "export.json"  # what an export folder holds: format, tasks, length, quality
-EMBEDDING = "embedding"
-FEATURES = ("token_ids", "padding_mask", "segment_ids")
+EMBEDDING = "embedding"  # the model's sentence-embedding output (`MultiTaskModel`'s too)
 WORD = re.compile(r"\S+")  # token tasks label whitespace-separated words, as `Predictor`
 
 
@@ -84,9 +89,10 @@ class ExportedEncoder(ExportedRuntime):
         return out
 
 
-class ExportedPredictor(ExportedRuntime):
+class ExportedPredictor(ExportedEncoder):
     """`predict(texts)`: per text each task's label and probabilities, or a token task's
-    word tags and entity spans with character offsets, with the model's label names."""
+    word tags and entity spans with character offsets, with the model's label names (and
+    `encode`, on the same engine)."""
 
     @classmethod
     def from_path(cls, folder, max_length=None, batch_size=32, **options):

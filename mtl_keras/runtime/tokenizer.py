@@ -8,6 +8,9 @@ import numpy as np
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
 TOKENIZER_FILE = "tokenizer.json"
+# A text's BERT inputs, by name: the model's input names everywhere (here, where TensorFlow
+# is not imported, so that `encoding.preprocessing` can take them from here).
+FEATURES = ("token_ids", "padding_mask", "segment_ids")
 CLS, SEP, PAD, UNK = "[CLS]", "[SEP]", "[PAD]", "[UNK]"
 
 
@@ -65,9 +68,8 @@ def padded(ids, tokenizer):
     pad = tokenizer.token_to_id(PAD)
     longest = max(len(row) for row in ids)
     token_ids = np.full((len(ids), longest), pad, np.int32)
-    for row, values in enumerate(ids):
-        token_ids[row, : len(values)] = values
     mask = np.zeros_like(token_ids)
     for row, values in enumerate(ids):
+        token_ids[row, : len(values)] = values
         mask[row, : len(values)] = 1
-    return {"token_ids": token_ids, "padding_mask": mask, "segment_ids": np.zeros_like(token_ids)}
+    return dict(zip(FEATURES, (token_ids, mask, np.zeros_like(token_ids)), strict=True))
