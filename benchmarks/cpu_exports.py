@@ -24,6 +24,7 @@ import numpy as np
 from benchmarks import peak
 from benchmarks.common import real_sentences, write_result
 from benchmarks.encode import mean_word_pieces, word_piece_lengths
+from benchmarks.exports import folder_mb
 from benchmarks.flops import encode_flops
 
 LENGTH = 128  # as the other serving benchmarks measure; BBC articles fill it
@@ -44,10 +45,6 @@ def trained_model(folder):
     config = RunConfig(scenario="full", tasks=("topic", "sentiment"), max_train_examples=2000,
                        max_length=64, epochs=2, verbose=0, output_dir=str(folder))  # fmt: skip
     return train(config).model_path
-
-
-def folder_mb(path):
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2**20
 
 
 def make_exports(model, tokenizer, root, calibration):
@@ -128,21 +125,17 @@ def measure(runs, texts, batches, repeats, latency_calls):
     return times
 
 
-def quality(runs, texts, reference):
+def quality(runs, texts):
     """Each variant's embedding cosine and labels against the float32 Predictor's."""
-    from mtl_keras.runtime.predictor import ExportedPredictor
+    from mtl_keras.export.cpu_quality import cosine_rows
 
-    want = reference.predict(texts, embeddings=True)
+    want = runs["tf float32 Predictor"][0](texts, embeddings=True)
     base = np.array([r["embedding"] for r in want])
-    base /= np.linalg.norm(base, axis=1, keepdims=True)
     tasks = [k for k in want[0] if k not in ("text", "embedding")]
     out = {}
-    for name, (_, _, folder) in runs.items():
-        if folder is None or not (Path(folder) / "export.json").is_file():
-            continue
-        got = ExportedPredictor(folder, LENGTH).predict(texts, embeddings=True)
-        vectors = np.array([r["embedding"] for r in got])
-        cosine = np.sum(vectors / np.linalg.norm(vectors, axis=1, keepdims=True) * base, axis=1)
+    for name in [n for n in runs if n in EXPORTS]:  # the exports' runtimes, already open
+        got = runs[name][0](texts, embeddings=True)
+        cosine = cosine_rows([r["embedding"] for r in got], base)
         out[name] = {"cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min()),
                      **{f"{t}_labels_equal": float(np.mean([a[t]["label"] == b[t]["label"]
                                                             for a, b in zip(got, want, strict=True)]))
@@ -197,7 +190,7 @@ def main(argv=None):
     times = measure(runs, texts, batches, args.repeats, args.latency_calls)
     lengths = word_piece_lengths(texts, LENGTH)
     rows = summarise(times, runs, texts, encode_flops(lengths, 32), peaks)
-    measured_quality = quality(runs, texts, runs_reference(model, tokenizer))
+    measured_quality = quality(runs, texts)
     for name, row in rows.items():
         print(name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
               measured_quality.get(name, ""))  # fmt: skip
@@ -206,12 +199,6 @@ def main(argv=None):
                                  "mean_word_pieces": mean_word_pieces(lengths),
                                  "repeats": args.repeats, "peaks": peaks, "fp32_peak": fp32,
                                  "variants": rows, "quality": measured_quality})  # fmt: skip
-
-
-def runs_reference(model, tokenizer):
-    from mtl_keras.predict import Predictor
-
-    return Predictor(model, tokenizer, LENGTH)
 
 
 if __name__ == "__main__":
