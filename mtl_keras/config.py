@@ -23,6 +23,7 @@ INF = math.inf
 # (field, lowest, highest, lowest allowed, highest allowed): the range of every number.
 RANGES = (
     ("epochs", 1, MAX_EPOCHS, True, True),
+    ("max_steps", 1, INF, True, False),
     ("batch_size", 1, INF, True, False),
     ("max_length", 2, INF, True, False),
     ("max_train_examples", 1, INF, True, False),
@@ -88,6 +89,10 @@ class RunConfig:
         "--task); in Python also `Task` objects (`mtl_keras.tasks.from_files`)"
     )  # fmt: skip
     epochs: int = option(3)
+    max_steps: int | None = option(
+        None, "stop after N training steps (batches) in all, the schedule over them: each "
+        "epoch runs N // epochs steps (at most one pass over the data)"
+    )  # fmt: skip
     batch_size: int = option(32)
     max_length: int = option(128, "word pieces per text, [CLS]/[SEP] included")
     learning_rate: float | None = option(None, "default: the scenario's own (see scenarios.py)")
@@ -218,6 +223,10 @@ class RunConfig:
                 interval = f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
                 raise InputError(f"{option_flag(name)} must be in {interval}, got {value}.")
 
+    def epoch_steps(self, steps):
+        """The steps an epoch runs: `steps` (one pass over the data), fewer under max_steps."""
+        return steps if self.max_steps is None else min(steps, self.max_steps // self.epochs)
+
     def _check_choices(self):
         if self.pooling not in POOLING:
             raise InputError(
@@ -233,6 +242,11 @@ class RunConfig:
             )
         check_loss_weighting(self.loss_weighting)
         check_precision(self.precision)
+        if self.max_steps is not None and self.max_steps < self.epochs:
+            raise InputError(
+                f"--max-steps {self.max_steps} is fewer than the {self.epochs} epochs: give "
+                "at least one step per epoch (or fewer --epochs)."
+            )
         if self.loss_weighting == "uncertainty" and self.loss_weights:
             raise InputError(
                 "--loss-weights and --loss-weighting uncertainty: choose one (uncertainty "

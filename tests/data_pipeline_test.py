@@ -215,3 +215,24 @@ def test_length_buckets_group_lengths_and_lose_no_example(varied_lengths):
     assert not emitted - source  # nothing made up, nothing drawn twice
     assert sum((source - emitted).values()) <= waiting
     assert len(set(got)) == sizes["sentiment"]  # every training example came out
+
+
+def test_the_stream_tokenizes_as_tokenizing_the_split_first_would(tiny_data_dir, tmp_path):
+    """Tokenized in the stream, each example comes out as from the split tokenized first
+    (the in-memory path the stream replaced), in the same order, past a pass's end."""
+    from mtl_keras.data.pipeline import reshuffled_passes, split_arrays, tokenized_stream
+    from mtl_keras.tasks import from_files
+
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("sentence1\tsentence2\tscore\n" + "".join(
+        f"the fox {i}\tjumps over {'the ' * (i % 5)}dog\t{i % 4}\n" for i in range(60)))  # fmt: skip
+    tasks = [*resolve_tasks("topic,sentiment"), from_files("pairs", pairs)]
+    pre = make_preprocessor(make_tiny_tokenizer(), 16)
+    for task in (tasks[0], tasks[2]):
+        streamed, size = tokenized_stream(task, tasks, pre, 16, tiny_data_dir, 40, seed=3)
+        arrays = split_arrays(task, tasks, "train", pre, 16, tiny_data_dir, 40)
+        assert size == len(arrays[0]["token_ids"]) > 0
+        before = reshuffled_passes(tf.data.Dataset.from_tensor_slices(arrays), size, 3)
+        count = size + 7  # into the second pass
+        for new, old in zip(streamed.take(count), before.take(count), strict=True):
+            tf.nest.map_structure(np.testing.assert_array_equal, new, old)

@@ -15,9 +15,14 @@ import functools
 import io
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import tensorflow as tf
 
-from mtl_keras.data.splits import SPLITS, split_of
+from mtl_keras.data import columns
+from mtl_keras.data.columns import Columns, Fallback
+from mtl_keras.data.splits import SPLITS
 from mtl_keras.encoding.inputs import jsonl_rows
 from mtl_keras.errors import InputError
 from mtl_keras.tasks.kinds import KINDS
@@ -127,59 +132,118 @@ def detect_kind(path, columns, kind=None):
     )
 
 
-@functools.lru_cache(maxsize=32)
-def _parsed(path, stamp, kind, columns):
-    """(kind, [(line, example)]) of one file, read once per modification (`stamp`): a run
-    reads each split of a task several times."""
-    rename = dict(columns)
+def read_columns(path, kind=None, columns=None):
+    """`Columns` of a file (see `data.columns`): read by pyarrow and checked a column at a
+    time; a file pyarrow cannot read as the row reader would, or with a bad value, is read
+    row by row, which raises the one-line error naming the line. `columns` maps the kind's
+    names to the file's."""
+    path = Path(path)
+    check_format(path)
+    if not path.is_file():
+        raise InputError(f"'{path}' does not exist: give a data file or a folder of them.")
+    rename = {theirs: ours for ours, theirs in (columns or {}).items()}
+    try:
+        table = arrow_columns(path, kind, rename)
+    except (Fallback, pa.ArrowException):
+        table = row_columns(path, kind, rename)
+    # pyarrow's allocator keeps what parsing used (some 300 MB for a 140 MB file).
+    pa.default_memory_pool().release_unused()
+    return table
+
+
+def arrow_columns(path, kind, rename):
+    suffix = path.suffix.lower()
+    if suffix == ".conll":  # sentences span lines: read by the row reader, kept as columns
+        raise Fallback()
+    table = columns.read_table(path, suffix)
+    if table.num_rows == 0:
+        raise Fallback()
+    table = table.rename_columns([rename.get(c, c) for c in table.column_names])
+    try:  # any problem is the row reader's to name, with its line
+        kind = detect_kind(path, columns.present_columns(table), kind)
+        KINDS[kind].parse(columns.first_row(table), f"'{path}' line 2")
+    except InputError:
+        raise Fallback() from None
+    data = columns.checked(table, KINDS[kind])
+    return Columns(str(path), kind, data, np.arange(table.num_rows))
+
+
+def row_columns(path, kind, rename):
+    """The reference reader: every row parsed by the kind, errors naming the line."""
     rows = [(n, {rename.get(c, c): v for c, v in row.items()}) for n, row in read_rows(path)]
     kind = detect_kind(path, list(rows[0][1]), kind)  # the first row's columns say the kind
     for _, row in rows:  # every row has the kind's columns (JSONL rows may not)
         detect_kind(path, list(row), kind)
-    return kind, [(n, KINDS[kind].parse(row, f"'{path}' line {n}")) for n, row in rows]
+    examples = [KINDS[kind].parse(row, f"'{path}' line {n}") for n, row in rows]
+    data = columns.columns_of_rows(KINDS[kind], examples)
+    return Columns(str(path), kind, data, np.arange(len(rows)))
 
 
-def parsed_rows(path, kind, columns=None):
-    """(kind, [(line, example)]) of a file; `columns` maps the kind's names to the file's."""
-    path = Path(path)
-    rename = tuple((theirs, ours) for ours, theirs in (columns or {}).items())
-    return _parsed(path, path.stat().st_mtime_ns, kind, rename)
+def line_of(table, position):
+    """The line of the file where row `position` of `table` (a `Columns`) starts."""
+    return read_rows(table.path)[int(table.rows[position])][0]
 
 
 def file_splits(files, kind=None, columns=None):
-    """(kind, {split: [(file, line, example)]}, {split: how it was made}).
+    """(kind, {split: Columns}, {split: how it was made}).
 
     The files given are used as they are. A missing validation split is carved from
     train (the 1 in 10 of texts whose hash says validation, as the packaged datasets are
     split); a single file is split 80/10/10 by the same hash.
     """
-    kinds, splits, made = set(), {split: [] for split in SPLITS}, {}
-    for split, path in files.items():
-        found, rows = parsed_rows(path, kind, columns)
-        kinds.add(found)
-        splits[split] = [(str(path), line, example) for line, example in rows]
-        made[split] = str(path)
+    stamps = tuple((split, str(p), Path(p).stat().st_mtime_ns) for split, p in files.items())
+    return _splits(stamps, kind, tuple(sorted((columns or {}).items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _splits(stamps, kind, mapping):
+    files = {split: path for split, path, _ in stamps}
+    read = {split: read_columns(path, kind, dict(mapping)) for split, path in files.items()}
+    kinds = {table.kind for table in read.values()}
     if len(kinds) > 1:
         raise InputError(f"the files {', '.join(map(str, files.values()))} are of different "
                          f"kinds ({', '.join(sorted(kinds))}): give one layout.")  # fmt: skip
     kind = kinds.pop()
+    splits = {split: read.get(split) for split in SPLITS}
+    made = {split: str(path) for split, path in files.items()}
     carve = [s for s in ("validation", "test") if s not in files]
     if carve:
-        key = KINDS[kind].key
-        rows, splits["train"] = splits["train"], []
-        for row in rows:
-            place = split_of(key(row[2]))
-            splits[place if place in carve else "train"].append(row)
+        train = splits["train"]
+        place = columns.hash_splits(KINDS[kind].key_column(train.data))
+        for split in carve:
+            splits[split] = train.take(np.flatnonzero(place == split))
+        splits["train"] = train.take(np.flatnonzero(~np.isin(place, carve)))
         for split in carve:
             made[split] = f"1 in 10 of {files['train']} by text hash"
         made["train"] = f"{files['train']} less the carved splits"
-    return kind, splits, made
+    empty = splits["train"].take([])
+    return kind, {split: empty if table is None else table for split, table in splits.items()}, made
 
 
-def as_dataset(kind, rows, labels):
-    """A `tf.data.Dataset` of examples with label ids (the packaged datasets' features)."""
-    spec = KINDS[kind]
-    index = {name: i for i, name in enumerate(labels)}
-    examples = [spec.with_ids(example, index) for _, _, example in rows]
-    signature = spec.signature(len(labels))
-    return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=signature)
+def as_dataset(kind, table, labels):
+    """A `tf.data.Dataset` of examples with label ids (the packaged datasets' features),
+    sliced from whole-column tensors (no Python object per example)."""
+    return tf.data.Dataset.from_tensor_slices(example_tensors(KINDS[kind], table, labels))
+
+
+def example_tensors(spec, table, labels):
+    """{field: tensor of every example} of a `Columns` (see `Kind.signature`)."""
+    tensors = {}
+    for name, field, of_type in zip(spec.columns, spec.fields, spec.column_types, strict=True):
+        column = table.data[name]
+        if of_type == "text":
+            data, starts, lengths = columns.string_tensor_parts(column)
+            tensors[field] = tf.strings.substr(tf.constant(data), starts, lengths)
+        elif of_type == "score":
+            tensors[field] = tf.constant(column.to_numpy(zero_copy_only=False), tf.float32)
+        elif of_type == "label":
+            tensors[field] = tf.constant(columns.label_ids(column, labels))
+        elif of_type == "labels":
+            tensors[field] = tf.constant(columns.multi_hot(column, labels))
+        else:  # words or tags: one list per example
+            flat = pc.list_flatten(column)
+            values = (flat.to_numpy(zero_copy_only=False).astype(object) if of_type == "words"
+                      else columns.label_ids(flat, labels))  # fmt: skip
+            splits = columns.list_offsets(column).to_numpy().astype(np.int64)
+            tensors[field] = tf.RaggedTensor.from_row_splits(tf.constant(values), splits)
+    return tensors

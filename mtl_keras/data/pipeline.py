@@ -264,15 +264,47 @@ def training_parts(tasks, preprocessor, max_length, max_examples, seed, data_dir
         cap = max_examples.get(task.name) if isinstance(max_examples, dict) else max_examples
         if cap == 0:
             continue
-        encoded, size = task_split(
-            task, tasks, "train", preprocessor, max_length, data_dir, cap, embed
-        )
+        if embed is None and task.spec.batch_encode:
+            part, size = tokenized_stream(task, tasks, preprocessor, max_length, data_dir, cap,
+                                          seed + index)  # fmt: skip
+        else:
+            encoded, size = task_split(
+                task, tasks, "train", preprocessor, max_length, data_dir, cap, embed
+            )
+            part = reshuffled_passes(encoded, size, seed + index) if size else None
         if size == 0:
             raise InputError(f"task {task.name!r} has no training examples.")
-        parts[task.name] = (reshuffled_passes(encoded, size, seed + index), size)
+        parts[task.name] = (part, size)
     if not parts:
         raise InputError("every task is held at 0 training examples: nothing would train.")
     return parts
+
+
+ENCODE_BATCH = 256  # examples tokenized per call in the stream
+
+
+def tokenized_stream(task, tasks, preprocessor, max_length, data_dir, cap, seed):
+    """(a task's training examples, tokenized as the stream draws them, how many).
+
+    Only the raw examples are held (texts and label ids: about the file's size); each
+    pass draws them in its own order (`reshuffled_passes`), and batches of them are
+    tokenized inside `tf.data`, in step with training. A million-row file starts
+    training at once instead of after tokenizing every row, and never holds the
+    tokenized copy (several times the text's size). The examples come out as tokenizing
+    the whole split first would give them, in the same order.
+    """
+    whole = task.example_tensors("train", data_dir)
+    size = len(next(iter(whole.values())))
+    if cap is not None and cap < size:
+        whole, size = {field: value[:cap] for field, value in whole.items()}, cap
+    if size == 0:
+        return None, 0
+
+    def encode(batch):
+        return encode_batch(batch, task, tasks, preprocessor, max_length)
+
+    raw = pass_orders(size, seed).batch(ENCODE_BATCH).map(lambda i: gather(whole, i))
+    return raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch(), size
 
 
 # The training stream is the same for every iterator made of it: `shuffle(seed)` and
@@ -282,19 +314,26 @@ def training_parts(tasks, preprocessor, max_length, max_examples, seed, data_dir
 
 
 def reshuffled_passes(dataset, size, seed):
-    """`dataset` (in memory) repeated forever, each pass in its own order, fixed by `seed`
-    and the pass number (a stateless permutation of the indices)."""
+    """`dataset` (in memory) repeated forever, each pass in its own order (`pass_orders`)."""
     whole = dataset.batch(size).get_single_element()  # every example, one tensor per field
+    return pass_orders(size, seed).map(lambda index: gather(whole, index))
+
+
+def pass_orders(size, seed):
+    """The indices 0..size-1 forever, each pass in its own order, fixed by `seed` and the
+    pass number (a stateless permutation of the indices)."""
 
     def one_pass(number):
         key = tf.stack([tf.constant(seed, tf.int64), number])
         order = tf.data.Dataset.range(size)
         return order.map(lambda i: tf.random.experimental.index_shuffle(i, key, size - 1))
 
-    def example(index):
-        return tf.nest.map_structure(lambda field: tf.gather(field, index), whole)
+    return tf.data.Dataset.counter().flat_map(one_pass)
 
-    return tf.data.Dataset.counter().flat_map(one_pass).map(example)
+
+def gather(whole, index):
+    """The examples at `index` (one or a vector) of `whole` (one tensor per field)."""
+    return tf.nest.map_structure(lambda field: tf.gather(field, index), whole)
 
 
 def task_draws(weights, seed):

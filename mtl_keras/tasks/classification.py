@@ -8,7 +8,14 @@ from mtl_keras.evaluation.metrics import (
     LogitF1,
     MacroF1,
 )
-from mtl_keras.tasks.kind import Kind, label_value, ones_for, pair_inputs, pair_key, text_value
+from mtl_keras.tasks.kind import (
+    Kind,
+    label_value,
+    ones_for,
+    pair_inputs,
+    pair_key_column,
+    text_value,
+)
 
 
 class SentenceClassification(Kind):
@@ -22,12 +29,6 @@ class SentenceClassification(Kind):
         """A file's row ({column: value}) as an example with the label's name."""
         return {"text": text_value(row["text"], "text", where),
                 "label": label_value(row["label"], "label", where)}  # fmt: skip
-
-    def labels_of(self, example):
-        return [example["label"]]
-
-    def with_ids(self, example, index):
-        return {"text": example["text"], "label": index[example["label"]]}
 
     def metrics(self, task):
         return [*super().metrics(task), MacroF1(task.num_classes)]
@@ -48,6 +49,7 @@ class MultiLabelClassification(Kind):
     name = "multi_label"
     decoder = "label_set"
     columns = ("text", "labels")
+    column_types = ("text", "labels")
     fields = ("text", "labels")
     main_metric = "micro_f1"
 
@@ -83,15 +85,6 @@ class MultiLabelClassification(Kind):
     def gold(self, task, example):
         return {"labels": [n for n, on in zip(task.labels, example["labels"], strict=True) if on]}
 
-    def labels_of(self, example):
-        return example["labels"]
-
-    def with_ids(self, example, index):
-        hot = [0.0] * len(index)
-        for name in example["labels"]:
-            hot[index[name]] = 1.0
-        return {"text": example["text"], "labels": hot}
-
     def serve(self, task, logits, inputs, vocabulary, specials):
         """Every label's probability, and the names of those above 0.5 ("" elsewhere)."""
         probs = tf.sigmoid(logits)
@@ -110,6 +103,7 @@ class PairClassification(SentenceClassification):
     decoder = None
     text_fields = ("sentence1", "sentence2")
     columns = ("sentence1", "sentence2", "label")
+    column_types = ("text", "text", "label")
     fields = ("sentence1", "sentence2", "label")
     second_text = True
     embedding_head = False
@@ -131,13 +125,10 @@ class PairClassification(SentenceClassification):
         joined = keras.layers.Concatenate(name=f"{task.name}_pair")([u, v, distance])
         return head(joined)
 
-    def key(self, example):
-        return pair_key(example)
+    def key_column(self, data):
+        return pair_key_column(data)
 
     def parse(self, row, where):
         return {"sentence1": text_value(row["sentence1"], "sentence1", where),
                 "sentence2": text_value(row["sentence2"], "sentence2", where),
                 "label": label_value(row["label"], "label", where)}  # fmt: skip
-
-    def with_ids(self, example, index):
-        return {**example, "label": index[example["label"]]}

@@ -9,6 +9,7 @@ never compares kind names (a test checks that).
 
 import keras
 import numpy as np
+import pyarrow.compute as pc
 import tensorflow as tf
 
 from mtl_keras.encoding.preprocessing import FEATURES, PAIR_FEATURES
@@ -21,6 +22,9 @@ class Kind:
 
     name = None
     columns = ()  # the columns of a user's file of this kind
+    # What each column holds (`data.columns.CHECKS`): text, label, labels (a list of
+    # label names), score, words (a list of words) or tags (a label per word).
+    column_types = ("text", "label")
     fields = ()  # a raw example's fields (the packaged datasets' feature names)
     main_metric = "accuracy"  # what says how well the task went (studies, plots)
     loss_metric = "xent"  # the task's own loss averaged over its own examples
@@ -62,20 +66,18 @@ class Kind:
             keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"),
         ]
 
-    def key(self, example):
-        """The text that places an example in a split (equal texts share one split)."""
-        return example[self.fields[0]]
-
-    def labels_of(self, example):
-        """The label names one parsed example uses (a file's label set is read from these)."""
-        return []
+    def key_column(self, data):
+        """The texts that place a file's rows in the splits (equal texts share one split),
+        from its columns ({column: pyarrow array}, see `data.columns`)."""
+        return data[self.columns[0]]
 
     def label_set(self, names):
         """The task's label names, in the order of the head's outputs."""
         return tuple(sorted(set(names)))
 
-    def score_range(self, name, examples):
-        """A scored kind's (lowest, highest) score in a training file; None otherwise."""
+    def score_range(self, name, data):
+        """A scored kind's (lowest, highest) score in a training file's columns; None
+        otherwise."""
         return None
 
     def encode(self, task, batch, tokenize, tokenizer, max_length):
@@ -129,9 +131,9 @@ def label_value(value, column, where):
     return text_value(value, column, where).strip()
 
 
-def pair_key(example):
+def pair_key_column(data):
     """A pair's place in the splits: both texts (the same pair is never in two splits)."""
-    return f"{example['sentence1']}\t{example['sentence2']}"
+    return pc.binary_join_element_wise(data["sentence1"], data["sentence2"], "\t")
 
 
 def ones_for(values):

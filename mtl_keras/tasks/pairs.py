@@ -12,7 +12,13 @@ from mtl_keras.evaluation.metrics import (
     retrieval_metrics,
 )
 from mtl_keras.evaluation.sts import spearman
-from mtl_keras.tasks.kind import Kind, ones_for, pair_inputs, pair_key, text_value
+from mtl_keras.tasks.kind import (
+    Kind,
+    ones_for,
+    pair_inputs,
+    pair_key_column,
+    text_value,
+)
 
 
 class PairSimilarity(Kind):
@@ -24,6 +30,7 @@ class PairSimilarity(Kind):
     decoder = None
     text_fields = ("sentence1", "sentence2")
     columns = ("sentence1", "sentence2", "score")
+    column_types = ("text", "text", "score")
     fields = ("sentence1", "sentence2", "score")
     main_metric = "pearson"
     loss_metric = "mse"
@@ -37,11 +44,11 @@ class PairSimilarity(Kind):
         text = tf.TensorSpec([], tf.string)
         return {"sentence1": text, "sentence2": text, "score": tf.TensorSpec([], tf.float32)}
 
-    def score_range(self, name, examples):
-        scores = [example["score"] for example in examples]
-        if min(scores) == max(scores):
+    def score_range(self, name, data):
+        scores = data["score"].to_numpy()
+        if scores.min() == scores.max():
             raise InputError(f"task {name!r}: every training score is {scores[0]}.")
-        return (min(scores), max(scores))
+        return (float(scores.min()), float(scores.max()))
 
     def empty_target(self, task, max_length):
         return tf.zeros([1], tf.float32), tf.zeros([], tf.float32)
@@ -64,8 +71,8 @@ class PairSimilarity(Kind):
         """The correlation of cosine and target, and the squared error."""
         return [Correlation(), keras.metrics.MeanSquaredError(name="mse")]
 
-    def key(self, example):
-        return pair_key(example)
+    def key_column(self, data):
+        return pair_key_column(data)
 
     def split_metrics(self, task, encode, examples):
         """Spearman's rank correlation of the cosine and the score over the whole split
@@ -89,9 +96,6 @@ class PairSimilarity(Kind):
                 "sentence2": text_value(row["sentence2"], "sentence2", where),
                 "score": score}  # fmt: skip
 
-    def with_ids(self, example, index):
-        return example
-
 
 class Contrastive(Kind):
     """Anchor and positive texts (a question and its answer, a title and its abstract)
@@ -104,6 +108,7 @@ class Contrastive(Kind):
     decoder = None
     text_fields = ("anchor", "positive")
     columns = ("anchor", "positive")
+    column_types = ("text", "text")
     fields = ("anchor", "positive")
     has_head = False
     second_text = True
@@ -135,9 +140,6 @@ class Contrastive(Kind):
     def metrics(self, task):
         return in_batch_metrics()
 
-    def key(self, example):
-        return example["anchor"]
-
     def parse(self, row, where):
         if "negative" in row:
             raise InputError(
@@ -146,9 +148,6 @@ class Contrastive(Kind):
             )
         return {"anchor": text_value(row["anchor"], "anchor", where),
                 "positive": text_value(row["positive"], "positive", where)}  # fmt: skip
-
-    def with_ids(self, example, index):
-        return example
 
     def split_metrics(self, task, encode, examples):
         """Recall@1 and MRR of each anchor against every positive of the split."""

@@ -3,8 +3,10 @@
 import dataclasses
 import keyword
 
-from mtl_keras.data import sources
-from mtl_keras.data.files import as_dataset, file_splits, split_files
+import tensorflow as tf
+
+from mtl_keras.data import columns, hf_datasets, sources
+from mtl_keras.data.files import as_dataset, example_tensors, file_splits, line_of, split_files
 from mtl_keras.data.loading import load
 from mtl_keras.errors import InputError
 from mtl_keras.tasks.kinds import KINDS
@@ -63,6 +65,19 @@ class Task:
         _, splits, _ = file_splits(self.files, self.kind, self.columns)
         return as_dataset(self.kind, splits[split], self.labels)
 
+    def example_tensors(self, split, data_dir=None):
+        """Every raw example of a split at once: {field: tensor, examples along axis 0}
+        (the kind's fields), without a Python object per example for a user's files."""
+        if self.datasets is None and self.files is not None:
+            _, splits, _ = file_splits(self.files, self.kind, self.columns)
+            return example_tensors(self.spec, splits[split], self.labels)
+        dataset = self.examples(split, data_dir).map(lambda e: {f: e[f] for f in self.spec.fields})
+        batches = list(dataset.batch(1 << 16))
+        if not batches:
+            spec = dataset.element_spec
+            return {f: tf.zeros([0, *spec[f].shape], spec[f].dtype) for f in self.spec.fields}
+        return {f: tf.concat([batch[f] for batch in batches], 0) for f in self.spec.fields}
+
     def get_config(self):
         """Plain JSON: a saved model carries its own task list, not a name to look up."""
         config = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -100,12 +115,12 @@ def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
     files = {split: str(file) for split, file in split_files(path).items()}
     kind, splits, made = file_splits(files, kind, columns)
     spec, labels = KINDS[kind], ()
-    score_range = spec.score_range(name, [example for _, _, example in splits["train"]])
+    score_range = spec.score_range(name, splits["train"].data)
     if spec.has_labels:
         # Read from the training file, with what was carved from it (a rare label may
         # fall into a carved split); a label only in a validation or test file is an error.
-        rows = [row for split in splits.values() for row in split if row[0] == files["train"]]
-        labels = spec.label_set(n for _, _, e in rows for n in spec.labels_of(e))
+        read = [table for table in splits.values() if table.path == files["train"]]
+        labels = spec.label_set(n for table in read for n in table_labels(spec, table))
         if len(labels) < 2:
             found = f"one class ({labels[0]})" if labels else "no labels"
             raise InputError(f"task {name!r}: its training file has {found}; a classifier "
@@ -116,12 +131,15 @@ def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
 
 
 def from_datasets(name, kind, datasets, labels=(), score_range=None, loss_weight=1.0):
-    """A `Task` over `tf.data.Dataset`s of raw examples, one per split (e.g. a TFDS
-    builder's `as_dataset(split)`), held in memory for this process.
+    """A `Task` over datasets of raw examples, one per split, held for this process:
+    `tf.data.Dataset`s (e.g. a TFDS builder's `as_dataset(split)`), or Hugging Face
+    `datasets.Dataset` / `IterableDataset`s (read through Arrow, column by column).
 
-    Each example is a dict with the kind's fields (`KINDS[kind].fields`, label ids as
-    integers): e.g. {"text", "label"} for "sentence", {"tokens", "ner"} for "token",
-    {"sentence1", "sentence2", "score"} for "pair". `labels` names the ids.
+    Each example has the kind's fields (`KINDS[kind].fields`, label ids as integers; a
+    multi-label task's "labels" a list of ids in a Hugging Face dataset, multi-hot in a
+    `tf.data` one): e.g. {"text", "label"} for "sentence", {"tokens", "ner"} for "token",
+    {"sentence1", "sentence2", "score"} for "pair". `labels` names the ids (default: the
+    names of a Hugging Face `ClassLabel` feature).
     """
     check_task_name(name)
     if kind not in KINDS:
@@ -129,6 +147,18 @@ def from_datasets(name, kind, datasets, labels=(), score_range=None, loss_weight
     if "train" not in datasets:
         raise InputError(f"task {name!r} has no 'train' dataset; give {{'train': ..., ...}}.")
     spec = KINDS[kind]
+    if not labels and spec.has_labels and hf_datasets.is_hf_dataset(datasets["train"]):
+        field = next(f for f, t in zip(spec.fields, spec.column_types, strict=True)
+                     if t in LABEL_TYPES)  # fmt: skip
+        labels = hf_datasets.class_names(datasets["train"], field)
+    datasets = {
+        split: hf_datasets.as_tf_dataset(
+            d, spec, len(labels), f"task {name!r}: the {split} dataset"
+        )  # fmt: skip
+        if hf_datasets.is_hf_dataset(d)
+        else d
+        for split, d in datasets.items()
+    }
     for split, dataset in datasets.items():
         missing = [f for f in spec.fields if f not in dataset.element_spec]
         if missing:
@@ -149,15 +179,28 @@ def check_task_name(name):
         raise InputError(f"task name {name!r} is a built-in task's: choose another name.")
 
 
+def label_column(spec, table):
+    """The column of a `Columns` that holds the task's label names."""
+    return next(table.data[n] for n, t in zip(spec.columns, spec.column_types, strict=True)
+                if t in LABEL_TYPES)  # fmt: skip
+
+
+LABEL_TYPES = ("label", "labels", "tags")
+
+
+def table_labels(spec, table):
+    return columns.names(label_column(spec, table))
+
+
 def check_labels_known(splits, labels, spec):
     """A label in a validation or test file that training never saw is an error naming it."""
-    known = set(labels)
     for split in ("validation", "test"):
-        for file, line, example in splits[split]:
-            unseen = next((n for n in spec.labels_of(example) if n not in known), None)
-            if unseen is not None:
-                raise InputError(f"'{file}' line {line}: label {unseen!r} never occurs in "
-                                 "the training split; add examples of it there.")  # fmt: skip
+        unseen = columns.unknown_label(label_column(spec, splits[split]), labels)
+        if unseen is not None:
+            row, name = unseen
+            line = line_of(splits[split], row)
+            raise InputError(f"'{splits[split].path}' line {line}: label {name!r} never "
+                             "occurs in the training split; add examples of it there.")  # fmt: skip
 
 
 def split_sizes(task):
@@ -165,8 +208,8 @@ def split_sizes(task):
     if task.files is None:
         return None
     _, splits, made = file_splits(task.files, task.kind, task.columns)
-    return {split: {"examples": len(rows), "from": made.get(split, "none")}
-            for split, rows in splits.items()}  # fmt: skip
+    return {split: {"examples": len(table), "from": made.get(split, "none")}
+            for split, table in splits.items()}  # fmt: skip
 
 
 TASKS = {

@@ -1,5 +1,6 @@
 """The token kind: a tag for every word, learned on its first word piece."""
 
+import pyarrow.compute as pc
 import tensorflow as tf
 
 from mtl_keras.encoding.preprocessing import align_word_tags, clean_text
@@ -18,6 +19,7 @@ class TokenClassification(Kind):
     decoder = "word_tags"
     text_fields = ("tokens",)
     columns = ("tokens", "tags")
+    column_types = ("words", "tags")
     fields = ("tokens", "ner")
     main_metric = "entity_f1"
     reads_sequence = True
@@ -48,8 +50,8 @@ class TokenClassification(Kind):
     def metrics(self, task):
         return [*super().metrics(task), EntityF1(task.labels)]
 
-    def key(self, example):
-        return " ".join(example["tokens"])
+    def key_column(self, data):
+        return pc.binary_join(data["tokens"], " ")
 
     def parse(self, row, where):
         """Tokens and tags: JSON lists, or whitespace-separated strings (CSV)."""
@@ -69,15 +71,9 @@ class TokenClassification(Kind):
     def gold(self, task, example):
         return {"tags": [task.labels[int(tag)] for tag in example["ner"]]}
 
-    def labels_of(self, example):
-        return example["tags"]
-
     def label_set(self, names):
         """ "O" first (the tag of [CLS], [SEP] and padding, under weight 0), then by name."""
         return ("O", *sorted(set(names) - {"O"}))
-
-    def with_ids(self, example, index):
-        return {"tokens": example["tokens"], "ner": [index[t] for t in example["tags"]]}
 
     def serve(self, task, logits, inputs, vocabulary, specials):
         """The served outputs: each word piece, and its tag ("" on [CLS], [SEP], padding)."""

@@ -184,6 +184,7 @@ class MultiTaskTrainer(RunEvaluation):
             length_buckets=config.length_buckets,
         )
         train_stream = distributed.shard(train_stream, self.cluster)
+        steps = config.epoch_steps(steps)
         validation, _ = self.evaluation_data("validation", embed=self.embed)
         data = RunData(train_stream, steps, sizes, validation, time.perf_counter() - started)
         print(f"scenario {self.scenario.name}: {self.scenario.summary}")
