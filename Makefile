@@ -76,6 +76,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_PY) -m benchmarks.frozen_cache
 	$(BENCH_PY) -m benchmarks.exports
 	$(BENCH_PY) -m benchmarks.cpu_exports
+	$(BENCH_PY) -m benchmarks.data_scale
 	$(BENCH_PY) -m benchmarks.report
 
 clean:

@@ -153,7 +153,21 @@ def main(argv=None):
         if not args.skip_end_to_end:
             result["end_to_end"] = end_to_end(path)
     print(json.dumps(result, indent=1))
-    write_result(f"data_scale_{args.rows}", result)
+    write_result("data_scale", {"runs": {**earlier_runs(), str(args.rows): result}})
+
+
+def earlier_runs():
+    """The runs of other sizes already measured on this CPU (one file holds every size)."""
+    from benchmarks.common import RESULTS, environment
+    from mtl_keras.provenance import cpu_folder
+
+    env = environment()
+    path = (
+        RESULTS
+        / cpu_folder(env.get("cpu_model"), env.get("cpu_vector_flags", ()))
+        / "data_scale.json"
+    )
+    return json.loads(path.read_text())["runs"] if path.is_file() else {}
 
 
 if __name__ == "__main__":

@@ -56,6 +56,10 @@ def encode_section(encode):
     ]
 
 
+def cell(value, fmt):
+    return "–" if value is None else format(value, fmt)
+
+
 def of_peak(row):
     """GFLOP/s of the padded batches each side ran and their share of the matmul peak."""
     if "fraction_of_peak" not in row["mtl_keras"]:
@@ -341,10 +345,6 @@ def cpu_exports_section(result):
     if not result:
         return []
     peaks, quality = result["peaks"], result["quality"]
-
-    def cell(value, fmt):
-        return "–" if value is None else format(value, fmt)
-
     rows = []
     for name, r in result["variants"].items():
         q = quality.get(name, {})
@@ -406,6 +406,42 @@ def precision_section(result):
         "",
         "| precision | steps/s | GFLOP/s | peak | of the peak |",
         "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def data_scale_section(result):
+    """Own files of a million rows and more, read and streamed into training."""
+    if not result:
+        return []
+    rows = []
+    for count, run in sorted(result["runs"].items(), key=lambda item: int(item[0])):
+        first, end = run["first_step"], run.get("end_to_end", {})
+        rows.append(
+            f"| {int(count):,} | {run['shards']} | {run['file_mb']:.0f} | "
+            f"{run['read']['read_seconds']:.1f} | {first['first_step_seconds']:.0f} | "
+            f"{first['peak_rss_mb'] / 1024:.2f} | {first['stream_over_train']:.0f}x | "
+            f"{cell(end.get('wall_seconds'), '.0f')} | "
+            f"{cell(end.get('peak_rss_mb') and end['peak_rss_mb'] / 1024, '.2f')} |"
+        )
+    return [
+        "",
+        "### Own data at scale (`python -m benchmarks.data_scale`)",
+        "",
+        made_at(result),
+        "",
+        "A `text,label` CSV of real text (a tweet and a few words of a BBC sentence per row), "
+        "each measurement in its own process. *Read*: `tasks.from_files` (read, check every "
+        "row, split by hash, label set). *First step*: process start (imports included) to "
+        "the end of the first train step at `--max-length 64`, batch 32, and that process's "
+        "peak memory. *Stream*: the examples/s the training stream delivers alone over those a "
+        "train step consumes. *End to end*: `experiments.run --task mine=FILE --epochs 1 "
+        "--max-steps 30 --max-eval-examples 500 --max-length 64 --no-sts`, wall and peak "
+        "memory (`/usr/bin/time -v`).",
+        "",
+        "| rows | files | MB | read (s) | first step (s) | its peak (GB) | stream / train "
+        "| end to end (s) | its peak (GB) |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
 
@@ -551,6 +587,7 @@ def cpu_part(folder, heading):
     lines += exports_section(load("exports"))
     lines += cpu_exports_section(load("cpu_exports"))
     lines += precision_section(load("precision"))
+    lines += data_scale_section(load("data_scale"))
     return ["", heading, *lines]
 
 

@@ -167,3 +167,41 @@ def test_splits_keep_every_row_once_and_carve_by_the_hash(tmp_path):
     label = {t: i % 2 for i, t in enumerate(texts)}
     ids = files.example_tensors(files.KINDS["sentence"], splits["train"], ("a", "b"))["label"]
     assert np.array_equal(ids.numpy(), [label[t] for t in seen["train"]])
+
+
+def write_rows(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows))
+
+
+def test_shards_read_as_the_one_file_they_were_cut_from(tmp_path):
+    """A folder of train-*.csv shards, or a glob, gives the examples of the whole file."""
+    from mtl_keras.tasks import from_files
+
+    rows = [(f"sentence {i} of the file", "abc"[i % 3]) for i in range(900)]
+    write_rows(tmp_path / "whole.csv", rows)
+    for i in range(3):
+        write_rows(tmp_path / "shards" / f"train-{i:05d}.csv", rows[i * 300 : (i + 1) * 300])
+    whole = from_files("whole", tmp_path / "whole.csv")
+    for path in (tmp_path / "shards", tmp_path / "shards" / "train-0000*.csv"):
+        task = from_files("sharded", path)
+        assert task.labels == whole.labels and "*" in task.files["train"]
+        for split in ("train", "validation", "test"):
+            ours, theirs = (list(t.examples(split).as_numpy_iterator()) for t in (task, whole))
+            assert ours == theirs and len(ours) > 0
+
+
+def test_a_bad_row_or_label_in_a_shard_names_that_shard_and_its_line(tmp_path):
+    from mtl_keras.tasks import from_files
+
+    write_rows(tmp_path / "train-00000.csv", [("hi", "a"), ("ho", "b")])
+    write_rows(tmp_path / "train-00001.csv", [("he", "a"), ("   ", "b")])
+    with pytest.raises(InputError, match="train-00001.csv' line 3: 'text' is empty"):
+        from_files("mine", tmp_path)
+    write_rows(tmp_path / "train-00001.csv", [("he", "a")])
+    write_rows(tmp_path / "dev-00000.csv", [("x", "a")])
+    write_rows(tmp_path / "dev-00001.csv", [("y", "a"), ("z", "c")])
+    with pytest.raises(InputError, match="dev-00001.csv' line 3: label 'c' never occurs"):
+        from_files("mine", tmp_path)
+    with pytest.raises(InputError, match="matches no file"):
+        from_files("mine", tmp_path / "nothing-*.csv")

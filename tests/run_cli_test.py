@@ -20,6 +20,8 @@ from tests.conftest import tiny_run_argv
         (["--loss-weights", "topic=heavy"], "is not task=number"),
         (["--loss-weights", "ner=2"], "names 'ner', not one of the tasks: topic, sentiment"),
         (["--preset", "/no/such/dir"], "not a local keras-hub preset"),
+        (["--epochs", "3", "--max-steps", "2"], "--max-steps 2 is fewer than the 3 epochs"),
+        (["--max-steps", "0"], "--max-steps must be in [1, inf), got 0"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(argv, message, capsys, tmp_path):
@@ -43,6 +45,23 @@ def test_mirrored_on_two_logical_cpus_end_to_end(tiny_preset, tiny_data_dir, tmp
     # Output to a pipe, not a terminal: one progress line per epoch, not one per step.
     steps = metrics["optimizer_iterations"] // 2
     assert steps > 1 and result.stdout.count("/step") == 2, result.stdout[-3000:]
+
+
+def test_max_steps_ends_the_run_and_its_schedule_after_that_many_steps(
+    tiny_preset, tiny_data_dir, tmp_path, capsys
+):
+    """Hugging Face's `max_steps`: 5 steps over 2 epochs run 2 + 2 (each epoch N // epochs,
+    at most one pass over the data)."""
+    out = tmp_path / "capped"
+    run.main(tiny_run_argv(tiny_preset, tiny_data_dir, out, "--epochs", "2", "--max-steps", "5",
+                           "--no-save-model", "--warmup-ratio", "0"))  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["optimizer_iterations"] == 4
+    assert metrics["config"]["max_steps"] == 5
+    assert "2 steps of" in capsys.readouterr().out
+    # The schedule spans epochs x the steps an epoch runs (`attach_optimizer(data.steps)`).
+    config = run.parse_config(["--epochs", "2", "--max-steps", "5"])
+    assert [config.epoch_steps(n) for n in (100, 2, 1)] == [2, 2, 1]
 
 
 def test_a_run_without_its_model_lists_only_the_files_it_wrote(

@@ -12,6 +12,7 @@ before any model loads.
 
 import csv
 import functools
+import glob
 import io
 from pathlib import Path
 
@@ -32,7 +33,11 @@ SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "dev"), "test":
 
 
 def split_files(path):
-    """{split: file} for a file (train only) or a folder of train/validation|dev/test files."""
+    """{split: file or glob of shards} for a file or a glob (train only), or a folder of
+    train/validation|dev/test files, or of shards of them (`train-00000.csv`, ...)."""
+    if is_pattern(path):
+        shard_files(path)  # checked now: it matches files of one format
+        return {"train": str(path)}
     path = Path(path)
     if path.is_file():
         check_format(path)
@@ -41,13 +46,33 @@ def split_files(path):
         raise InputError(f"'{path}' does not exist: give a data file or a folder of them.")
     found = {}
     for split, stems in SPLIT_NAMES.items():
-        for candidate in (path / f"{stem}{ext}" for stem in stems for ext in FORMATS):
-            if candidate.is_file():
-                found.setdefault(split, candidate)
+        for stem, ext in ((stem, ext) for stem in stems for ext in FORMATS):
+            if (path / f"{stem}{ext}").is_file():
+                found.setdefault(split, path / f"{stem}{ext}")
+            elif glob.glob(str(path / f"{glob.escape(stem)}-*{ext}")):
+                found.setdefault(split, str(path / f"{glob.escape(stem)}-*{ext}"))
     if "train" not in found:
         names = ", ".join(f"train{ext}" for ext in FORMATS)
-        raise InputError(f"folder '{path}' has no training file: add one of {names}.")
+        raise InputError(f"folder '{path}' has no training file: add one of {names} "
+                         "(or shards train-00000.csv, ...).")  # fmt: skip
     return found
+
+
+def is_pattern(path):
+    return glob.has_magic(str(path))
+
+
+def shard_files(pattern):
+    """The files a glob matches, in name order, all of one format."""
+    files = sorted(Path(p) for p in glob.glob(str(pattern)) if Path(p).is_file())
+    if not files:
+        raise InputError(f"'{pattern}' matches no file: give a file, a folder or a glob "
+                         "that matches shards (e.g. data/train-*.csv).")  # fmt: skip
+    for file in files:
+        check_format(file)
+    if len({file.suffix.lower() for file in files}) > 1:
+        raise InputError(f"'{pattern}' matches files of several formats: give one format.")
+    return files
 
 
 def check_format(path):
@@ -137,6 +162,8 @@ def read_columns(path, kind=None, columns=None):
     time; a file pyarrow cannot read as the row reader would, or with a bad value, is read
     row by row, which raises the one-line error naming the line. `columns` maps the kind's
     names to the file's."""
+    if is_pattern(path):
+        return read_shards(path, kind, columns)
     path = Path(path)
     check_format(path)
     if not path.is_file():
@@ -149,6 +176,27 @@ def read_columns(path, kind=None, columns=None):
     # pyarrow's allocator keeps what parsing used (some 300 MB for a 140 MB file).
     pa.default_memory_pool().release_unused()
     return table
+
+
+def read_shards(pattern, kind=None, columns=None):
+    """The shards a glob matches, read one after another (each checked as a file is) into
+    one `Columns`: memory grows with the columns, about 1.2x the files' size."""
+    tables = [read_columns(file, kind, columns) for file in shard_files(pattern)]
+    kinds = sorted({table.kind for table in tables})
+    if len(kinds) > 1:
+        raise InputError(f"the shards of '{pattern}' are of different kinds "
+                         f"({', '.join(kinds)}): give one layout.")  # fmt: skip
+    data = {}
+    for name in tables[0].data:
+        data[name] = pa.chunked_array([c for t in tables for c in chunks(t.data[name])])
+        if pa.types.is_list(data[name].type):  # list columns are rebuilt from one array
+            data[name] = data[name].combine_chunks()
+    total = sum(len(table) for table in tables)
+    return Columns(str(pattern), kinds[0], data, np.arange(total))
+
+
+def chunks(column):
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
 
 
 def arrow_columns(path, kind, rename):
@@ -180,8 +228,14 @@ def row_columns(path, kind, rename):
 
 
 def line_of(table, position):
-    """The line of the file where row `position` of `table` (a `Columns`) starts."""
-    return read_rows(table.path)[int(table.rows[position])][0]
+    """(file, line) where row `position` of `table` (a `Columns`) starts."""
+    row = int(table.rows[position])
+    for file in shard_files(table.path) if is_pattern(table.path) else [table.path]:
+        rows = read_rows(file)
+        if row < len(rows):
+            return file, rows[row][0]
+        row -= len(rows)
+    raise IndexError(position)
 
 
 def file_splits(files, kind=None, columns=None):
@@ -191,7 +245,9 @@ def file_splits(files, kind=None, columns=None):
     train (the 1 in 10 of texts whose hash says validation, as the packaged datasets are
     split); a single file is split 80/10/10 by the same hash.
     """
-    stamps = tuple((split, str(p), Path(p).stat().st_mtime_ns) for split, p in files.items())
+    stamps = tuple((split, str(p), tuple(f.stat().st_mtime_ns for f in shard_files(p)))
+                   if is_pattern(p) else (split, str(p), Path(p).stat().st_mtime_ns)
+                   for split, p in files.items())  # fmt: skip
     return _splits(stamps, kind, tuple(sorted((columns or {}).items())))
 
 

@@ -198,9 +198,9 @@ def check_labels_known(splits, labels, spec):
         unseen = columns.unknown_label(label_column(spec, splits[split]), labels)
         if unseen is not None:
             row, name = unseen
-            line = line_of(splits[split], row)
-            raise InputError(f"'{splits[split].path}' line {line}: label {name!r} never "
-                             "occurs in the training split; add examples of it there.")  # fmt: skip
+            file, line = line_of(splits[split], row)
+            raise InputError(f"'{file}' line {line}: label {name!r} never occurs in the "
+                             "training split; add examples of it there.")  # fmt: skip
 
 
 def split_sizes(task):
