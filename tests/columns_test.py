@@ -205,3 +205,14 @@ def test_a_bad_row_or_label_in_a_shard_names_that_shard_and_its_line(tmp_path):
         from_files("mine", tmp_path)
     with pytest.raises(InputError, match="matches no file"):
         from_files("mine", tmp_path / "nothing-*.csv")
+
+
+def test_text_tensors_are_cut_right_from_slices_and_pieces():
+    """Strings cut from a column's bytes: a slice starts inside its parent's buffer, and a
+    long column is converted a piece at a time."""
+    texts = [f"text {i} é" * (i % 4 + 1) for i in range(50)]
+    column = pa.chunked_array([pa.array(texts[:20]), pa.array(texts[20:])])
+    assert files.text_tensor(column, rows=7).numpy().tolist() == [t.encode() for t in texts]
+    part = pa.array(texts).slice(13, 9)
+    assert files.text_tensor(part).numpy().tolist() == [t.encode() for t in texts[13:22]]
+    assert files.text_tensor(pa.array([], pa.string())).shape == (0,)

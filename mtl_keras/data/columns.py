@@ -290,7 +290,11 @@ def string_tensor_parts(column):
     _, offsets, data = column.buffers()
     width = np.int64 if pa.types.is_large_string(column.type) else np.int32
     offsets = np.frombuffer(offsets, width)[column.offset : column.offset + len(column) + 1]
-    return (b"" if data is None else data.to_pybytes()), offsets[:-1], np.diff(offsets)
+    if data is None or not len(column):
+        return b"", np.zeros(len(column), np.int64), np.zeros(len(column), np.int64)
+    first = int(offsets[0])  # a slice's strings start inside its parent's buffer
+    used = data.slice(first, int(offsets[-1]) - first).to_pybytes()
+    return used, (offsets[:-1] - first).astype(np.int64), np.diff(offsets).astype(np.int64)
 
 
 def label_ids(column, labels):

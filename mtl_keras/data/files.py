@@ -282,14 +282,25 @@ def as_dataset(kind, table, labels):
     return tf.data.Dataset.from_tensor_slices(example_tensors(KINDS[kind], table, labels))
 
 
+def text_tensor(column, rows=1 << 20):
+    """A string column as a tf.string tensor, cut from its bytes `rows` at a time (no Python
+    string per row; at most one piece's copies besides the result)."""
+    pieces = []
+    for start in range(0, len(column), rows):
+        data, starts, lengths = columns.string_tensor_parts(column.slice(start, rows))
+        pieces.append(tf.strings.substr(tf.constant(data), starts, lengths))
+    if len(pieces) == 1:
+        return pieces[0]
+    return tf.concat(pieces, 0) if pieces else tf.zeros([0], tf.string)
+
+
 def example_tensors(spec, table, labels):
     """{field: tensor of every example} of a `Columns` (see `Kind.signature`)."""
     tensors = {}
     for name, field, of_type in zip(spec.columns, spec.fields, spec.column_types, strict=True):
         column = table.data[name]
         if of_type == "text":
-            data, starts, lengths = columns.string_tensor_parts(column)
-            tensors[field] = tf.strings.substr(tf.constant(data), starts, lengths)
+            tensors[field] = text_tensor(column)
         elif of_type == "score":
             tensors[field] = tf.constant(column.to_numpy(zero_copy_only=False), tf.float32)
         elif of_type == "label":

@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
 
-from mtl_keras.data.columns import list_offsets, string_tensor_parts
+from mtl_keras.data.columns import list_offsets
+from mtl_keras.data.files import text_tensor
 from mtl_keras.errors import InputError
 
 BATCH = 1 << 16  # rows per Arrow batch read from an IterableDataset
@@ -74,8 +75,7 @@ def field_tensor(column, wanted, num_classes, where):
             hot[pc.list_parent_indices(column).to_numpy(), ids] = 1.0
             return tf.constant(hot)
         if wanted.dtype == tf.string:
-            data, starts, lengths = string_tensor_parts(column.cast(pa.string()))
-            return tf.strings.substr(tf.constant(data), starts, lengths)
+            return text_tensor(column.cast(pa.string()))
         values = column.to_numpy(zero_copy_only=False)
         return tf.constant(values.astype(wanted.dtype.as_numpy_dtype))
     except (pa.ArrowException, ValueError, TypeError, IndexError) as error:
