@@ -132,9 +132,10 @@ def first_row(table):
     columns it would refuse, e.g. a JSONL key only some rows have)."""
     row = {}
     for name in table.column_names:
-        column = table.column(name).drop_null()
-        if len(column):
-            row[name] = column[0].as_py()
+        column = table.column(name)
+        if column.null_count < len(column):
+            first = 0 if not column.null_count else pc.index(pc.is_valid(column), True).as_py()
+            row[name] = column[first].as_py()
     return row
 
 

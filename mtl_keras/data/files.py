@@ -1,4 +1,4 @@
-"""A user's own labelled files: read, checked line by line, split, as `tf.data`.
+"""A user's own labelled files: read into columns, every row checked, split, as `tf.data`.
 
 Formats: .csv, .tsv (a header line), .jsonl (one JSON object per line) and .conll (one
 token per line, its tag in the last whitespace-separated column, a blank line between
@@ -7,7 +7,8 @@ sentence-transformers: `text,label` (sentence), `tokens,tags` (token),
 `sentence1,sentence2,score` (pair), `text,labels` (multi_label),
 `sentence1,sentence2,label` (pair_classification) and `anchor,positive` (contrastive).
 Every problem is one `InputError` naming the file and the line, raised while reading,
-before any model loads.
+before any model loads. A file is read by pyarrow (`data.columns`); the row reader here
+is the reference it is held to, and names the line of a bad row.
 """
 
 import csv
@@ -59,7 +60,8 @@ def split_files(path):
 
 
 def is_pattern(path):
-    return glob.has_magic(str(path))
+    """A glob of shards (a file whose name holds `*`, `?` or `[` is a file)."""
+    return glob.has_magic(str(path)) and not Path(path).exists()
 
 
 def shard_files(pattern):
