@@ -7,6 +7,7 @@ import pytest
 
 from experiments import run
 from experiments.cli import run_main
+from mtl_keras.data.pipeline import tokenized_stream as TOKENIZED_STREAM
 from tests.conftest import tiny_run_argv
 
 
@@ -48,10 +49,17 @@ def test_mirrored_on_two_logical_cpus_end_to_end(tiny_preset, tiny_data_dir, tmp
 
 
 def test_max_steps_ends_the_run_and_its_schedule_after_that_many_steps(
-    tiny_preset, tiny_data_dir, tmp_path, capsys
+    tiny_preset, tiny_data_dir, tmp_path, capsys, monkeypatch
 ):
     """Hugging Face's `max_steps`: 5 steps over 2 epochs run 2 + 2 (each epoch N // epochs,
-    at most one pass over the data)."""
+    at most one pass over the data). The training sets are tokenized in the stream here,
+    as a big file's are."""
+    from mtl_keras.data import pipeline
+
+    monkeypatch.setattr(pipeline, "STREAM_ABOVE", 0)
+    streamed = []
+    monkeypatch.setattr(pipeline, "tokenized_stream",
+                        lambda *a: streamed.append(a[0].name) or TOKENIZED_STREAM(*a))  # fmt: skip
     out = tmp_path / "capped"
     run.main(tiny_run_argv(tiny_preset, tiny_data_dir, out, "--epochs", "2", "--max-steps", "5",
                            "--no-save-model", "--warmup-ratio", "0"))  # fmt: skip
@@ -59,6 +67,7 @@ def test_max_steps_ends_the_run_and_its_schedule_after_that_many_steps(
     assert metrics["optimizer_iterations"] == 4
     assert metrics["config"]["max_steps"] == 5
     assert "2 steps of" in capsys.readouterr().out
+    assert streamed == ["topic", "sentiment"]
     # The schedule spans epochs x the steps an epoch runs (`attach_optimizer(data.steps)`).
     config = run.parse_config(["--epochs", "2", "--max-steps", "5"])
     assert [config.epoch_steps(n) for n in (100, 2, 1)] == [2, 2, 1]

@@ -65,6 +65,13 @@ class Task:
         _, splits, _ = file_splits(self.files, self.kind, self.columns)
         return as_dataset(self.kind, splits[split], self.labels)
 
+    def size(self, split, data_dir=None):
+        """How many examples a split holds (-1 where only reading it all would tell)."""
+        if self.datasets is None and self.files is not None:
+            _, splits, _ = file_splits(self.files, self.kind, self.columns)
+            return len(splits[split])
+        return int(self.examples(split, data_dir).cardinality())
+
     def example_tensors(self, split, data_dir=None):
         """Every raw example of a split at once: {field: tensor, examples along axis 0}
         (the kind's fields), without a Python object per example for a user's files."""
