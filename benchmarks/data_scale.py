@@ -29,6 +29,7 @@ from pathlib import Path
 STARTED = time.perf_counter()
 
 from benchmarks.common import peak_rss_mb, write_result  # noqa: E402
+from mtl_keras.provenance import code_commit  # noqa: E402
 
 
 def real_rows(rows, seed=0):
@@ -148,6 +149,7 @@ def main(argv=None):
             f"{args.rows:,} rows, {size_mb:.0f} MB, written in {time.perf_counter() - began:.0f}s"
         )
         result = {"rows": args.rows, "shards": args.shards, "file_mb": size_mb,
+                  "commit": code_commit(),
                   "read": run_side("read", path), "first_step": run_side("first-step", path)}  # fmt: skip
         print(json.dumps(result, indent=1))
         if not args.skip_end_to_end:
@@ -157,17 +159,18 @@ def main(argv=None):
 
 
 def earlier_runs():
-    """The runs of other sizes already measured on this CPU (one file holds every size)."""
+    """The runs of other sizes already measured on this CPU (one file holds every size),
+    each with the commit it was made at."""
     from benchmarks.common import RESULTS, environment
     from mtl_keras.provenance import cpu_folder
 
     env = environment()
-    path = (
-        RESULTS
-        / cpu_folder(env.get("cpu_model"), env.get("cpu_vector_flags", ()))
-        / "data_scale.json"
-    )
-    return json.loads(path.read_text())["runs"] if path.is_file() else {}
+    folder = RESULTS / cpu_folder(env.get("cpu_model"), env.get("cpu_vector_flags", ()))
+    if not (folder / "data_scale.json").is_file():
+        return {}
+    earlier = json.loads((folder / "data_scale.json").read_text())
+    made = earlier["environment"].get("commit")  # runs recorded before each kept its own
+    return {rows: {"commit": made, **run} for rows, run in earlier["runs"].items()}
 
 
 if __name__ == "__main__":

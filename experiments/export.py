@@ -103,9 +103,12 @@ def write_sentence_transformers(model, tokenizer, args, card):
 
 
 def write_keras_hub(model, tokenizer, args, card):
-    output = export_keras_hub(model.backbone, tokenizer, args.output, overwrite=args.overwrite,
-                              card=card)  # fmt: skip
-    print(f"exported the encoder of {args.model} to {output} (a keras-hub preset)")
+    output = export_keras_hub(
+        model.backbone, tokenizer, args.output, max_length=model.serving_length(args.max_length),
+        pooling=model.pooling_mode, overwrite=args.overwrite, card=card,
+    )  # fmt: skip
+    print(f"exported the encoder of {args.model} to {output}: "
+          f"keras_hub.models.TextEmbedder.from_preset('{output}')")  # fmt: skip
     return output
 
 

@@ -61,12 +61,13 @@ The encoder only (BERT, pooling, L2): the task heads are in the TF Serving expor
     "keras-hub": """```python
 import keras_hub
 
-backbone = keras_hub.models.BertBackbone.from_preset("{folder}")
-tokenizer = keras_hub.models.BertTokenizer.from_preset("{folder}")
+embedder = keras_hub.models.TextEmbedder.from_preset("{folder}")
+embeddings = embedder.encode_text(["Shares rose after the results.", "Stocks went up."])
 ```
 
-The backbone and tokenizer only: pool the `sequence_output` ({pooling} pooling, then L2) for
-the embedding this model was trained with.""",
+keras-hub's `BertTextEmbedder` ({pooling} pooling, then L2), with its preprocessor: the
+encoder only; the task heads are in the TF Serving export. The bare encoder:
+`keras_hub.models.BertBackbone.from_preset("{folder}")`.""",
 }
 RUNTIME_USAGE = """```python
 from mtl_keras import Predictor, SentenceEncoder
@@ -88,7 +89,7 @@ FORMATS = {
     "keras": "a Keras model (`model.keras`) with its tokenizer, as `experiments.run` saved it",
     "tf-serving": "a TF Serving SavedModel that takes raw sentences",
     "sentence-transformers": "a sentence-transformers folder of the fine-tuned encoder",
-    "keras-hub": "a keras-hub preset of the fine-tuned backbone and its tokenizer",
+    "keras-hub": "a keras-hub preset of the fine-tuned encoder as keras-hub's BertTextEmbedder",
     "onnx": "the whole model as ONNX, for ONNX Runtime on the CPU",
     "openvino": "the whole model as OpenVINO IR, for OpenVINO on the CPU",
 }

@@ -41,6 +41,21 @@ def test_normalize_false_keeps_raw_mean(encoder):
     np.testing.assert_allclose(raw / np.linalg.norm(raw), unit, rtol=1e-5)
 
 
+def test_dimensions_keep_the_first_ones_then_normalise(encoder):
+    """A Matryoshka-style shorter embedding: the first k values, as unit vectors."""
+    sentences = ["the quick fox", "stocks fell", "a"]
+    raw = encoder.encode(sentences, normalize=False)
+    short = encoder.encode(sentences, dimensions=8)
+    assert short.shape == (3, 8) and encoder.encode([], dimensions=8).shape == (0, 8)
+    np.testing.assert_allclose(short, raw[:, :8] / np.linalg.norm(raw[:, :8], axis=1)[:, None],
+                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(encoder.encode(sentences, normalize=False, dimensions=8),
+                               raw[:, :8])  # fmt: skip
+    for bad, message in ((0, "in \\[1, 16\\]"), (17, "got 17"), ("8", "must be an int")):
+        with pytest.raises(UserError, match=message):
+            encoder.encode(sentences, dimensions=bad)
+
+
 def test_long_text_is_truncated_to_max_length(encoder):
     features = encoder.tokenize(["the " * 500])
     assert features["token_ids"].shape == (1, 16)

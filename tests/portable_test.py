@@ -44,8 +44,11 @@ def test_export_reloads_as_the_fine_tuned_encoder(tiny_run, tiny_preset, fine_tu
     # The check above is about the fine-tuned weights: they moved far more than the export.
     moved, kept = (np.abs(e - fine_tuned[1]).max() for e in (untrained, reloaded))
     assert moved > 100 * kept, (moved, kept)
-    if fmt == "keras-hub":
+    if fmt == "keras-hub":  # keras-hub's own sentence embedder, with its preprocessor
         assert type(keras_hub.models.BertBackbone.from_preset(str(out))).__name__ == "BertBackbone"
+        embedder = keras_hub.models.TextEmbedder.from_preset(str(out))
+        assert type(embedder).__name__ == "BertTextEmbedder"
+        assert min_cosine(embedder.encode_text(SENTENCES, verbose=0), fine_tuned[1]) >= 0.9999
     with pytest.raises(InputError, match="--overwrite"):
         export.main(argv)
     export.main([*argv, "--overwrite"])
@@ -76,10 +79,27 @@ def test_sentence_transformers_pooling_follows_the_model(fine_tuned, tmp_path):
                                        max_length=16, pooling="cls")  # fmt: skip
     pooling = json.loads((out / "1_Pooling" / "config.json").read_text())
     assert pooling["pooling_mode_cls_token"] and not pooling["pooling_mode_mean_tokens"]
-    with pytest.raises(InputError, match="no 'attention' pooling.*--format tf-serving"):
-        export_sentence_transformers(backbone, make_tiny_tokenizer(), tmp_path / "attention",
-                                     pooling="attention")  # fmt: skip
-    assert not (tmp_path / "attention").exists()
+    for write in (export_sentence_transformers, export_keras_hub):
+        with pytest.raises(InputError, match="no 'attention' pooling.*--format tf-serving"):
+            write(backbone, make_tiny_tokenizer(), tmp_path / "attention", pooling="attention")
+        assert not (tmp_path / "attention").exists()
+
+
+@pytest.mark.parametrize("pooling", ["cls", "max"])
+def test_keras_hub_text_embedder_pools_as_the_model_does(fine_tuned, tmp_path, pooling):
+    """keras-hub's embedder with the model's pooling gives the model's embedding."""
+    from mtl_keras.encoding.pooling import make_pooling
+    from mtl_keras.encoding.preprocessing import FEATURES
+
+    backbone = fine_tuned[0].backbone
+    out = export_keras_hub(backbone, make_tiny_tokenizer(), tmp_path / pooling, max_length=16,
+                           pooling=pooling)  # fmt: skip
+    inputs = {feature: backbone.input[feature] for feature in FEATURES}
+    pooled = make_pooling(pooling)(backbone(inputs)["sequence_output"], inputs["padding_mask"])
+    model = keras.Model(inputs, pooled)
+    ours = SentenceEncoder(backbone, make_tiny_tokenizer(), 16, model).encode(SENTENCES)
+    theirs = keras_hub.models.TextEmbedder.from_preset(str(out)).encode_text(SENTENCES, verbose=0)
+    assert min_cosine(theirs, ours) >= 0.9999
 
 
 def test_lora_adapters_are_merged_into_the_export(tmp_path):

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from mtl_keras.backends import batch_length, inference_function
 from mtl_keras.encoding import presets
-from mtl_keras.encoding.inputs import as_sentence_list
+from mtl_keras.encoding.inputs import as_sentence_list, finish_embeddings
 from mtl_keras.encoding.pooling import MeanPooling
 from mtl_keras.encoding.preprocessing import FEATURES, check_max_length, make_preprocessor
 
@@ -39,6 +39,12 @@ class SentenceEncoder:
         max_length: word pieces per sentence including [CLS]/[SEP]; longer text is
             truncated (all-MiniLM-L6-v2 was trained at 128).
         model: BERT inputs -> embedding; default mean pooling over `backbone`.
+
+    Not keras-hub's `BertTextEmbedder`, which pools (mean, cls or max) over a plain
+    `BertBackbone` and pads every batch to its preprocessor's length: this one encodes any
+    multi-task model's own embedding (learned attention pooling, a LoRA or partly frozen
+    `TunableBertBackbone`), longest sentences first with each batch cut to its longest.
+    `--format keras-hub` exports a model as a `BertTextEmbedder`.
     """
 
     def __init__(self, backbone, tokenizer, max_length=128, model=None):
@@ -96,15 +102,17 @@ class SentenceEncoder:
             for f in FEATURES
         }
 
-    def encode(self, sentences, batch_size=32, normalize=True):
-        """Embeddings as float32 numpy of shape (n, hidden), in input order.
+    def encode(self, sentences, batch_size=32, normalize=True, dimensions=None):
+        """Embeddings as float32 numpy of shape (n, hidden), in input order; with
+        `dimensions`, the first that many of each (re-normalised; see `finish_embeddings`).
 
         Sentences are sorted by length and each batch is padded only to its longest
         sentence (what sentence-transformers does); results do not depend on it.
         """
         sentences = as_sentence_list(sentences)
         if not sentences:
-            return np.zeros((0, self.dimension), np.float32)
+            return finish_embeddings(np.zeros((0, self.dimension), np.float32), normalize,
+                                     dimensions)  # fmt: skip
         features = self.tokenize(sentences)
         lengths = features["padding_mask"].sum(axis=1)
         order = np.argsort(-lengths, kind="stable")
@@ -113,6 +121,4 @@ class SentenceEncoder:
             index = order[start : start + batch_size]
             longest = batch_length(lengths[index], self.max_length)
             out[index] = self._forward({f: features[f][index, :longest] for f in FEATURES})
-        if normalize:
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
+        return finish_embeddings(out, normalize, dimensions)

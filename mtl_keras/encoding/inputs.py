@@ -110,3 +110,20 @@ def jsonl_rows(path, content, what=""):
             raise InputError(f"{what}'{path}' line {number} is not a JSON object.")
         rows.append((number, row))
     return rows
+
+
+def finish_embeddings(vectors, normalize=True, dimensions=None):
+    """Embeddings (n, width) cut to their first `dimensions` (Matryoshka-style: a smaller,
+    cheaper vector), then L2-normalised when `normalize`. Cut before normalising, so the
+    shorter vectors are unit vectors too."""
+    if dimensions is not None:
+        width = vectors.shape[1]
+        if isinstance(dimensions, bool) or not isinstance(dimensions, int | np.integer):
+            raise InputTypeError(f"dimensions must be an int, got {type(dimensions).__name__}.")
+        if not 1 <= dimensions <= width:
+            raise InputError(f"dimensions must be in [1, {width}] (the embedding's width), "
+                             f"got {dimensions}.")  # fmt: skip
+        vectors = np.ascontiguousarray(vectors[:, :dimensions])
+    if normalize:
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors

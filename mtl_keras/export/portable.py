@@ -5,9 +5,9 @@ model.safetensors under BERT's parameter names, the tokenizer files) plus the mo
 files sentence-transformers reads (modules.json, the pooling config, Normalize), so
 `SentenceTransformer(folder)` in torch loads it; keras-hub's own converter (and so
 `SentenceEncoder.from_preset`) reads the same folder. `export_keras_hub` writes a
-keras-hub preset of a plain `BertBackbone`. Written by hand because keras-hub converts
-Hugging Face BERT checkpoints into Keras but has no exporter back for BERT; the names
-below are the inverse of keras-hub's `convert_bert.py`.
+keras-hub preset that loads as keras-hub's own `BertTextEmbedder`. The first is written
+by hand because keras-hub converts Hugging Face BERT checkpoints into Keras but has no
+exporter back for BERT; the names below are the inverse of keras-hub's `convert_bert.py`.
 """
 
 import json
@@ -188,15 +188,28 @@ def export_sentence_transformers(backbone, tokenizer, output, *, max_length=128,
     return atomic_write(output, write, directory=True)
 
 
-def export_keras_hub(backbone, tokenizer, output, *, overwrite=False, card=None):
-    """Write a keras-hub preset (plain `BertBackbone` + tokenizer, and the model card
-    `card` as README.md); returns its path."""
+def export_keras_hub(backbone, tokenizer, output, *, max_length=128, pooling="mean",
+                     overwrite=False, card=None):  # fmt: skip
+    """Write a keras-hub preset of the sentence encoder; returns its path.
+
+    `keras_hub.models.TextEmbedder.from_preset(folder)` loads it as a `BertTextEmbedder`
+    (the plain `BertBackbone`, `pooling`, L2 normalisation and its preprocessor at
+    `max_length`): `encode_text` gives our embedding. `BertBackbone.from_preset(folder)`
+    loads the bare encoder. `card`: the model card (README.md).
+    """
+    if pooling not in ST_POOLING:  # keras-hub's embedder pools as sentence-transformers does
+        raise InputError(
+            f"keras-hub's TextEmbedder has no {pooling!r} pooling (it has "
+            f"{', '.join(ST_POOLING)}): export this model with --format tf-serving."
+        )
     output = check_replaceable(output, overwrite)
-    plain = plain_backbone(backbone)
+    models = keras_hub.models
+    preprocessor = models.BertTextEmbedderPreprocessor(tokenizer, sequence_length=max_length)
+    embedder = models.BertTextEmbedder(plain_backbone(backbone), preprocessor,
+                                       pooling_mode=pooling, normalize=True)  # fmt: skip
 
     def write(folder):
-        plain.save_to_preset(folder)
-        tokenizer.save_to_preset(folder)
+        embedder.save_to_preset(folder)
         write_card(folder, card)
 
     return atomic_write(output, write, directory=True)

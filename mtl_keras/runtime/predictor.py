@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_keras.encoding.inputs import as_sentence_list
+from mtl_keras.encoding.inputs import as_sentence_list, finish_embeddings
 from mtl_keras.errors import InputError
 from mtl_keras.runtime.decoding import DECODERS
 from mtl_keras.runtime.engines import open_engine
@@ -77,16 +77,13 @@ class ExportedEncoder(ExportedRuntime):
     def from_path(cls, folder, max_length=None, **options):
         return cls(folder, max_length, **options)
 
-    def encode(self, sentences, batch_size=None, normalize=True):
+    def encode(self, sentences, batch_size=None, normalize=True, dimensions=None):
         texts = as_sentence_list(sentences)
-        if not texts:
-            return np.zeros((0, self.info["embedding_dim"]), np.float32)
         out = np.zeros((len(texts), self.info["embedding_dim"]), np.float32)
-        for index, x in self.batches(text_features(self.tokenizer, texts), batch_size):
-            out[index] = self.engine(x)[EMBEDDING]
-        if normalize:
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
+        if texts:
+            for index, x in self.batches(text_features(self.tokenizer, texts), batch_size):
+                out[index] = self.engine(x)[EMBEDDING]
+        return finish_embeddings(out, normalize, dimensions)
 
 
 class ExportedPredictor(ExportedEncoder):
