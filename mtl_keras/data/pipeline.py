@@ -281,11 +281,10 @@ def training_parts(tasks, preprocessor, max_length, max_examples, seed, data_dir
 
 
 ENCODE_BATCH = 256  # examples tokenized per call in the stream
-# Training sets above this many examples are tokenized in the stream; smaller ones once, up
-# front. In the stream, every new iterator (each `fit`, each pass of a test) builds the
-# tokenizer's kernels again, about 0.6 s per task. Up front, 80,000 tweets took 3.6 s and
-# 61 MB at 64 word pieces (AMD EPYC, 2 cores): a million would take 45 s and 770 MB before
-# the first step.
+# Training sets above this many examples are tokenized in the stream, smaller ones once up
+# front. Each new iterator of the stream (each `fit`) builds the tokenizer's kernels again,
+# 0.6 s a task; up front, 80,000 tweets took 3.6 s and 61 MB at 64 word pieces (AMD EPYC,
+# 2 cores): a million would take 45 s and 770 MB before the first step.
 STREAM_ABOVE = 100_000
 
 
@@ -299,13 +298,10 @@ def tokenizes_in_stream(task, cap, data_dir):
 def tokenized_stream(task, tasks, preprocessor, max_length, data_dir, cap, seed):
     """(a task's training examples, tokenized as the stream draws them, how many).
 
-    Only the raw examples are held (texts and label ids: about the file's size); each
-    pass draws them in its own order (`reshuffled_passes`), and batches of them are
-    tokenized inside `tf.data`, in step with training. A million-row file starts
-    training at once instead of after tokenizing every row, and never holds the
-    tokenized copy (several times the text's size). The examples come out as tokenizing
-    the whole split first would give them, in the same order.
-    """
+    Only the raw examples are held (about the file's size); each pass draws them in its
+    own order (`pass_orders`) and batches of them are tokenized inside `tf.data`: a big
+    file trains at once, never holding a tokenized copy. The examples come out as from
+    tokenizing the whole split first, in the same order."""
     whole = task.example_tensors("train", data_dir)
     size = len(next(iter(whole.values())))
     if cap is not None and cap < size:
