@@ -418,7 +418,7 @@ def data_scale_section(result):
     for count, run in sorted(result["runs"].items(), key=lambda item: int(item[0])):
         first, end = run["first_step"], run.get("end_to_end", {})
         rows.append(
-            f"| {int(count):,} | {run['shards']} | {run['file_mb']:.0f} | "
+            f"| {int(count):,} | {run.get('commit', '–')} | {run['shards']} | {run['file_mb']:.0f} | "
             f"{run['read']['read_seconds']:.1f} | {first['first_step_seconds']:.0f} | "
             f"{first['peak_rss_mb'] / 1024:.2f} | {first['stream_over_train']:.0f}x | "
             f"{cell(end.get('wall_seconds'), '.0f')} | "
@@ -431,7 +431,7 @@ def data_scale_section(result):
         made_at(result),
         "",
         "A `text,label` CSV of real text (a tweet and a few words of a BBC sentence per row), "
-        "each measurement in its own process. *Read*: `tasks.from_files` (read, check every "
+        "each size at the commit its row names, each measurement in its own process. *Read*: `tasks.from_files` (read, check every "
         "row, split by hash, label set). *First step*: process start (imports included) to "
         "the end of the first train step at `--max-length 64`, batch 32, and that process's "
         "peak memory. *Stream*: the examples/s the training stream delivers alone over those a "
@@ -439,9 +439,9 @@ def data_scale_section(result):
         "--max-steps 30 --max-eval-examples 500 --max-length 64 --no-sts`, wall and peak "
         "memory (`/usr/bin/time -v`).",
         "",
-        "| rows | files | MB | read (s) | first step (s) | its peak (GB) | stream / train "
-        "| end to end (s) | its peak (GB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| rows | commit | files | MB | read (s) | first step (s) | its peak (GB) "
+        "| stream / train | end to end (s) | its peak (GB) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
 
