@@ -5,6 +5,7 @@ import collections
 import csv
 import json
 import random
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +45,11 @@ TRICKY = {
     '{"sentence1": "c", "sentence2": "d", "score": 2.5}\n',
     "bool score.jsonl": '{"sentence1": "a", "sentence2": "b", "score": true}\n',
 }
+
+
+def test_the_whitespace_the_checks_know_is_pythons():
+    ours = {c for low, high in columns.SPACE_RANGES for c in range(low, high + 1)}
+    assert ours == {c for c in range(sys.maxunicode + 1) if chr(c).isspace()}
 
 
 def outcome(read, path):

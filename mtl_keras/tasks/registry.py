@@ -158,14 +158,11 @@ def from_datasets(name, kind, datasets, labels=(), score_range=None, loss_weight
         field = next(f for f, t in zip(spec.fields, spec.column_types, strict=True)
                      if t in LABEL_TYPES)  # fmt: skip
         labels = hf_datasets.class_names(datasets["train"], field)
-    datasets = {
-        split: hf_datasets.as_tf_dataset(
-            d, spec, len(labels), f"task {name!r}: the {split} dataset"
-        )  # fmt: skip
-        if hf_datasets.is_hf_dataset(d)
-        else d
-        for split, d in datasets.items()
-    }
+    datasets = dict(datasets)
+    for split, data in datasets.items():
+        if hf_datasets.is_hf_dataset(data):
+            where = f"task {name!r}: the {split} dataset"
+            datasets[split] = hf_datasets.as_tf_dataset(data, spec, len(labels), where)
     for split, dataset in datasets.items():
         missing = [f for f in spec.fields if f not in dataset.element_spec]
         if missing:
