@@ -73,3 +73,9 @@ def test_a_dataset_without_the_kinds_column_is_one_clear_error():
     data = datasets.Dataset.from_dict({"text": ["a", "b"], "label": ["x", "y"]})
     with pytest.raises(InputError, match="column 'label' is not one int64 per example"):
         from_datasets("hub", "sentence", {"train": data}, labels=("a", "b"))
+    unlabelled = datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, -1]})
+    with pytest.raises(
+        InputError, match="test dataset column 'label' holds label ids -1 to 0, outside \\[0, 2\\)"
+    ):
+        from_datasets("hub", "sentence", {"train": data.select([]), "test": unlabelled},
+                      labels=("a", "b"))  # fmt: skip

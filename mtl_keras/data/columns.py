@@ -222,7 +222,7 @@ def label_list_column(column):
     return pa.ListArray.from_arrays(list_offsets(column), labels)
 
 
-def word_list_column(column, name="words"):
+def word_list_column(column):
     """Words (or tags): whitespace-separated in CSV, a JSON list of non-blank strings;
     never empty."""
     if is_text(column):

@@ -70,16 +70,28 @@ def field_tensor(column, wanted, num_classes, where):
         if wanted.shape.rank == 1:  # multi-hot: from a list of label ids
             hot = np.zeros((len(column), num_classes), np.float32)
             ids = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.int64)
-            if len(ids) and ids.min() < 0:
-                raise ValueError(f"label id {ids.min()} is negative")
+            check_ids(ids, num_classes, where)
             hot[pc.list_parent_indices(column).to_numpy(), ids] = 1.0
             return tf.constant(hot)
         if wanted.dtype == tf.string:
             return text_tensor(column.cast(pa.string()))
-        values = column.to_numpy(zero_copy_only=False)
-        return tf.constant(values.astype(wanted.dtype.as_numpy_dtype))
+        values = column.to_numpy(zero_copy_only=False).astype(wanted.dtype.as_numpy_dtype)
+        if wanted.dtype.is_integer and len(values):
+            check_ids(values, num_classes, where)
+        return tf.constant(values)
+    except InputError:
+        raise
     except (pa.ArrowException, ValueError, TypeError, IndexError) as error:
         raise InputError(f"{where} is not {describe(wanted)}: {error}".split("\n")[0]) from None
+
+
+def check_ids(ids, num_classes, where):
+    """Label ids all name a label (an unlabelled split's -1 names none)."""
+    if len(ids) and not 0 <= ids.min() <= ids.max() < num_classes:
+        raise InputError(
+            f"{where} holds label ids {ids.min()} to {ids.max()}, outside [0, {num_classes}): "
+            "drop unlabelled rows (-1) or give all the labels."
+        )
 
 
 def describe(spec):
