@@ -77,6 +77,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_PY) -m benchmarks.exports
 	$(BENCH_PY) -m benchmarks.cpu_exports
 	$(BENCH_PY) -m benchmarks.data_scale
+	$(BENCH_PY) -m benchmarks.hard_negatives
 	$(BENCH_PY) -m benchmarks.report
 
 clean:

@@ -446,6 +446,31 @@ def data_scale_section(result):
     ]
 
 
+def hard_negatives_section(result):
+    """A contrastive step with a hard negative per anchor against in-batch only."""
+    if not result:
+        return []
+    rows = [f"| {name} | {r['steps_per_s']:.3f} | {r['step_gflop']:.0f} | {r['gflops']:.0f} | "
+            f"{r['fraction_of_peak']:.0%} |" for name, r in result["rows"].items()]  # fmt: skip
+    return [
+        "",
+        "### Hard negatives: the cost of a step (`python -m benchmarks.hard_negatives`)",
+        "",
+        made_at(result),
+        "",
+        f"STS-B pairs scored 4 or more, batch {result['batch_size']}, length "
+        f"{result['max_length']}, {result['steps']} real batches per run, the variants "
+        "alternated twice in one process (the better run kept), against the fp32 matmul peak "
+        "measured first in the same run. A step with one hard negative per anchor takes "
+        f"**{result['step_time_ratio']:.2f}x** the in-batch step's time: a third text per "
+        "example through the encoder.",
+        "",
+        "| negatives | steps/s | GFLOP per step | GFLOP/s | of the peak |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
 def backends_peak_lines(result):
     """The train steps against the matmul peak measured in the same run (older results
     were made without it)."""
@@ -588,6 +613,7 @@ def cpu_part(folder, heading):
     lines += cpu_exports_section(load("cpu_exports"))
     lines += precision_section(load("precision"))
     lines += data_scale_section(load("data_scale"))
+    lines += hard_negatives_section(load("hard_negatives"))
     return ["", heading, *lines]
 
 

@@ -44,6 +44,10 @@ TRICKY = {
     "float scores.jsonl": '{"sentence1": "a", "sentence2": "b", "score": 1}\n'
     '{"sentence1": "c", "sentence2": "d", "score": 2.5}\n',
     "bool score.jsonl": '{"sentence1": "a", "sentence2": "b", "score": true}\n',
+    "triplets.csv": "anchor,positive,negative\na,b,c\nd,e,f\n",
+    "numbered.jsonl": '{"anchor": "a", "positive": "b", "negative_2": "d", "negative_1": "c"}\n',
+    "gap.jsonl": '{"anchor": "a", "positive": "b", "negative_2": "c"}\n',
+    "both.csv": "anchor,positive,negative,negative_1\na,b,c,d\n",
 }
 
 
@@ -143,7 +147,8 @@ def test_random_good_files_read_the_same_and_mostly_fast(tmp_path):
 
 
 def test_good_files_take_the_fast_path(tmp_path):
-    for name in ("quotes.csv", "bom.csv", "crlf.csv", "ints.jsonl", "empty lists.jsonl"):
+    for name in ("quotes.csv", "bom.csv", "crlf.csv", "ints.jsonl", "empty lists.jsonl",
+                 "triplets.csv", "numbered.jsonl"):  # fmt: skip
         path = tmp_path / name
         path.write_bytes(TRICKY[name].encode("utf-8"))
         assert outcome(files.arrow_columns, path)[0] == "columns", name

@@ -220,7 +220,8 @@ def test_length_buckets_group_lengths_and_lose_no_example(varied_lengths):
 def test_the_stream_tokenizes_as_tokenizing_the_split_first_would(tiny_data_dir, tmp_path):
     """Tokenized in the stream, each example comes out as from the split tokenized first
     (the in-memory path the stream replaced), in the same order, past a pass's end."""
-    from mtl_keras.data.pipeline import reshuffled_passes, split_arrays, tokenized_stream
+    from mtl_keras.data.orders import reshuffled_passes
+    from mtl_keras.data.pipeline import split_arrays, tokenized_stream
     from mtl_keras.tasks import from_files
 
     pairs = tmp_path / "pairs.tsv"

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from mtl_keras import RunConfig
-from mtl_keras.data.pipeline import reshuffled_passes, task_draws
+from mtl_keras.data.orders import reshuffled_passes, task_draws
 from mtl_keras.distributed import cluster as distributed
 from mtl_keras.distributed.launch import core_sets, supervise
 from mtl_keras.errors import InputError

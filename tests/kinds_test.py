@@ -104,6 +104,28 @@ def test_contrastive_output_is_twenty_times_every_anchor_positive_cosine():
     assert KINDS["contrastive"].scale == 20.0  # sentence-transformers' default
 
 
+def test_hard_negatives_follow_the_positives_example_by_example():
+    """With k = 2 hard negatives, the output is (batch, batch + batch * 2): every anchor
+    against the batch's positives, then against each example's negatives in order."""
+    keras.utils.set_random_seed(1)
+    task = Task("qa", None, "contrastive", (), negatives=2)
+    model = MultiTaskModel(make_tiny_backbone(dropout=0.0), [task], dropout=0.0)
+    x = tiny_inputs()
+    x.update({p: x[f][::-1] for f, p in zip(FEATURES, PAIR_FEATURES, strict=True)})
+    negatives = {f: np.stack([x[f], x[f][::-1]], axis=1) for f in FEATURES}  # (2, 2, 5)
+    x.update({f"negative_{f}": value for f, value in negatives.items()})
+    scores = np.asarray(model(x, training=False)["qa"])
+    embed = model.embedding_model()
+    unit = [np.asarray(embed(inputs, training=False)) for inputs in (
+        {f: x[f] for f in FEATURES}, {f: x[f][::-1] for f in FEATURES})]  # fmt: skip
+    unit = [a / np.linalg.norm(a, axis=1, keepdims=True) for a in unit]
+    # Example 0's negatives are texts 0 and 1, example 1's texts 1 and 0.
+    negative = np.stack([unit[0][0], unit[0][1], unit[0][1], unit[0][0]])
+    want = 20.0 * unit[0] @ np.concatenate([unit[1], negative]).T
+    assert scores.shape == (2, 6)
+    np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-4)
+
+
 def test_pair_scores_are_scaled_to_0_1_by_the_training_range():
     task = Task("sim", None, "pair", (), score_range=(1.0, 5.0))
     batch = {"sentence1": tf.constant(["a"] * 4), "sentence2": tf.constant(["b"] * 4),

@@ -13,6 +13,7 @@ from mtl_keras.data import sources
 from mtl_keras.data.examples import task_options, write_example_files
 from mtl_keras.data.splits import split_of
 from mtl_keras.encoding.preprocessing import FEATURES
+from mtl_keras.errors import InputError
 from mtl_keras.saving import load_tokenizer
 from mtl_keras.tasks import Task, from_files
 from tests.conftest import bert_inputs, force_labels, traced
@@ -170,6 +171,40 @@ def test_anchor_positive_pairs_make_a_contrastive_task(tmp_path):
         b"about 4.6 billion years",
         b"paris",
     ]
+
+
+def test_hard_negatives_read_from_a_column_or_numbered_columns(tmp_path):
+    one = from_files("qa", write(tmp_path / "one.csv", "anchor,positive,negative\n" + "".join(
+        f"question {i},answer {i},wrong answer {i}\n" for i in range(30))))  # fmt: skip
+    assert one.negatives == 1 and one.get_config()["negatives"] == 1
+    first = examples(one, "train")[0]
+    assert first["negatives"].tolist() == [first["anchor"].replace(b"question", b"wrong answer")]
+    rows = [{"anchor": f"q{i}", "positive": f"a{i}", "negative_2": f"y{i}", "negative_1": f"x{i}"}
+            for i in range(30)]  # fmt: skip
+    two = from_files("qa", write(tmp_path / "two.jsonl", "\n".join(map(json.dumps, rows))))
+    assert two.negatives == 2
+    assert all(e["negatives"].tolist() == [b"x" + e["anchor"][1:], b"y" + e["anchor"][1:]]
+               for e in examples(two, "train"))  # fmt: skip
+    write(tmp_path / "mixed" / "train.csv", "anchor,positive,negative\na,b,c\n")
+    write(tmp_path / "mixed" / "dev.csv", "anchor,positive\nd,e\n")
+    with pytest.raises(InputError, match="different numbers of hard negatives"):
+        from_files("qa", tmp_path / "mixed")
+
+
+def test_in_batch_loss_with_a_hard_negative_matches_a_hand_computed_value():
+    """Columns: the batch's 3 positives, then each example's hard negative; example 3 is
+    another task's, so its positive and negative are no candidates."""
+    from mtl_keras.evaluation.metrics import in_batch_hits, in_batch_xent
+
+    scores = np.array([[5.0, 1.0, 9.0, 4.0, 0.0, 9.0],
+                       [2.0, 3.0, 9.0, 1.0, 3.5, 9.0],
+                       [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]], "float32")  # fmt: skip
+    valid = np.array([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]], "float32")
+    candidates = [0, 1, 3, 4]
+    want = [np.log(np.exp(scores[i, candidates]).sum()) - scores[i, i] for i in range(2)]
+    np.testing.assert_allclose(np.asarray(in_batch_xent(valid, scores))[:2], want, rtol=1e-5)
+    # Anchor 2's hard negative (3.5) outscores its positive (3.0): a miss.
+    assert np.asarray(in_batch_hits(valid, scores))[:2].tolist() == [1.0, 0.0]
 
 
 def test_in_batch_loss_masks_other_tasks_columns_and_retrieval_ranks():
@@ -406,7 +441,6 @@ def test_own_tasks_predict_and_serve_with_their_label_names(decisive_model, tmp_
 
 def test_a_task_from_in_memory_datasets_trains_like_any_other(tiny_preset, tmp_path):
     from mtl_keras import train
-    from mtl_keras.errors import InputError
     from mtl_keras.tasks import from_datasets
 
     texts = ["the team won the match", "stocks fell", "a new phone chip", "the market fell"]
@@ -425,3 +459,38 @@ def test_a_task_from_in_memory_datasets_trains_like_any_other(tiny_preset, tmp_p
         from_datasets(
             "memo", "sentence", {"train": splits["train"].map(lambda e: {"text": e["text"]})}
         )
+
+
+def test_triplets_train_beside_a_built_in_task_and_the_model_reloads(
+    tiny_preset, tiny_data_dir, tmp_path
+):
+    """STS-B pairs scored 4 or more, each with another pair's sentence as its hard
+    negative: the contrastive output scores every anchor against the batch's positives
+    and negatives, the run reports retrieval, and the saved model predicts as any other."""
+    from mtl_keras.data.pipeline import evaluation_stream
+    from mtl_keras.encoding.preprocessing import make_preprocessor
+    from mtl_keras.saving import load_model
+
+    pairs, _ = sources.read_stsb()
+    close = [p for p in pairs["train"] if p["score"] >= 4][:120]
+    rows = [{"anchor": p["sentence1"], "positive": p["sentence2"],
+             "negative": close[(i + 1) % len(close)]["sentence2"]}
+            for i, p in enumerate(close)]  # fmt: skip
+    path = write(tmp_path / "triplets.jsonl", "\n".join(map(json.dumps, rows)))
+    out = tmp_path / "run"
+    metrics = run.main(["--tasks", "topic", "--task", f"qa={path}", "--max-eval-examples", "24",
+                        "--epochs", "1", "--preset", str(tiny_preset), "--data-dir",
+                        str(tiny_data_dir), "--max-length", "16", "--batch-size", "8",
+                        "--verbose", "0", "--no-sts", "--output-dir", str(out)])  # fmt: skip
+    assert 0 <= metrics["test"]["qa"]["recall_at_1"] <= 1
+    assert metrics["config"]["tasks"][1]["negatives"] == 1
+    model = load_model(out / "model.keras", compile=False)
+    preprocessor = make_preprocessor(load_tokenizer(out / "tokenizer"), 16)
+    batches, _ = evaluation_stream(model.tasks, "test", preprocessor, batch_size=8,
+                                   max_length=16, only="qa")  # fmt: skip
+    x, y, _ = next(iter(batches))
+    size = x["token_ids"].shape[0]
+    assert x["negative_token_ids"].shape[:2] == (size, 1) and y["qa"].shape == (size, 2)
+    assert model(x)["qa"].shape == (size, 2 * size)  # positives, then hard negatives
+    assert set(Predictor.from_path(out / "model.keras").predict(["a text"])[0]) == {
+        "text", "topic"}  # fmt: skip

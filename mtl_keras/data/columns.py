@@ -147,10 +147,12 @@ def present_columns(table):
 
 
 def checked(table, kind_spec):
-    """{column: normalised pa.Array} of the kind's columns, each checked; `Fallback` on the
-    first column that has a bad value."""
-    data = {}
-    for name, of_type in zip(kind_spec.columns, kind_spec.column_types, strict=True):
+    """{column: normalised pa.Array} of the kind's columns (and its `extra_columns`, texts),
+    each checked; `Fallback` on the first column that has a bad value."""
+    data, extra = {}, kind_spec.extra_columns(table.column_names, "")
+    typed = [*zip(kind_spec.columns, kind_spec.column_types, strict=True),
+             *((theirs, "text") for theirs in extra.values())]  # fmt: skip
+    for name, of_type in typed:
         column = table.column(name)
         if of_type in ("labels", "words", "tags"):  # lists are rebuilt from one array
             column = column.combine_chunks()
@@ -162,6 +164,8 @@ def checked(table, kind_spec):
                                                strict=True) if t in ("words", "tags"))  # fmt: skip
         if not pc.all(pc.equal(pc.list_value_length(words), pc.list_value_length(tags))).as_py():
             raise Fallback()
+    for ours, theirs in extra.items():  # in order, under our names
+        data[ours] = data.pop(theirs)
     return data
 
 
@@ -262,11 +266,12 @@ CHECKS = {"text": text_column, "label": label_column, "score": score_column,
 
 
 def columns_of_rows(kind_spec, examples):
-    """{column: pa.Array} of the row reader's parsed examples, as `checked` gives them."""
-    return {
-        name: pa.array([example[name] for example in examples], type=COLUMN_TYPES[of_type])
-        for name, of_type in zip(kind_spec.columns, kind_spec.column_types, strict=True)
-    }
+    """{column: pa.Array} of the row reader's parsed examples, as `checked` gives them
+    (the columns `parse` returns: the kind's, then its extra ones, which are texts)."""
+    types = dict(zip(kind_spec.columns, kind_spec.column_types, strict=True))
+    return {name: pa.array([example[name] for example in examples],
+                           type=COLUMN_TYPES[types.get(name, "text")])
+            for name in examples[0]}  # fmt: skip
 
 
 COLUMN_TYPES = {"text": pa.string(), "label": pa.string(), "score": pa.float64(),

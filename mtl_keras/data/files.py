@@ -5,7 +5,8 @@ token per line, its tag in the last whitespace-separated column, a blank line be
 sentences, `-DOCSTART-` lines skipped). The columns say the task's kind, as in
 sentence-transformers: `text,label` (sentence), `tokens,tags` (token),
 `sentence1,sentence2,score` (pair), `text,labels` (multi_label),
-`sentence1,sentence2,label` (pair_classification) and `anchor,positive` (contrastive).
+`sentence1,sentence2,label` (pair_classification) and `anchor,positive` (contrastive,
+optionally with hard negatives: `negative`, or `negative_1` ... `negative_n`).
 Every problem is one `InputError` naming the file and the line, raised while reading,
 before any model loads. A file is read by pyarrow (`data.columns`); the row reader here
 is the reference it is held to, and names the line of a bad row.
@@ -212,9 +213,9 @@ def arrow_columns(path, kind, rename):
     try:  # any problem is the row reader's to name, with its line
         kind = detect_kind(path, columns.present_columns(table), kind)
         KINDS[kind].parse(columns.first_row(table), f"'{path}' line 2")
+        data = columns.checked(table, KINDS[kind])
     except InputError:
         raise Fallback() from None
-    data = columns.checked(table, KINDS[kind])
     return Columns(str(path), kind, data, np.arange(table.num_rows))
 
 
@@ -315,4 +316,5 @@ def example_tensors(spec, table, labels):
                       else columns.label_ids(flat, labels))  # fmt: skip
             splits = columns.list_offsets(column).to_numpy().astype(np.int64)
             tensors[field] = tf.RaggedTensor.from_row_splits(tf.constant(values), splits)
+    tensors.update(spec.extra_tensors(table.data, text_tensor))
     return tensors

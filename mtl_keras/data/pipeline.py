@@ -13,8 +13,15 @@ import tensorflow as tf
 
 from mtl_keras.backends import batch_length
 from mtl_keras.data.loading import without_autotuning
-from mtl_keras.encoding.preprocessing import FEATURES, PAIR_FEATURES, trim_padding
+from mtl_keras.data.orders import gather, pass_orders, reshuffled_passes, task_draws
+from mtl_keras.encoding.preprocessing import (
+    FEATURES,
+    NEGATIVE_FEATURES,
+    PAIR_FEATURES,
+    trim_padding,
+)
 from mtl_keras.errors import InputError
+from mtl_keras.tasks.registry import negatives_per_example
 
 SAMPLING = ("proportional", "round_robin", "temperature")
 
@@ -75,8 +82,9 @@ def for_all_heads(task, tasks, max_length, encoded, empty, size=None):
 
     With a pair task among `tasks`, every example also carries `pair_*` inputs: the
     second text of a pair, or `empty` (the inputs of an empty text, [CLS][SEP]: a finite
-    embedding whose cosine gets weight 0) for the examples of the other tasks. `size`:
-    the batch size of a batch, None for a single example.
+    embedding whose cosine gets weight 0) for the examples of the other tasks. With hard
+    negatives, every example carries k `negative_*` texts the same way. `size`: the
+    batch size of a batch, None for a single example.
     """
     x, target, weight = encoded
 
@@ -86,10 +94,14 @@ def for_all_heads(task, tasks, max_length, encoded, empty, size=None):
     y, w = _empty_targets(tasks, max_length)
     y, w = ({n: rows(v) for n, v in d.items()} for d in (y, w))
     y[task.name], w[task.name] = target, weight
+    negatives = negatives_per_example(tasks)
     if empty is not None:
-        for f, p in zip(FEATURES, PAIR_FEATURES, strict=True):
+        for f, p, n in zip(FEATURES, PAIR_FEATURES, NEGATIVE_FEATURES, strict=True):
             x.setdefault(p, rows(empty[f][0]))
+            if negatives:
+                x.setdefault(n, rows(tf.tile(empty[f][:1], [negatives, 1])))
     names = FEATURES + (PAIR_FEATURES if empty is not None else ())
+    names += NEGATIVE_FEATURES if negatives else ()
     return {f: tf.cast(x[f], tf.int32) for f in names}, y, w
 
 
@@ -314,47 +326,6 @@ def tokenized_stream(task, tasks, preprocessor, max_length, data_dir, cap, seed)
 
     raw = pass_orders(size, seed).batch(ENCODE_BATCH).map(lambda i: gather(whole, i))
     return raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch(), size
-
-
-# The training stream is the same for every iterator made of it: `shuffle(seed)` and
-# `sample_from_datasets(seed)` draw a new order for each new iterator, so which batches a
-# run saw depended on how often Keras (or a resumed run) had iterated the stream before,
-# and data-parallel processes could not be held to one process's batches.
-
-
-def reshuffled_passes(dataset, size, seed):
-    """`dataset` (in memory) repeated forever, each pass in its own order (`pass_orders`)."""
-    whole = dataset.batch(size).get_single_element()  # every example, one tensor per field
-    return pass_orders(size, seed).map(lambda index: gather(whole, index))
-
-
-def pass_orders(size, seed):
-    """The indices 0..size-1 forever, each pass in its own order, fixed by `seed` and the
-    pass number (a stateless permutation of the indices)."""
-
-    def one_pass(number):
-        key = tf.stack([tf.constant(seed, tf.int64), number])
-        order = tf.data.Dataset.range(size)
-        return order.map(lambda i: tf.random.experimental.index_shuffle(i, key, size - 1))
-
-    return tf.data.Dataset.counter().flat_map(one_pass)
-
-
-def gather(whole, index):
-    """The examples at `index` (one or a vector) of `whole` (one tensor per field)."""
-    return tf.nest.map_structure(lambda field: tf.gather(field, index), whole)
-
-
-def task_draws(weights, seed):
-    """Endless task indices drawn with probabilities `weights`, the same for every iterator."""
-    edges = tf.constant(np.cumsum(weights)[:-1], tf.float64)
-    last = len(weights) - 1
-
-    def draw(value):  # `Dataset.random` gives uniform whole numbers in [0, 2**32)
-        uniform = tf.cast(value % 2**32, tf.float64) / 2.0**32
-        return tf.minimum(tf.searchsorted(edges, uniform[None], side="right")[0], last)
-
-    return tf.data.Dataset.random(seed=seed).map(lambda v: tf.cast(draw(v), tf.int64))
 
 
 def bucket_boundaries(max_length, width=16, pairs=False):

@@ -11,6 +11,8 @@ from mtl_keras.runtime.tokenizer import FEATURES
 
 # The second text of a pair task (sentence similarity) enters as inputs of its own.
 PAIR_FEATURES = tuple(f"pair_{f}" for f in FEATURES)
+# A contrastive task's hard negatives: (batch, k, length) inputs, k texts per example.
+NEGATIVE_FEATURES = tuple(f"negative_{f}" for f in FEATURES)
 
 
 # Hugging Face's BERT tokenizer drops NUL, U+FFFD and other control/format characters and
@@ -87,7 +89,8 @@ def check_max_length(max_length, backbone):
 
 
 def trim_padding(features):
-    """Cut a padded batch to its longest sentence (and the pair inputs to their longest).
+    """Cut a padded batch to its longest sentence (and the pair and hard-negative inputs to
+    their longest).
 
     The preprocessor pads to `max_length`; attention and pooling ignore padding, so
     dropping the all-padding columns changes no result and saves most of the compute
@@ -95,15 +98,15 @@ def trim_padding(features):
     length is rounded up to `backends.length_step()`, so few shapes are compiled.
     """
     out, step = dict(features), length_step()
-    for names in (FEATURES, PAIR_FEATURES):
+    for names in (FEATURES, PAIR_FEATURES, NEGATIVE_FEATURES):
         if names[1] not in features:
             continue
-        lengths = tf.reduce_sum(tf.cast(features[names[1]], tf.int32), axis=1)
+        lengths = tf.reduce_sum(tf.cast(features[names[1]], tf.int32), axis=-1)
         longest = tf.maximum(tf.reduce_max(lengths), 1)
         if step > 1:
-            width = tf.shape(features[names[1]])[1]
+            width = tf.shape(features[names[1]])[-1]
             longest = tf.minimum((longest + step - 1) // step * step, width)
-        out.update({name: features[name][:, :longest] for name in names})
+        out.update({name: features[name][..., :longest] for name in names})
     return out
 
 

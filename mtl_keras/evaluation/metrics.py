@@ -157,26 +157,38 @@ class LogitF1(keras.metrics.F1Score):
         super().update_state(y_true, ops.sigmoid(y_pred), sample_weight)
 
 
+def candidate_mask(y_true, y_pred):
+    """(1, columns): 1 for the columns of `y_pred` that are this task's candidates.
+
+    `y_true` (batch, 1 + k) is 1 for the examples of this task: column 0 for its
+    positive, columns 1..k for its k hard negatives, which follow the batch's positives
+    in `y_pred`, example by example. Other tasks' examples in a mixed batch are 0, so
+    their texts are no negatives.
+    """
+    y_true = ops.cast(y_true, y_pred.dtype)
+    positives = ops.reshape(y_true[:, :1], (1, -1))
+    negatives = ops.reshape(y_true[:, 1:], (1, -1))  # example by example, as in `y_pred`
+    return ops.concatenate([positives, negatives], axis=1)
+
+
 @keras.saving.register_keras_serializable(package="mtl_keras")
 def in_batch_xent(y_true, y_pred):
-    """Cross-entropy of each anchor (row) against every positive (column) of the batch,
-    its own positive being the answer: sentence-transformers' MultipleNegativesRankingLoss.
+    """Cross-entropy of each anchor (row) against every positive of the batch and every
+    hard negative (columns), its own positive being the answer: sentence-transformers'
+    MultipleNegativesRankingLoss, with hard negatives when examples have them.
 
-    `y_pred` is the (batch, batch) matrix of scaled cosines; `y_true` (batch, 1) is 1 for
-    the examples of this task, whose positives are the candidates (other columns are
-    masked out, so other tasks' examples in a mixed batch are no negatives).
+    `y_pred` is the (batch, batch + batch * k) matrix of scaled cosines; `y_true` says
+    which columns are candidates (`candidate_mask`).
     """
-    valid = ops.reshape(ops.cast(y_true, y_pred.dtype), (1, -1))
-    logits = y_pred + (1.0 - valid) * -1e9
+    logits = y_pred + (1.0 - candidate_mask(y_true, y_pred)) * -1e9
     labels = ops.arange(ops.shape(y_pred)[0])
     return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
 
 
 @keras.saving.register_keras_serializable(package="mtl_keras")
 def in_batch_hits(y_true, y_pred):
-    """1 where an anchor's own positive scores highest among the batch's positives."""
-    valid = ops.reshape(ops.cast(y_true, y_pred.dtype), (1, -1))
-    best = ops.argmax(y_pred + (1.0 - valid) * -1e9, axis=-1)
+    """1 where an anchor's own positive scores highest among all its candidates."""
+    best = ops.argmax(y_pred + (1.0 - candidate_mask(y_true, y_pred)) * -1e9, axis=-1)
     return ops.cast(best == ops.arange(ops.shape(y_pred)[0]), "float32")
 
 
@@ -189,7 +201,7 @@ class InBatchNegativesLoss(keras.losses.Loss):
 
 
 def in_batch_metrics():
-    """Top-1 accuracy and cross-entropy of anchors against their batch's positives."""
+    """Top-1 accuracy and cross-entropy of anchors against their candidates."""
     return [keras.metrics.MeanMetricWrapper(in_batch_hits, name="accuracy"),
             keras.metrics.MeanMetricWrapper(in_batch_xent, name="xent")]  # fmt: skip
 

@@ -4,13 +4,15 @@ import keras
 
 from mtl_keras.backends import build_before_first_step, trains_statelessly
 from mtl_keras.encoding.pooling import make_pooling
-from mtl_keras.encoding.preprocessing import FEATURES, PAIR_FEATURES
+from mtl_keras.encoding.preprocessing import FEATURES, NEGATIVE_FEATURES, PAIR_FEATURES
 from mtl_keras.errors import InputError
 from mtl_keras.model.backbone import TunableBertBackbone
 from mtl_keras.model.bert_layers import POOLER
 from mtl_keras.model.loss_weighting import TaskUncertainty, check_loss_weighting, weighted_losses
+from mtl_keras.model.negatives import FoldNegatives
 from mtl_keras.runtime.predictor import EMBEDDING
 from mtl_keras.tasks import Task
+from mtl_keras.tasks.registry import negatives_per_example
 from mtl_keras.training.layerwise_lr import LayerwiseLR
 
 
@@ -21,7 +23,8 @@ class MultiTaskModel(keras.Model):
     Sentence heads (dropout + dense) read the pooled embedding; token heads read the
     sequence output; a pair task (sentence similarity) has no head: its output is the
     cosine of the embeddings of the text and of a second text (`pair_*` inputs, through
-    the same backbone and pooling), so its loss trains the embedding itself. The
+    the same backbone and pooling), so its loss trains the embedding itself; a contrastive
+    task's hard negatives enter as `negative_*` inputs, k texts per example. The
     model's outputs are the task outputs only, so `fit` needs a target per task and
     nothing else; `embedding_model()` gives the pooled embedding and `heads_model()`
     the sentence heads on their own. Built like keras-hub's task models (layers,
@@ -62,8 +65,11 @@ class MultiTaskModel(keras.Model):
 
         # === Functional Model ===
         pairs = any(t.spec.second_text for t in tasks)
+        negatives = negatives_per_example(tasks)
         names = FEATURES + (PAIR_FEATURES if pairs else ())
         inputs = {f: keras.Input(shape=(None,), dtype="int32", name=f) for f in names}
+        inputs.update({f: keras.Input(shape=(negatives, None), dtype="int32", name=f)
+                       for f in (NEGATIVE_FEATURES if negatives else ())})  # fmt: skip
         sequence = backbone({f: inputs[f] for f in FEATURES})["sequence_output"]
         embedding = self.pooling(sequence, inputs["padding_mask"])
         features = {"sequence": sequence, EMBEDDING: embedding}
@@ -71,6 +77,11 @@ class MultiTaskModel(keras.Model):
             second = dict(zip(FEATURES, (inputs[f] for f in PAIR_FEATURES), strict=True))
             pair_sequence = backbone(second)["sequence_output"]
             features["pair_embedding"] = self.pooling(pair_sequence, second["padding_mask"])
+        if negatives:  # every example's hard negatives, as rows (batch * k, hidden)
+            fold = FoldNegatives(name="fold_negatives")
+            third = {f: fold(inputs[n]) for f, n in zip(FEATURES, NEGATIVE_FEATURES, strict=True)}
+            negative_sequence = backbone(third)["sequence_output"]
+            features["negative_embedding"] = self.pooling(negative_sequence, third["padding_mask"])
         outputs = {t.name: t.spec.output(t, self._head(t.name), features) for t in tasks}
         # Functional's `trainable=True` would set every layer trainable again (on JAX),
         # undoing the backbone's recorded frozen layers: only a False is applied, below.

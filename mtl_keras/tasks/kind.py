@@ -46,7 +46,8 @@ class Kind:
         return {"text": tf.TensorSpec([], tf.string), "label": tf.TensorSpec([], tf.int64)}
 
     def empty_target(self, task, max_length):
-        """(target, weight) of an example that has no label for this task: weight 0."""
+        """(target, weight) of an example that has no label for this task: weight 0 (the
+        target's shape is the one `encode` gives)."""
         return tf.zeros([], tf.int32), tf.zeros([], tf.float32)
 
     def output(self, task, head, features):
@@ -65,6 +66,15 @@ class Kind:
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
             keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"),
         ]
+
+    def extra_columns(self, names, where):
+        """{our name: the file's column} of optional columns a file of this kind has
+        (a contrastive file's hard negatives); checked as texts."""
+        return {}
+
+    def extra_tensors(self, data, text_tensor):
+        """Tensors of every example from the `extra_columns` ({name: pyarrow column})."""
+        return {}
 
     def key_column(self, data):
         """The texts that place a file's rows in the splits (equal texts share one split),

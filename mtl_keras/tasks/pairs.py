@@ -1,9 +1,12 @@
 """Kinds that train the embedding itself: scored pairs (cosine) and contrastive pairs."""
 
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mtl_keras.encoding.preprocessing import FEATURES, NEGATIVE_FEATURES
 from mtl_keras.errors import InputError
 from mtl_keras.evaluation.metrics import (
     Correlation,
@@ -101,7 +104,9 @@ class Contrastive(Kind):
     """Anchor and positive texts (a question and its answer, a title and its abstract)
     pulled together, every other positive of the batch pushed away: the cosines of a
     batch's anchors and positives, scaled by 20, under sentence-transformers'
-    MultipleNegativesRankingLoss. No head: it trains the embedding. Evaluated by
+    MultipleNegativesRankingLoss. With hard negatives (`negative`, or `negative_1` ...
+    `negative_n` columns: texts close to the anchor but wrong), each anchor also scores
+    against every example's negatives. No head: it trains the embedding. Evaluated by
     retrieval: each test anchor against all of the split's positives (recall@1, MRR)."""
 
     name = "contrastive"
@@ -121,18 +126,32 @@ class Contrastive(Kind):
         return {"anchor": text, "positive": text}
 
     def empty_target(self, task, max_length):
-        return tf.zeros([1], tf.float32), tf.zeros([], tf.float32)
+        return tf.zeros([1 + task.negatives], tf.float32), tf.zeros([], tf.float32)
 
     def encode(self, task, batch, tokenize, tokenizer, max_length):
+        """The anchor's inputs, the positive's as `pair_*` and the k negatives' as
+        `negative_*` (batch, k, length); the target marks the candidates the example
+        brings (`metrics.candidate_mask`): its positive and its negatives."""
         pair = {"sentence1": batch["anchor"], "sentence2": batch["positive"]}
-        weights = ones_for(batch["anchor"])
-        return pair_inputs(tokenize, pair), weights[:, None], weights
+        x, weights = pair_inputs(tokenize, pair), ones_for(batch["anchor"])
+        if task.negatives:
+            negatives = tokenize(tf.reshape(batch["negatives"], [-1]))
+            size = tf.shape(weights)[0]
+            x.update({n: tf.reshape(negatives[f], [size, task.negatives, -1])
+                      for f, n in zip(FEATURES, NEGATIVE_FEATURES, strict=True)})  # fmt: skip
+        return x, tf.ones([tf.shape(weights)[0], 1 + task.negatives]), weights
 
     def output(self, task, head, features):
-        """(batch, batch): 20 x the cosine of every anchor with every positive."""
+        """(batch, batch [+ batch * k]): 20 x the cosine of every anchor with every
+        positive [and every hard negative]."""
         unit = [keras.layers.UnitNormalization()(features[k])
                 for k in ("embedding", "pair_embedding")]  # fmt: skip
-        return keras.ops.matmul(unit[0], keras.ops.transpose(unit[1])) * self.scale
+        scores = keras.ops.matmul(unit[0], keras.ops.transpose(unit[1]))
+        if task.negatives:
+            negative = keras.layers.UnitNormalization()(features["negative_embedding"])
+            against = keras.ops.matmul(unit[0], keras.ops.transpose(negative))
+            scores = keras.ops.concatenate([scores, against], axis=1)
+        return scores * self.scale
 
     def loss(self, task):
         return InBatchNegativesLoss()
@@ -141,13 +160,35 @@ class Contrastive(Kind):
         return in_batch_metrics()
 
     def parse(self, row, where):
-        if "negative" in row:
-            raise InputError(
-                f"{where}: hard negatives ('negative') are not supported yet; drop the "
-                "column (the batch's other positives are the negatives)."
-            )
-        return {"anchor": text_value(row["anchor"], "anchor", where),
-                "positive": text_value(row["positive"], "positive", where)}  # fmt: skip
+        example = {"anchor": text_value(row["anchor"], "anchor", where),
+                   "positive": text_value(row["positive"], "positive", where)}  # fmt: skip
+        for ours, theirs in self.extra_columns(list(row), where).items():
+            example[ours] = text_value(row[theirs], theirs, where)
+        return example
+
+    def extra_columns(self, names, where):
+        """The hard negatives: `negative`, or `negative_1` ... `negative_n` (numbered from 1,
+        none missing), as negative_1 ... negative_n."""
+        numbered = sorted((n for n in names if re.fullmatch(r"negative_[0-9]+", n)),
+                          key=lambda n: int(n.rsplit("_", 1)[1]))  # fmt: skip
+        if "negative" in names and numbered:
+            raise InputError(f"{where}: both 'negative' and {numbered[0]!r}: name the hard "
+                             "negatives negative, or negative_1 ... negative_n.")  # fmt: skip
+        if "negative" in names:
+            return {"negative_1": "negative"}
+        expected = [f"negative_{i}" for i in range(1, len(numbered) + 1)]
+        if numbered != expected:
+            raise InputError(f"{where}: hard-negative columns {', '.join(numbered)}: number them "
+                             f"negative_1 ... negative_{len(numbered)}.")  # fmt: skip
+        return {name: name for name in numbered}
+
+    def extra_tensors(self, data, text_tensor):
+        """The hard negatives as "negatives": (examples, k) texts (none without them)."""
+        count = sum(name.startswith("negative_") for name in data)
+        if not count:
+            return {}
+        texts = [text_tensor(data[f"negative_{i}"]) for i in range(1, count + 1)]
+        return {"negatives": tf.stack(texts, axis=1)}
 
     def split_metrics(self, task, encode, examples):
         """Recall@1 and MRR of each anchor against every positive of the split."""

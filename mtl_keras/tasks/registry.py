@@ -31,6 +31,7 @@ class Task:
     # Extra evaluations a run makes of this task, by name: "confident", the accuracy on
     # the examples whose annotators agreed (the tweets' `confidence` feature).
     evaluators: tuple = ()
+    negatives: int = 0  # hard negatives per example (a contrastive task's file columns)
     # {split: tf.data.Dataset} of raw examples held in memory (see `from_datasets`); not
     # part of the config: a saved model needs the task's labels, not its data.
     datasets: dict | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -133,8 +134,13 @@ def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
             raise InputError(f"task {name!r}: its training file has {found}; a classifier "
                              "needs at least two.")  # fmt: skip
         check_labels_known(splits, labels, spec)
+    negatives = {split: len(spec.extra_columns(list(table.data), ""))
+                 for split, table in splits.items()}  # fmt: skip
+    if len(set(negatives.values())) > 1:
+        raise InputError(f"task {name!r}: its splits have different numbers of hard negatives "
+                         f"per anchor ({negatives}): give each file the same columns.")  # fmt: skip
     return Task(name, None, kind, labels, loss_weight, files, columns and dict(columns),
-                score_range)  # fmt: skip
+                score_range, negatives=negatives["train"])  # fmt: skip
 
 
 def from_datasets(name, kind, datasets, labels=(), score_range=None, loss_weight=1.0):
@@ -174,6 +180,15 @@ def from_datasets(name, kind, datasets, labels=(), score_range=None, loss_weight
         raise InputError(f"task {name!r}: give its score_range=(lowest, highest).")
     return Task(name, None, kind, tuple(labels), loss_weight, score_range=score_range,
                 datasets=dict(datasets))  # fmt: skip
+
+
+def negatives_per_example(tasks):
+    """The hard negatives each example carries (0: none); tasks that have some agree."""
+    counts = sorted({t.negatives for t in tasks if t.negatives})
+    if len(counts) > 1:
+        raise InputError(f"tasks with hard negatives must have as many per anchor; these have "
+                         f"{', '.join(map(str, counts))}.")  # fmt: skip
+    return counts[0] if counts else 0
 
 
 def check_task_name(name):
