@@ -76,7 +76,7 @@ def steps_per_second(task, batches, warmup=3):
     compile_model(model, keras.optimizers.AdamW(5e-5))
     spec = tf.nest.map_structure(lambda a: tf.TensorSpec([None] * a.ndim, a.dtype), batches[0])
     data = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
-    model.fit(data.take(warmup), verbose=0)
+    model.fit(data.repeat(), steps_per_epoch=warmup, verbose=0)  # trace before timing
     timer = EpochTimer()
     model.fit(data.repeat(), steps_per_epoch=len(batches), verbose=0, callbacks=[timer])
     return len(batches) / timer.times[-1]
