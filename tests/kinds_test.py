@@ -126,6 +126,26 @@ def test_hard_negatives_follow_the_positives_example_by_example():
     np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-4)
 
 
+def test_examples_bring_their_negatives_as_candidates_or_only_their_positive():
+    """A training batch with 2 negatives each marks 3 candidates per example; a test split
+    without negatives marks the positive only (its negative inputs stay the empty text)."""
+    task = Task("qa", None, "contrastive", (), negatives=2)
+
+    def tokenize(texts):
+        ids = tf.ones([tf.shape(texts)[0], 4], tf.int32)
+        return {"token_ids": ids, "padding_mask": ids, "segment_ids": ids * 0}
+
+    pairs = {"anchor": tf.constant(["a", "b"]), "positive": tf.constant(["c", "d"])}
+    x, target, _ = KINDS["contrastive"].encode(
+        task, {**pairs, "negatives": tf.constant([["e", "f"], ["g", "h"]])}, tokenize, None, 4
+    )
+    assert x["negative_token_ids"].shape == (2, 2, 4)
+    np.testing.assert_array_equal(np.asarray(target), np.ones((2, 3)))
+    x, target, _ = KINDS["contrastive"].encode(task, pairs, tokenize, None, 4)
+    assert "negative_token_ids" not in x
+    np.testing.assert_array_equal(np.asarray(target), [[1, 0, 0], [1, 0, 0]])
+
+
 def test_pair_scores_are_scaled_to_0_1_by_the_training_range():
     task = Task("sim", None, "pair", (), score_range=(1.0, 5.0))
     batch = {"sentence1": tf.constant(["a"] * 4), "sentence2": tf.constant(["b"] * 4),

@@ -186,7 +186,9 @@ def test_hard_negatives_read_from_a_column_or_numbered_columns(tmp_path):
     assert all(e["negatives"].tolist() == [b"x" + e["anchor"][1:], b"y" + e["anchor"][1:]]
                for e in examples(two, "train"))  # fmt: skip
     write(tmp_path / "mixed" / "train.csv", "anchor,positive,negative\na,b,c\n")
-    write(tmp_path / "mixed" / "dev.csv", "anchor,positive\nd,e\n")
+    write(tmp_path / "mixed" / "dev.csv", "anchor,positive\nd,e\n")  # none: fine
+    assert from_files("qa", tmp_path / "mixed").negatives == 1
+    write(tmp_path / "mixed" / "dev.csv", "anchor,positive,negative_1,negative_2\nd,e,f,g\n")
     with pytest.raises(InputError, match="different numbers of hard negatives"):
         from_files("qa", tmp_path / "mixed")
 

@@ -131,15 +131,18 @@ class Contrastive(Kind):
     def encode(self, task, batch, tokenize, tokenizer, max_length):
         """The anchor's inputs, the positive's as `pair_*` and the k negatives' as
         `negative_*` (batch, k, length); the target marks the candidates the example
-        brings (`metrics.candidate_mask`): its positive and its negatives."""
+        brings (`metrics.candidate_mask`): its positive and its negatives. Examples of a
+        split without negatives (a test file) bring their positive only."""
         pair = {"sentence1": batch["anchor"], "sentence2": batch["positive"]}
         x, weights = pair_inputs(tokenize, pair), ones_for(batch["anchor"])
-        if task.negatives:
+        size, brought = tf.shape(weights)[0], 0
+        if "negatives" in batch:  # (a split without them, e.g. the test file: empty texts)
             negatives = tokenize(tf.reshape(batch["negatives"], [-1]))
-            size = tf.shape(weights)[0]
             x.update({n: tf.reshape(negatives[f], [size, task.negatives, -1])
                       for f, n in zip(FEATURES, NEGATIVE_FEATURES, strict=True)})  # fmt: skip
-        return x, tf.ones([tf.shape(weights)[0], 1 + task.negatives]), weights
+            brought = task.negatives
+        marks = [tf.ones([size, 1 + brought]), tf.zeros([size, task.negatives - brought])]
+        return x, tf.concat(marks, axis=1), weights
 
     def output(self, task, head, features):
         """(batch, batch [+ batch * k]): 20 x the cosine of every anchor with every

@@ -134,11 +134,13 @@ def from_files(name, path, kind=None, columns=None, loss_weight=1.0):
             raise InputError(f"task {name!r}: its training file has {found}; a classifier "
                              "needs at least two.")  # fmt: skip
         check_labels_known(splits, labels, spec)
+    # Hard negatives: the training file's; a validation or test file may have none.
     negatives = {split: len(spec.extra_columns(list(table.data), ""))
                  for split, table in splits.items()}  # fmt: skip
-    if len(set(negatives.values())) > 1:
+    if set(negatives.values()) - {0, negatives["train"]}:
         raise InputError(f"task {name!r}: its splits have different numbers of hard negatives "
-                         f"per anchor ({negatives}): give each file the same columns.")  # fmt: skip
+                         f"per anchor ({negatives}): give the training file's number, or "
+                         "none in a validation or test file.")  # fmt: skip
     return Task(name, None, kind, labels, loss_weight, files, columns and dict(columns),
                 score_range, negatives=negatives["train"])  # fmt: skip
 
