@@ -391,23 +391,28 @@ def precision_section(result):
     """Our train step in float32 and in mixed_bfloat16 (`benchmarks.precision`)."""
     if not result:
         return []
-    rows = [f"| {name} | {r['steps_per_s']:.3f} | {r['gflops']:.0f} | {r['peak_gflops']:.0f} | "
-            f"{r['fraction_of_peak']:.0%} |" for name, r in result["rows"].items()]  # fmt: skip
-    return [
-        "",
-        "### Training precision (`python -m benchmarks.precision`)",
-        "",
-        made_at(result),
-        "",
+    rows = rate_rows(result, ("gflops", "peak_gflops"))
+    text = (
         f"Topic + sentiment, batch {result['batch_size']}, {result['steps']} real batches, each "
         "precision in its own process (float32 twice, the better kept), against the matmul "
         "peak of its precision measured in the same run: mixed_bfloat16 at "
-        f"**{result['bf16_vs_float32']:.2f}x** float32's steps/s.",
-        "",
-        "| precision | steps/s | GFLOP/s | peak | of the peak |",
-        "|---|---|---|---|---|",
-        *rows,
-    ]
+        f"**{result['bf16_vs_float32']:.2f}x** float32's steps/s."
+    )
+    header = ["precision", "steps/s", "GFLOP/s", "peak", "of the peak"]
+    return section("Training precision (`python -m benchmarks.precision`)", result, text,
+                   header, rows)  # fmt: skip
+
+
+def rate_rows(result, middle):
+    """Table rows: each variant's steps/s, the `middle` figures, its fraction of the peak."""
+    return [f"| {name} | {r['steps_per_s']:.3f} | " + " | ".join(f"{r[k]:.0f}" for k in middle)
+            + f" | {r['fraction_of_peak']:.0%} |" for name, r in result["rows"].items()]  # fmt: skip
+
+
+def section(title, result, text, header, rows):
+    """A results section: its title, when and where it was measured, what, the table."""
+    return ["", f"### {title}", "", made_at(result), "", text, "",
+            "| " + " | ".join(header) + " |", "|---" * len(header) + "|", *rows]  # fmt: skip
 
 
 def data_scale_section(result):
@@ -450,25 +455,18 @@ def hard_negatives_section(result):
     """A contrastive step with a hard negative per anchor against in-batch only."""
     if not result:
         return []
-    rows = [f"| {name} | {r['steps_per_s']:.3f} | {r['step_gflop']:.0f} | {r['gflops']:.0f} | "
-            f"{r['fraction_of_peak']:.0%} |" for name, r in result["rows"].items()]  # fmt: skip
-    return [
-        "",
-        "### Hard negatives: the cost of a step (`python -m benchmarks.hard_negatives`)",
-        "",
-        made_at(result),
-        "",
+    rows = rate_rows(result, ("step_gflop", "gflops"))
+    text = (
         f"STS-B pairs scored 4 or more, batch {result['batch_size']}, length "
         f"{result['max_length']}, {result['steps']} real batches per run, the variants "
         "alternated twice in one process (the better run kept), against the fp32 matmul peak "
         "measured first in the same run. A step with one hard negative per anchor takes "
         f"**{result['step_time_ratio']:.2f}x** the in-batch step's time: a third text per "
-        "example through the encoder.",
-        "",
-        "| negatives | steps/s | GFLOP per step | GFLOP/s | of the peak |",
-        "|---|---|---|---|---|",
-        *rows,
-    ]
+        "example through the encoder."
+    )
+    header = ["negatives", "steps/s", "GFLOP per step", "GFLOP/s", "of the peak"]
+    return section("Hard negatives: the cost of a step (`python -m benchmarks.hard_negatives`)",
+                   result, text, header, rows)  # fmt: skip
 
 
 def backends_peak_lines(result):
