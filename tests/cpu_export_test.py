@@ -85,6 +85,9 @@ def test_the_encoder_of_an_export_is_the_models(decisive_folder, exports, name):
     assert got.shape == want.shape and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
     floor = 0.99999 if EXPORTS[name][1] is None else 0.9  # tiny random weights, int8
     assert cosines(got, want).min() > floor
+    short = encoder.encode(SENTENCES, dimensions=8)  # the first 8 values, re-normalised
+    raw = encoder.encode(SENTENCES, normalize=False)[:, :8]
+    np.testing.assert_allclose(short, raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-5)
 
 
 def test_an_export_records_what_serves_it(exports):
