@@ -311,11 +311,11 @@ def label_ids(column, labels):
     return pc.fill_null(ids, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def multi_hot(column, labels):
-    """A list column as a float32 [examples, labels] matrix of 0 and 1."""
-    hot = np.zeros((len(column), len(labels)), np.float32)
-    flat = label_ids(pc.list_flatten(column), labels)
-    hot[pc.list_parent_indices(column).to_numpy(), flat] = 1.0
+def multi_hot(lists, ids, width):
+    """A list column as a float32 [examples, width] matrix of 0 and 1, given the id of
+    each item of its lists, flattened."""
+    hot = np.zeros((len(lists), width), np.float32)
+    hot[pc.list_parent_indices(lists).to_numpy(), ids] = 1.0
     return hot
 
 

@@ -309,12 +309,13 @@ def example_tensors(spec, table, labels):
         elif of_type == "label":
             tensors[field] = tf.constant(columns.label_ids(column, labels))
         elif of_type == "labels":
-            tensors[field] = tf.constant(columns.multi_hot(column, labels))
+            ids = columns.label_ids(pc.list_flatten(column), labels)
+            tensors[field] = tf.constant(columns.multi_hot(column, ids, len(labels)))
         else:  # words or tags: one list per example
             flat = pc.list_flatten(column)
-            values = (flat.to_numpy(zero_copy_only=False).astype(object) if of_type == "words"
-                      else columns.label_ids(flat, labels))  # fmt: skip
+            values = (text_tensor(flat) if of_type == "words"
+                      else tf.constant(columns.label_ids(flat, labels)))  # fmt: skip
             splits = columns.list_offsets(column).to_numpy().astype(np.int64)
-            tensors[field] = tf.RaggedTensor.from_row_splits(tf.constant(values), splits)
+            tensors[field] = tf.RaggedTensor.from_row_splits(values, splits)
     tensors.update(spec.extra_tensors(table.data, text_tensor))
     return tensors

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
 
-from mtl_keras.data.columns import list_offsets
+from mtl_keras.data.columns import list_offsets, multi_hot
 from mtl_keras.data.files import text_tensor
 from mtl_keras.errors import InputError
 
@@ -68,11 +68,9 @@ def field_tensor(column, wanted, num_classes, where):
             splits = list_offsets(column).to_numpy().astype(np.int64)
             return tf.RaggedTensor.from_row_splits(values, splits)
         if wanted.shape.rank == 1:  # multi-hot: from a list of label ids
-            hot = np.zeros((len(column), num_classes), np.float32)
             ids = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.int64)
             check_ids(ids, num_classes, where)
-            hot[pc.list_parent_indices(column).to_numpy(), ids] = 1.0
-            return tf.constant(hot)
+            return tf.constant(multi_hot(column, ids, num_classes))
         if wanted.dtype == tf.string:
             return text_tensor(column.cast(pa.string()))
         values = column.to_numpy(zero_copy_only=False).astype(wanted.dtype.as_numpy_dtype)

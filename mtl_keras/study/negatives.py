@@ -11,12 +11,14 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from mtl_keras.config import RunConfig
 from mtl_keras.data import sources
 from mtl_keras.data.mining import mine_file
 from mtl_keras.encoding.encoder import SentenceEncoder
 from mtl_keras.evaluation.metrics import retrieval_metrics
-from mtl_keras.study.results import difference_cell
+from mtl_keras.study.results import difference_cell, mean_cell
 from mtl_keras.study.rows import paired_difference
 from mtl_keras.tasks import from_files
 from mtl_keras.training.run import train
@@ -84,15 +86,10 @@ def section(rows, untrained):
              f"| untrained all-MiniLM-L6-v2 | – | {untrained['recall_at_1']:.4f} | "
              f"{untrained['mrr']:.4f} |"]  # fmt: skip
     for variant in VARIANTS:
-        values = [[r[m] for r in rows if r["config"] == variant] for m in METRICS]
-        cells = [f"{sum(v) / len(v):.4f} ± {stdev(v):.4f}" for v in values]
+        values = [np.array([r[m] for r in rows if r["config"] == variant]) for m in METRICS]
+        cells = [mean_cell((v.mean(), v.std(ddof=1), len(v)), ".4f") for v in values]
         lines.append(f"| {variant} | {len(values[0])} | {' | '.join(cells)} |")
     diffs = [paired_difference(rows, GRID, "mined", "in-batch", m) for m in METRICS]
     lines.append(f"| mined − in-batch | {diffs[0][2] if diffs[0] else 0} | "
                  f"{' | '.join(difference_cell(d) for d in diffs)} |")  # fmt: skip
     return "\n".join(lines)
-
-
-def stdev(values):
-    mean = sum(values) / len(values)
-    return (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
