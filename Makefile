@@ -48,7 +48,7 @@ JAX_TESTS := tests/scenarios_test.py tests/model_test.py tests/pooling_test.py \
 	tests/layerwise_lr_test.py tests/schedules_test.py tests/set_frozen_test.py \
 	tests/serialization_test.py tests/metrics_test.py tests/saving_test.py \
 	tests/encoder_test.py tests/predict_test.py tests/loss_weighting_test.py \
-	tests/kinds_test.py
+	tests/kinds_test.py tests/matryoshka_test.py
 test: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 	KERAS_BACKEND=jax $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=5 $(JAX_TESTS)

@@ -11,6 +11,7 @@ from mtl_keras.data.pipeline import SAMPLING
 from mtl_keras.encoding.pooling import POOLING
 from mtl_keras.errors import InputError, InputTypeError
 from mtl_keras.model.loss_weighting import LOSS_WEIGHTINGS, check_loss_weighting
+from mtl_keras.model.matryoshka import widths
 from mtl_keras.model.multitask import check_loss_weights
 from mtl_keras.provenance import bf16_capable
 from mtl_keras.tasks import DEFAULT_TASKS, TASKS, Task, resolve_tasks
@@ -168,6 +169,13 @@ class RunConfig:
         None, "the heads' factor on the learning rate (default: the scenario's)"
     )
     lora_rank: int = option(8, "lora: rank of the adapters", knob=True)
+    matryoshka_dims: str | tuple = option(
+        "", "Matryoshka: pair and contrastive tasks also train the embedding cut to its "
+        "first k values, e.g. 384,256,128,64 (the full width always trains)"
+    )  # fmt: skip
+    matryoshka_weights: str | tuple = option(
+        "", "one loss weight per --matryoshka-dims width (default: 1 each)"
+    )
 
     def __post_init__(self):
         self._check_types()
@@ -183,6 +191,9 @@ class RunConfig:
                 f"loss_weights must map task names to numbers, got {self.loss_weights!r}."
             )
         check_loss_weights(self.loss_weights, tasks)
+        for name, kind in (("matryoshka_dims", int), ("matryoshka_weights", float)):
+            object.__setattr__(self, name, number_list(getattr(self, name), name, kind))
+        widths(self.matryoshka_dims, self.matryoshka_weights, tasks)
         self._check_train_examples()
         self._check_numbers()
         self._check_choices()
@@ -321,6 +332,17 @@ class RunConfig:
         tasks = [task if isinstance(task, str) else task.get_config() for task in self.tasks]
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {**copy.deepcopy({**values, "tasks": ()}), "tasks": tasks}
+
+
+def number_list(value, name, kind):
+    """`"384,256"` or a sequence -> a tuple of `kind` (a bad item: one line naming it)."""
+    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+    try:
+        return tuple(kind(v) if isinstance(v, str) else v for v in items)
+    except ValueError:
+        what = "whole numbers" if kind is int else "numbers"
+        raise InputError(f"{option_flag(name)} {value!r}: give {what} separated by commas."
+                         ) from None  # fmt: skip
 
 
 def option_flag(name):

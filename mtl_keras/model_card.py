@@ -230,9 +230,38 @@ def training_sections(metrics, history):
             "| before training | after | change |\n|---|---|---|\n"
             f"| {sts['before']:.2f} | {sts['after']:.2f} | {sts['change']:+.2f} |",
         ]
+    widths = metrics.get("test_matryoshka")
+    if widths:
+        sections += ["## Matryoshka widths", matryoshka_table(widths)]
     if history:
         sections += ["## Training log", history_table(history, metrics)]
     return sections
+
+
+def matryoshka_table(widths):
+    """The test figures of the embedding cut to each trained width (`encode(...,
+    dimensions=k)`): STS-B's Spearman x 100 and each pair or contrastive task's."""
+    columns = []
+    for figures in widths.values():
+        for name, value in figures.items():
+            for metric in value if isinstance(value, dict) else [None]:
+                if (name, metric) not in columns:
+                    columns.append((name, metric))
+    head = " | ".join(f"{name} {metric}" if metric else "STS-B Spearman x 100"
+                      for name, metric in columns)  # fmt: skip
+    rows = [
+        "Trained with Matryoshka loss: the first k values of the embedding work on their own "
+        "(`encoder.encode(texts, dimensions=k)`). Test figures at each width:\n",
+        f"| width | {head} |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for width, figures in widths.items():
+        cells = [figures.get(name) if metric is None else figures.get(name, {}).get(metric)
+                 for name, metric in columns]  # fmt: skip
+        shown = ["" if c is None else f"{c:.2f}" if m is None else f"{c:.4f}"
+                 for c, (_, m) in zip(cells, columns, strict=True)]  # fmt: skip
+        rows.append(f"| {width} | {' | '.join(shown)} |")
+    return "\n".join(rows)
 
 
 def metrics_table(metrics):

@@ -10,6 +10,7 @@ from mtl_keras.data.pipeline import evaluation_stream
 from mtl_keras.encoding.encoder import SentenceEncoder, traced_inference
 from mtl_keras.evaluation.metrics import entity_f1_by_type
 from mtl_keras.evaluation.sts import sts_pairs, sts_spearman
+from mtl_keras.evaluation.widths import width_metrics
 from mtl_keras.model.multitask import per_task_logs
 from mtl_keras.provenance import code_commit, cpu_model, framework_versions, machine_cpu
 from mtl_keras.training.setup import param_counts
@@ -82,9 +83,13 @@ class RunEvaluation:
         """STS-B test Spearman x 100 of the run's embedding as it is now (None if turned off)."""
         if not self.config.measure_sts:
             return None
+        return sts_spearman(self.encode(), self.stsb_test())
+
+    def stsb_test(self):
+        """STS-B's test pairs (`sts.sts_pairs`), read once."""
         if self.sts_pairs is None:
             self.sts_pairs = sts_pairs("test", resolve_data_dir(self.config.data_dir))
-        return sts_spearman(self.encode(), self.sts_pairs)
+        return self.sts_pairs
 
     def encode(self):
         """The run's embedding of a list of texts (L2-normalised), as the model is now.
@@ -102,19 +107,37 @@ class RunEvaluation:
 
         return encode
 
+    def split_examples(self, task, split):
+        """A function that reads a task's raw examples of `split` (within the eval cap)."""
+        data_dir, cap = resolve_data_dir(self.config.data_dir), self.config.max_eval_examples
+        return lambda: list(task.examples(split, data_dir).take(cap or -1).as_numpy_iterator())
+
     def with_split_metrics(self, split, metrics):
         """`metrics` ({task: {...}}) with each task's metrics over the whole split added: what
         a kind measures beyond batches (`Kind.split_metrics`: retrieval for contrastive)."""
-        data_dir, cap = resolve_data_dir(self.config.data_dir), self.config.max_eval_examples
         for task in self.tasks:
-
-            def examples(task=task):
-                return list(task.examples(split, data_dir).take(cap or -1).as_numpy_iterator())
-
+            examples = self.split_examples(task, split)
             found = task.spec.split_metrics(task, self.encode(), examples)
             if found:
                 metrics[task.name].update(found)
         return metrics
+
+    def matryoshka_metrics(self, split):
+        """{width: {"stsb_spearman", <task>: split metrics}} of the embedding cut to each
+        width a Matryoshka run trained ({} otherwise): STS-B's test Spearman x 100 and
+        each pair or contrastive task's figures over `split`."""
+        widths = next((t.matryoshka_dims for t in self.tasks if t.matryoshka_dims), ())
+        if not widths:
+            return {}
+        measures = {}
+        for task in (t for t in self.tasks if t.spec.matryoshka):
+            examples = self.split_examples(task, split)
+            measures[task.name] = lambda encode, t=task, e=examples: t.spec.split_metrics(
+                t, encode, e
+            )
+        if self.config.measure_sts:
+            measures["stsb_spearman"] = lambda encode: sts_spearman(encode, self.stsb_test())
+        return width_metrics(self.encode(), widths, measures)
 
     def sts_change(self, before, after):
         """The forgetting measure: the embedding's STS-B figure before and after training."""
@@ -179,6 +202,7 @@ class RunEvaluation:
             "test": self.with_split_metrics("test", self.evaluate("test")),
             "test_entity_f1_by_type": self.entity_types_f1("test"),
             "test_confident": self.confident_metrics("test"),
+            "test_matryoshka": self.matryoshka_metrics("test"),
             "params": param_counts(self.model),
             "stages": fitted.stages,
             "best_epoch": fitted.best_epoch,  # with --patience: the epoch whose weights were kept

@@ -9,6 +9,7 @@ from mtl_keras.errors import InputError
 from mtl_keras.model.backbone import TunableBertBackbone
 from mtl_keras.model.bert_layers import POOLER
 from mtl_keras.model.loss_weighting import TaskUncertainty, check_loss_weighting, weighted_losses
+from mtl_keras.model.matryoshka import task_loss, task_metrics, task_output
 from mtl_keras.model.negatives import FoldNegatives
 from mtl_keras.runtime.predictor import EMBEDDING
 from mtl_keras.tasks import Task
@@ -82,7 +83,7 @@ class MultiTaskModel(keras.Model):
             third = {f: fold(inputs[n]) for f, n in zip(FEATURES, NEGATIVE_FEATURES, strict=True)}
             negative_sequence = backbone(third)["sequence_output"]
             features["negative_embedding"] = self.pooling(negative_sequence, third["padding_mask"])
-        outputs = {t.name: t.spec.output(t, self._head(t.name), features) for t in tasks}
+        outputs = {t.name: task_output(t, self._head(t.name), features) for t in tasks}
         # Functional's `trainable=True` would set every layer trainable again (on JAX),
         # undoing the backbone's recorded frozen layers: only a False is applied, below.
         trainable = kwargs.pop("trainable", True)
@@ -253,10 +254,10 @@ def compile_model(model, optimizer, loss_weights=None, tasks=None, jit_compile=F
         optimizer.train(model.trainable_variables)
     model.compile(
         optimizer=optimizer,
-        loss=weighted_losses({t.name: t.spec.loss(t) for t in tasks}, uncertainty),
+        loss=weighted_losses({t.name: task_loss(t) for t in tasks}, uncertainty),
         loss_weights={t.name: float(loss_weights.get(t.name, t.loss_weight)) for t in tasks},
         # Weighted: an example only counts for the heads it has a label for.
-        weighted_metrics={t.name: t.spec.metrics(t) for t in tasks},
+        weighted_metrics={t.name: task_metrics(t) for t in tasks},
         jit_compile=jit_compile or trains_statelessly(),
     )
     build_before_first_step(model)

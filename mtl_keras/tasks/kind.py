@@ -34,6 +34,9 @@ class Kind:
     embedding_head = True  # a head on one text's embedding (trainable on cached embeddings)
     has_labels = True  # a file's label set is read from its training file
     scored = False  # targets are scores, scaled by the task's `score_range`
+    # Trainable at several embedding widths (`model.matryoshka`): its output reads the
+    # embeddings only, so it can be taken again over their first k values.
+    matryoshka = False
     # `encode` takes a batch of raw examples (see `encode`); False: one example at a time.
     batch_encode = True
     # How one text's output reads back (`runtime.decoding.DECODERS`; an export records it);

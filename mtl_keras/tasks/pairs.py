@@ -42,6 +42,7 @@ class PairSimilarity(Kind):
     embedding_head = False
     has_labels = False
     scored = True
+    matryoshka = True
 
     def signature(self, num_classes):
         text = tf.TensorSpec([], tf.string)
@@ -65,7 +66,8 @@ class PairSimilarity(Kind):
     def output(self, task, head, features):
         """Shape (batch, 1): the cosine of the two texts' embeddings."""
         pair = [features["embedding"], features["pair_embedding"]]
-        return keras.layers.Dot(axes=1, normalize=True, name=task.name)(pair)
+        # Unnamed: under Matryoshka it is made once per width (the output's key names it).
+        return keras.layers.Dot(axes=1, normalize=True)(pair)
 
     def loss(self, task):
         return keras.losses.MeanSquaredError()
@@ -119,6 +121,7 @@ class Contrastive(Kind):
     second_text = True
     embedding_head = False
     has_labels = False
+    matryoshka = True
     scale = 20.0  # sentence-transformers' default
 
     def signature(self, num_classes):

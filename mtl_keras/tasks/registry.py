@@ -32,6 +32,10 @@ class Task:
     # the examples whose annotators agreed (the tweets' `confidence` feature).
     evaluators: tuple = ()
     negatives: int = 0  # hard negatives per example (a contrastive task's file columns)
+    # Matryoshka training (`model.matryoshka`): the embedding widths its loss is taken
+    # at, full width first, and each one's weight; () trains the full width only.
+    matryoshka_dims: tuple = ()
+    matryoshka_weights: tuple = ()
     # {split: tf.data.Dataset} of raw examples held in memory (see `from_datasets`); not
     # part of the config: a saved model needs the task's labels, not its data.
     datasets: dict | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -90,7 +94,9 @@ class Task:
         """Plain JSON: a saved model carries its own task list, not a name to look up."""
         config = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         config.pop("datasets")
-        config.update(labels=list(self.labels), evaluators=list(self.evaluators))
+        config.update(labels=list(self.labels), evaluators=list(self.evaluators),
+                      matryoshka_dims=list(self.matryoshka_dims),
+                      matryoshka_weights=list(self.matryoshka_weights))  # fmt: skip
         if self.score_range is not None:
             config["score_range"] = list(self.score_range)
         return config
@@ -100,7 +106,8 @@ class Task:
         if isinstance(config, cls):
             return config
         config = {**config, "labels": tuple(config["labels"])}
-        config["evaluators"] = tuple(config.get("evaluators", ()))
+        for field in ("evaluators", "matryoshka_dims", "matryoshka_weights"):
+            config[field] = tuple(config.get(field, ()))
         if config.get("score_range") is not None:
             config["score_range"] = tuple(config["score_range"])
         return cls(**config)

@@ -15,6 +15,7 @@ from mtl_keras.encoding.encoder import traced_inference
 from mtl_keras.encoding.preprocessing import make_preprocessor
 from mtl_keras.evaluation.plots import plot_curves
 from mtl_keras.evaluation.run_metrics import RunEvaluation
+from mtl_keras.model.matryoshka import with_widths
 from mtl_keras.model.multitask import compile_model, per_task_logs
 from mtl_keras.model_card import write_model_card
 from mtl_keras.saving import TOKENIZER_DIR, save_tokenizer
@@ -76,6 +77,8 @@ class MultiTaskTrainer(RunEvaluation):
         # weights) differ from process to process. Its length was checked before loading.
         with distributed.local_only():
             pretrained = presets.load_backbone(self.preset)
+        self.tasks = with_widths(self.tasks, config.matryoshka_dims, config.matryoshka_weights,
+                                 pretrained.hidden_dim)  # fmt: skip
         # Evaluation batches are padded to split evenly over these (zero-weight rows).
         self.replicas = (
             self.cluster.num_processes if self.cluster else self.strategy.num_replicas_in_sync
