@@ -173,8 +173,11 @@ def test_a_matryoshka_run_reports_every_width_and_reloads(tiny_preset, tiny_data
     encoder = SentenceEncoder.from_path(tmp_path / "run" / "model.keras")
     test = list(from_files("close", paths["close"]).examples("test").take(30).as_numpy_iterator())
     anchors, positives = ([r[k].decode() for r in test] for k in ("anchor", "positive"))
-    again = width_metrics(lambda texts: encoder.encode(texts, batch_size=4), [4], {
-        "close": lambda encode: retrieval_metrics(encode(anchors), encode(positives))})
+    again = width_metrics(
+        lambda texts: encoder.encode(texts, batch_size=4),
+        [4],
+        {"close": lambda encode: retrieval_metrics(encode(anchors), encode(positives))},
+    )
     assert again["4"]["close"] == pytest.approx(widths_found["4"]["close"], abs=1e-6)
     card = (tmp_path / "run" / "README.md").read_text()
     assert "| 4 |" in card and "Matryoshka" in card
