@@ -24,3 +24,24 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"error: {message} (run with --help for the options)\n")
+
+
+def study_main(study, doc, out, argv=None):
+    """A paired study's command (`study.compare(seeds)` -> rows, untrained figures;
+    `study.section(...)` -> its table): `--seeds 0,1,2`, `--out FILE`; writes the table
+    with the commit and CPU it was made at, and prints it."""
+    from pathlib import Path
+
+    from mtl_keras.provenance import code_commit, cpu_model
+
+    parser = ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--out", default=out)
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    rows, untrained = study.compare(seeds)
+    made = f"Made at commit {code_commit()} on {cpu_model().get('cpu_model')}, seeds {seeds}."
+    text = f"{made}\n\n{study.section(rows, untrained)}\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)

@@ -7,26 +7,12 @@ A thin wrapper over `mtl_keras.study.negatives`; writes results/hard-negatives.m
 table, with the commit and CPU it was made at) and prints it.
 """
 
-import argparse
-from pathlib import Path
-
-from experiments.cli import run_main
-from mtl_keras.provenance import code_commit, cpu_model
+from experiments.cli import run_main, study_main
 from mtl_keras.study import negatives
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--out", default="results/hard-negatives.md")
-    args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    rows, untrained = negatives.compare(seeds)
-    made = f"Made at commit {code_commit()} on {cpu_model().get('cpu_model')}, seeds {seeds}."
-    text = f"{made}\n\n{negatives.section(rows, untrained)}\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    return study_main(negatives, __doc__, "results/hard-negatives.md", argv)
 
 
 if __name__ == "__main__":

@@ -40,18 +40,24 @@ def close_pairs():
             for split, pairs in splits.items()}  # fmt: skip
 
 
+def write_pairs(folder, splits=("train", "validation", "test")):
+    """`folder/{train,dev,test}.jsonl`: `close_pairs` as a user's contrastive task folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, pairs in close_pairs().items():
+        if split in splits:
+            lines = [json.dumps({"anchor": a, "positive": p}) for a, p in pairs]
+            name = {"validation": "dev"}.get(split, split)
+            (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
 def write_task_folders(folder, encoder):
     """`folder/in-batch` and `folder/mined` (train, dev, test .jsonl): the same pairs, the
     mined folder's training file with a hard negative per anchor."""
     folder = Path(folder)
-    for split, pairs in close_pairs().items():
-        name = {"validation": "dev"}.get(split, split)
-        lines = [json.dumps({"anchor": a, "positive": p}) for a, p in pairs]
-        for variant in VARIANTS:
-            path = folder / variant / f"{name}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not (variant == "mined" and split == "train"):
-                path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_pairs(folder / "in-batch")
+    write_pairs(folder / "mined", ("validation", "test"))
     mine_file(folder / "in-batch" / "train.jsonl", folder / "mined" / "train.jsonl",
               encoder.encode, **MINING)  # fmt: skip
     return {variant: folder / variant for variant in VARIANTS}
