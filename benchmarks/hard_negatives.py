@@ -1,17 +1,19 @@
-"""The cost of hard negatives: a contrastive train step with one hard negative per anchor
-against in-batch negatives only, same real pairs, same process, same batches otherwise.
+"""The cost of a contrastive step's options: one hard negative per anchor, and Matryoshka
+loss at four widths (384, 256, 128, 64), each against in-batch negatives only at full
+width, same real pairs, same process, same batches otherwise.
 
     python -m benchmarks.hard_negatives
 
 STS-B training pairs scored 4 or more (anchor, positive); the triplets add, as each
 anchor's negative, the positive of the next pair (a real sentence: the cost of a third
 text per example does not depend on how it was chosen). all-MiniLM-L6-v2, batch 32,
-`--max-length 64`, AdamW; the variants alternate (in-batch, triplets, in-batch,
-triplets) and each keeps its better run. GFLOP/s count the padded texts each step ran
+`--max-length 64`, AdamW; the variants alternate (in-batch, triplets, Matryoshka, then
+again) and each keeps its better run. GFLOP/s count the padded texts each step ran
 (`benchmarks.flops`), against the fp32 matmul peak measured first in the same run.
 """
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -24,6 +26,7 @@ from benchmarks.flops import training_flops
 from mtl_keras.encoding.preprocessing import FEATURES, NEGATIVE_FEATURES, PAIR_FEATURES
 
 TOKEN_IDS = (FEATURES[0], PAIR_FEATURES[0], NEGATIVE_FEATURES[0])  # each text group's ids
+WIDTHS = (384, 256, 128, 64)  # the Matryoshka variant's (sentence-transformers' usual)
 
 
 def task_files(folder):
@@ -93,6 +96,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         tasks = {name: from_files("qa", path) for name, path in task_files(folder).items()}
         batches = {name: batches_of(task, args.steps) for name, task in tasks.items()}
+        tasks["matryoshka"] = dataclasses.replace(  # the in-batch task at four widths
+            tasks["in-batch"], matryoshka_dims=WIDTHS, matryoshka_weights=(1.0,) * len(WIDTHS)
+        )
+        batches["matryoshka"] = batches["in-batch"]
         rates = {name: [] for name in tasks}
         for name in [*tasks, *tasks]:  # alternated: drift hits both
             rates[name].append(steps_per_second(tasks[name], batches[name]))
@@ -105,10 +112,14 @@ def main(argv=None):
                       "fraction_of_peak": best * flops / 1e9 / limit["peak_gflops"]}  # fmt: skip
         print(f"{name}: {best:.3f} steps/s, {rows[name]['gflops']:.0f} GFLOP/s "
               f"({rows[name]['fraction_of_peak']:.0%} of the peak)")  # fmt: skip
-    cost = rows["in-batch"]["steps_per_s"] / rows["hard negatives"]["steps_per_s"]
+    cost, widths = (rows["in-batch"]["steps_per_s"] / rows[name]["steps_per_s"]
+                    for name in ("hard negatives", "matryoshka"))  # fmt: skip
     print(f"a step with one hard negative per anchor takes {cost:.2f}x the in-batch step")
+    print(f"a step with Matryoshka loss at {len(WIDTHS)} widths takes {widths:.2f}x")
     write_result("hard_negatives", {"batch_size": 32, "max_length": 64, "steps": args.steps,
                                     "rows": rows, "step_time_ratio": cost,
+                                    "matryoshka_widths": list(WIDTHS),
+                                    "matryoshka_step_time_ratio": widths,
                                     "matmul_peak": limit})  # fmt: skip
 
 

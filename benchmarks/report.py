@@ -464,8 +464,14 @@ def hard_negatives_section(result):
         f"**{result['step_time_ratio']:.2f}x** the in-batch step's time: a third text per "
         "example through the encoder."
     )
-    header = ["negatives", "steps/s", "GFLOP per step", "GFLOP/s", "of the peak"]
-    return section("Hard negatives: the cost of a step (`python -m benchmarks.hard_negatives`)",
+    if "matryoshka_step_time_ratio" in result:
+        widths = ", ".join(map(str, result["matryoshka_widths"]))
+        text += (f" Matryoshka loss at widths {widths} (the same batches) takes "
+                 f"**{result['matryoshka_step_time_ratio']:.2f}x**: one encoder pass, the "
+                 "scores and loss again per width.")  # fmt: skip
+    header = ["variant", "steps/s", "GFLOP per step", "GFLOP/s", "of the peak"]
+    return section("Hard negatives and Matryoshka: the cost of a step "
+                   "(`python -m benchmarks.hard_negatives`)",
                    result, text, header, rows)  # fmt: skip
 
 
