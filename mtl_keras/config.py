@@ -331,6 +331,7 @@ class RunConfig:
         """Plain JSON values (for metrics.json): a user's task as its config."""
         tasks = [task if isinstance(task, str) else task.get_config() for task in self.tasks]
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}  # as JSON
         return {**copy.deepcopy({**values, "tasks": ()}), "tasks": tasks}
 
 
