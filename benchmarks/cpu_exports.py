@@ -11,10 +11,15 @@ the same token ids; single-sentence latency p50/p95; MB on disk; the model's GFL
 against the peak of its precision on this machine (fp32 matmul, bf16 matmul, int8
 MatMulInteger: `benchmarks.peak`, measured first); and each export's quality against
 the float32 model (embedding cosine, labels equal). Without --model it trains `make run`'s
-job first.
+job first. Then, where `benchmarks/.venv-st` exists (`make bench-st-venv`),
+sentence-transformers' own backends on the same texts and calibration texts
+(`benchmarks.st_backends`, in that venv's process, right after ours).
 """
 
 import argparse
+import json
+import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +42,7 @@ EXPORTS = {
     "openvino int8": ("openvino", "int8", "f32"),
 }
 PEAK_OF = {"f32": "fp32", "bf16": "bf16", "int8": "int8"}
+ST_PYTHON = Path(__file__).parent / ".venv-st" / "bin" / "python"  # the peer's own venv
 
 
 def trained_model(folder):
@@ -166,6 +172,25 @@ def summarise(times, runs, texts, flops, peaks):
     return rows
 
 
+def st_backends(texts, calibration, root, repeats, latency_calls):
+    """sentence-transformers' backends on the same texts ({variant: row}; {} without their
+    venv), all-MiniLM-L6-v2 as we start from it, in that venv's own process."""
+    if not ST_PYTHON.exists():
+        print(f"sentence-transformers' backends: left out, no {ST_PYTHON} (make bench-st-venv)")
+        return {}
+    from mtl_keras.encoding import presets
+
+    for name, value in (("texts", texts), ("calibration", calibration)):
+        (root / f"{name}.json").write_text(json.dumps(list(value)))
+    argv = [str(ST_PYTHON), "-m", "benchmarks.st_backends",
+            "--model-dir", str(presets.default_preset_dir()), "--texts", str(root / "texts.json"),
+            "--calibration", str(root / "calibration.json"), "--work", str(root / "st"),
+            "--repeats", str(repeats), "--latency-calls", str(latency_calls)]  # fmt: skip
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=3600,
+                         env={**os.environ, "USE_TF": "0"}).stdout  # fmt: skip
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a model.keras (default: train make run's job first)")
@@ -185,12 +210,25 @@ def main(argv=None):
     model = load_model(model_path, compile=False)
     tokenizer = load_tokenizer(model_path.parent / TOKENIZER_DIR)
     texts = real_sentences(args.sentences)
-    runs = variants(model, tokenizer, root, validation_texts(model, None, 300))
+    calibration = validation_texts(model, None, 300)
+    runs = variants(model, tokenizer, root, calibration)
     batches = model_batches(runs["onnx float32"][2], texts)
     times = measure(runs, texts, batches, args.repeats, args.latency_calls)
     lengths = word_piece_lengths(texts, LENGTH)
     rows = summarise(times, runs, texts, encode_flops(lengths, 32), peaks)
     measured_quality = quality(runs, texts)
+    peers = st_backends(texts, calibration, root, args.repeats, args.latency_calls)
+    for name, row in peers.items():
+        rows[name] = {
+            **row,
+            "vs_tf_float32": row["end_to_end"] / rows["tf float32 Predictor"]["end_to_end"],
+        }
+    fastest_peer = max(peers, key=lambda n: peers[n]["end_to_end"], default=None)
+    if fastest_peer:
+        ours = max(EXPORTS, key=lambda n: rows.get(n, {}).get("end_to_end", 0))
+        against = rows[ours]["end_to_end"] / peers[fastest_peer]["end_to_end"]
+        print(f"our fastest ({ours}) against sentence-transformers' fastest ({fastest_peer}): "
+              f"{against:.2f}x")  # fmt: skip
     for name, row in rows.items():
         print(name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
               measured_quality.get(name, ""))  # fmt: skip
@@ -198,7 +236,9 @@ def main(argv=None):
                                  "sentences": len(texts), "length": LENGTH,
                                  "mean_word_pieces": mean_word_pieces(lengths),
                                  "repeats": args.repeats, "peaks": peaks, "fp32_peak": fp32,
-                                 "variants": rows, "quality": measured_quality})  # fmt: skip
+                                 "variants": rows, "quality": measured_quality,
+                                 "sentence_transformers": sorted(peers),
+                                 "fastest_peer": fastest_peer})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -190,3 +190,26 @@ def test_exports_report_gives_the_sentences_word_pieces_when_recorded():
     text = "\n".join(exports_section(exports))
     assert "2 BBC articles (114 word pieces on average, cut at 128), then 2 tweets (33)." in text
     assert "runs at 0.25x the float32 speed." in text
+
+
+def test_cpu_exports_report_sets_our_fastest_export_against_sentence_transformers():
+    import json
+    from pathlib import Path
+
+    from benchmarks.report import cpu_exports_section
+
+    result = json.loads(Path("benchmarks/results/amd-epyc-a35562/cpu_exports.json").read_text())
+    result["variants"]["openvino int8"]["end_to_end"] = 160.0
+    peer = {"end_to_end": 200.0, "vs_tf_float32": 3.0, "latency_ms_p50": 9.0,
+            "latency_ms_p95": 11.0, "mb": 23.0, "cosine_mean": 0.997, "cosine_min": 0.985}  # fmt: skip
+    result["variants"]["st openvino int8"] = peer
+    result["variants"]["st onnx int8"] = {**peer, "end_to_end": 150.0}
+    result["fastest_peer"] = "st openvino int8"
+    text = "\n".join(cpu_exports_section(result))
+    assert "Our fastest (openvino int8) runs at **0.80x** their fastest (st openvino int8)." in text
+    assert (
+        "| st openvino int8 | 23 | 200.0 | **3.00x** | – | – | 9.0 / 11.0 | 0.9970 / 0.9850 | – |"
+        in text
+    )
+    del result["fastest_peer"]  # a run without the peer's venv: no such sentence
+    assert "their fastest" not in "\n".join(cpu_exports_section(result))
