@@ -10,9 +10,12 @@ Run by `benchmarks.cpu_exports` in its own venv (`make bench-st-venv`): their ON
 needs optimum-onnx, which needs transformers < 4.58, while `benchmarks/.venv` holds the
 sentence-transformers 6 the other benchmarks compare with. The runtimes (onnxruntime,
 openvino, nncf) are pinned to the project's versions, so a difference is the model's
-graph, not the runtime. Imports neither TensorFlow nor mtl_keras. Prints one JSON line:
+graph, not the runtime. Imports no TensorFlow. `--ours NAME=FOLDER` adds our ONNX or
+OpenVINO exports to the same loop (`mtl_keras.runtime`, which needs no TensorFlow), so
+theirs and ours are timed in one process, interleaved. Prints one JSON line:
 {variant: {"end_to_end", "latency_ms_p50", "latency_ms_p95", "mb", "cosine_mean",
-"cosine_min", "seconds_to_export"}}, timings interleaved and medians of the repeats.
+"cosine_min", "seconds_to_export"}} (ours without the cosine: a fine-tuned model, its
+quality is measured against its own float32), medians of the repeats.
 """
 
 import argparse
@@ -105,10 +108,16 @@ def main(argv=None):
     parser.add_argument("--work", required=True, help="a folder for the exports")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency-calls", type=int, default=90)
+    parser.add_argument("--ours", action="append", default=[], metavar="NAME=FOLDER")
     args = parser.parse_args(argv)
     texts = json.loads(Path(args.texts).read_text())
     calibration = json.loads(Path(args.calibration).read_text())
     models, seconds, folder = build(args.model_dir, args.work, calibration)
+    ours = dict(item.split("=", 1) for item in args.ours)
+    if ours:
+        from mtl_keras.runtime.predictor import ExportedEncoder
+
+        models.update({name: ExportedEncoder(path, LENGTH) for name, path in ours.items()})
     singles = [[texts[i]] for i in np.random.default_rng(0).integers(0, len(texts),
                                                                      args.latency_calls)]  # fmt: skip
     times = {name: {"end_to_end": [], "latency_ms": []} for name in models}
@@ -126,13 +135,15 @@ def main(argv=None):
     base = models["st torch float32"].encode(texts, batch_size=BATCH, normalize_embeddings=True)
     rows = {}
     for name, model in models.items():
-        got = model.encode(texts, batch_size=BATCH, normalize_embeddings=True)
-        cosine = np.sum(got * base, axis=1)
         rows[name] = {"end_to_end": len(texts) / float(np.median(times[name]["end_to_end"])),
                       "latency_ms_p50": float(np.percentile(times[name]["latency_ms"], 50)),
-                      "latency_ms_p95": float(np.percentile(times[name]["latency_ms"], 95)),
-                      "mb": folder_mb(folder, FILES[name]), "cosine_mean": float(cosine.mean()),
-                      "cosine_min": float(cosine.min()), "seconds_to_export": seconds[name]}  # fmt: skip
+                      "latency_ms_p95": float(np.percentile(times[name]["latency_ms"], 95))}  # fmt: skip
+        if name in ours:
+            rows[name]["mb"] = folder_mb(ours[name], "*")
+            continue
+        cosine = np.sum(model.encode(texts, batch_size=BATCH, normalize_embeddings=True) * base, 1)
+        rows[name].update(mb=folder_mb(folder, FILES[name]), cosine_mean=float(cosine.mean()),
+                          cosine_min=float(cosine.min()), seconds_to_export=seconds[name])  # fmt: skip
     print(json.dumps(rows))
 
 

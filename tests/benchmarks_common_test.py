@@ -211,5 +211,9 @@ def test_cpu_exports_report_sets_our_fastest_export_against_sentence_transformer
         "| st openvino int8 | 23 | 200.0 | **3.00x** | – | – | 9.0 / 11.0 | 0.9970 / 0.9850 | – |"
         in text
     )
+    # Ours timed again in their process, interleaved with theirs: the comparison made.
+    result["variants"]["openvino int8 (same process)"] = {**peer, "end_to_end": 220.0}
+    text = "\n".join(cpu_exports_section(result))
+    assert "Our fastest (openvino int8 (same process)) runs at **1.10x** their fastest" in text
     del result["fastest_peer"]  # a run without the peer's venv: no such sentence
     assert "their fastest" not in "\n".join(cpu_exports_section(result))
