@@ -46,6 +46,9 @@ def test_every_layer_norm_and_attention_is_rewritten(onnx_files):
     assert counts == {"layer_norms": 2 * 2 + 1, "attention": 2}  # two layers + embeddings
     types = [n.op_type for n in onnx.load(str(ours)).graph.node]
     assert types.count("LayerNormalization") == 5 and "GlobalAveragePool" not in types
+    graph = onnx.load(str(ours)).graph
+    read = {name for node in graph.node for name in node.input}
+    assert all(weight.name in read for weight in graph.initializer)  # no stale gamma, beta
 
 
 def test_rewritten_graph_gives_keras_exports_outputs(onnx_files):

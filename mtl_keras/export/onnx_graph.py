@@ -100,6 +100,10 @@ def fuse_layer_norms(model):
                                         name=name, axis=-1, epsilon=eps)  # fmt: skip
         drop.update(id(n) for n in nodes)
     g.replace(drop, new)
+    read = {name for node in g.graph.node for name in node.input}
+    unread = [i for i in g.graph.initializer if i.name not in read]  # the old gamma and beta
+    for weight in unread:
+        g.graph.initializer.remove(weight)
     return model, len(new)
 
 
