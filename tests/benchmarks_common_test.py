@@ -199,6 +199,8 @@ def test_cpu_exports_report_sets_our_fastest_export_against_sentence_transformer
     from benchmarks.report import cpu_exports_section
 
     result = json.loads(Path("benchmarks/results/amd-epyc-a35562/cpu_exports.json").read_text())
+    result["variants"] = {n: v for n, v in result["variants"].items()  # ours alone
+                          if not n.startswith("st ") and "same process" not in n}  # fmt: skip
     result["variants"]["openvino int8"]["end_to_end"] = 160.0
     peer = {"end_to_end": 200.0, "vs_tf_float32": 3.0, "latency_ms_p50": 9.0,
             "latency_ms_p95": 11.0, "mb": 23.0, "cosine_mean": 0.997, "cosine_min": 0.985}  # fmt: skip
