@@ -5,9 +5,9 @@ Written here because no converter does it: tf2onnx spells a Keras layer norm as 
 elementwise ops and keras-hub's attention as a transposed product with its mask applied
 before and after the softmax, and neither runtime matches those patterns. OpenVINO then
 runs each layer norm op by op and the attention as separate products; rewritten, it runs
-one MVN per layer norm and one fused attention per layer (on the `make run` model, AMD
-EPYC: OpenVINO int8 170 -> 213 sentences/s, ONNX float32 64 -> 81, model alone). Every
-rewrite matches its whole pattern or leaves the graph as it was.
+one MVN per layer norm and one fused attention per layer (docs/exports.md: OpenVINO int8
+from 193 to 203-236 sentences/s end to end on AMD EPYC). Every rewrite matches its whole
+pattern or leaves the graph as it was.
 """
 
 import numpy as np
@@ -80,7 +80,8 @@ def set_perm(node, values):
 def fuse_layer_norms(model):
     """(model at opset 17, count): each layer norm tf2onnx decomposed, y = x * g' +
     (-mean * g' + beta) with g' = gamma / sqrt(var + eps), mean and var two
-    GlobalAveragePools over the last axis, as one `LayerNormalization` (opset 17)."""
+    GlobalAveragePools (over the last axis of BERT's (batch, tokens, hidden) tensors), as
+    one `LayerNormalization` over the last axis (opset 17)."""
     from onnx import helper, numpy_helper, version_converter
 
     model = version_converter.convert_version(model, 17)
