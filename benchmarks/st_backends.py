@@ -87,7 +87,9 @@ def static_int8(model, folder, calibration):
 
 
 def folder_mb(folder, pattern):
-    return sum(p.stat().st_size for p in Path(folder).glob(pattern)) / 1e6
+    """MiB, as `benchmarks.exports.folder_mb` counts our folders (not imported: this venv
+    runs without TensorFlow, which that module's imports bring)."""
+    return sum(p.stat().st_size for p in Path(folder).glob(pattern) if p.is_file()) / 2**20
 
 
 FILES = {  # the files each variant runs from
