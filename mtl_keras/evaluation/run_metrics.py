@@ -10,7 +10,7 @@ from mtl_keras.data.pipeline import evaluation_stream
 from mtl_keras.encoding.encoder import SentenceEncoder, traced_inference
 from mtl_keras.evaluation.metrics import entity_f1_by_type
 from mtl_keras.evaluation.sts import sts_pairs, sts_spearman
-from mtl_keras.evaluation.widths import width_metrics
+from mtl_keras.evaluation.widths import memoized, width_metrics
 from mtl_keras.model.multitask import per_task_logs
 from mtl_keras.provenance import code_commit, cpu_model, framework_versions, machine_cpu
 from mtl_keras.training.setup import param_counts
@@ -112,20 +112,22 @@ class RunEvaluation:
         data_dir, cap = resolve_data_dir(self.config.data_dir), self.config.max_eval_examples
         return lambda: list(task.examples(split, data_dir).take(cap or -1).as_numpy_iterator())
 
-    def with_split_metrics(self, split, metrics):
+    def with_split_metrics(self, split, metrics, encode):
         """`metrics` ({task: {...}}) with each task's metrics over the whole split added: what
-        a kind measures beyond batches (`Kind.split_metrics`: retrieval for contrastive)."""
+        a kind measures beyond batches (`Kind.split_metrics`: retrieval for contrastive).
+        `encode`: the run's embedding (`encode()`)."""
         for task in self.tasks:
             examples = self.split_examples(task, split)
-            found = task.spec.split_metrics(task, self.encode(), examples)
+            found = task.spec.split_metrics(task, encode, examples)
             if found:
                 metrics[task.name].update(found)
         return metrics
 
-    def matryoshka_metrics(self, split):
+    def matryoshka_metrics(self, split, encode):
         """{width: {"stsb_spearman", <task>: split metrics}} of the embedding cut to each
         width a Matryoshka run trained ({} otherwise): STS-B's test Spearman x 100 and
-        each pair or contrastive task's figures over `split`."""
+        each pair or contrastive task's figures over `split`. `encode`: as for
+        `with_split_metrics`."""
         widths = next((t.matryoshka_dims for t in self.tasks if t.matryoshka_dims), ())
         if not widths:
             return {}
@@ -137,7 +139,7 @@ class RunEvaluation:
             )
         if self.config.measure_sts:
             measures["stsb_spearman"] = lambda encode: sts_spearman(encode, self.stsb_test())
-        return width_metrics(self.encode(), widths, measures)
+        return width_metrics(encode, widths, measures)
 
     def sts_change(self, before, after):
         """The forgetting measure: the embedding's STS-B figure before and after training."""
@@ -195,14 +197,15 @@ class RunEvaluation:
 
     def evaluate_all(self, data, fitted, output):
         """Validation and test metrics, with what the run was and what it cost."""
+        encode = memoized(self.encode())  # the final model's: each test text embedded once
         return {
             "scenario": self.scenario.name,
             "tasks": [t.name for t in self.tasks],
             "validation": self.validation_metrics(fitted),
-            "test": self.with_split_metrics("test", self.evaluate("test")),
+            "test": self.with_split_metrics("test", self.evaluate("test"), encode),
             "test_entity_f1_by_type": self.entity_types_f1("test"),
             "test_confident": self.confident_metrics("test"),
-            "test_matryoshka": self.matryoshka_metrics("test"),
+            "test_matryoshka": self.matryoshka_metrics("test", encode),
             "params": param_counts(self.model),
             "stages": fitted.stages,
             "best_epoch": fitted.best_epoch,  # with --patience: the epoch whose weights were kept
